@@ -1,0 +1,248 @@
+//! `dala`: the command line of the dala data lake toolkit.
+//!
+//! Datasets are named by a path or URL (`file://`, `s3://`, `memory://`). Errors print one
+//! line and exit non-zero.
+
+mod demo;
+mod input;
+mod output;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use dala_dataset::{CompressionSpec, Dataset, SortColumn, WriteMode, WriteOptions};
+
+/// Manage hive-partitioned Parquet datasets.
+#[derive(Parser)]
+#[command(name = "dala", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a Parquet or CSV file into a dataset (created if missing).
+    Write(WriteArgs),
+    /// Read rows from a dataset, with a filter, projection and limit.
+    Scan(ScanArgs),
+    /// Show a dataset's version, files, rows, bytes, partitions and schema.
+    Info {
+        /// The dataset path or URL.
+        dataset: String,
+        /// Show this version instead of the latest.
+        #[arg(long)]
+        version: Option<u64>,
+    },
+    /// List a dataset's commits, newest first.
+    History {
+        /// The dataset path or URL.
+        dataset: String,
+    },
+    /// Register data files added to the folder behind dala's back.
+    Sync {
+        /// The dataset path or URL.
+        dataset: String,
+    },
+    /// Generate TPC-H lineitem data, write it partitioned by year and month of its ship
+    /// date, and scan it with filters, printing what was pruned.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Args)]
+struct WriteArgs {
+    /// Input file: `.parquet` or `.csv` (CSV types are inferred from the first rows).
+    input: PathBuf,
+    /// The dataset path or URL.
+    dataset: String,
+    /// Partition columns, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    partition_by: Vec<String>,
+    /// append or overwrite.
+    #[arg(long, default_value = "append")]
+    mode: WriteMode,
+    /// Codec and level, e.g. zstd:3, snappy, none.
+    #[arg(long, default_value = "zstd:3")]
+    compression: CompressionSpec,
+    /// Rows per row group.
+    #[arg(long)]
+    row_group_size: Option<usize>,
+    /// Rows per file.
+    #[arg(long)]
+    max_rows_per_file: Option<usize>,
+    /// Sort row groups by these columns (`col`, `col:desc`), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    sort_by: Vec<SortColumn>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Csv,
+    Json,
+    Parquet,
+}
+
+#[derive(Args)]
+struct ScanArgs {
+    /// The dataset path or URL.
+    dataset: String,
+    /// A filter such as `year = 2024 AND qty < 10` (SQL-like).
+    #[arg(long)]
+    filter: Option<String>,
+    /// Columns to return, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    columns: Option<Vec<String>>,
+    /// Return at most this many rows.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Read this version instead of the latest.
+    #[arg(long)]
+    version: Option<u64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    /// Write to this file instead of standard output (required for parquet).
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Print what the scan would read (files and row groups pruned) instead of rows.
+    #[arg(long)]
+    explain: bool,
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("DALA_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    if let Err(e) = run(cli).await {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Write(args) => write(args).await,
+        Command::Scan(args) => scan(args).await,
+        Command::Info { dataset, version } => info(&dataset, version).await,
+        Command::History { dataset } => history(&dataset).await,
+        Command::Sync { dataset } => {
+            let mut ds = Dataset::open(&dataset).await?;
+            let result = ds.refresh().await?;
+            println!("{result}");
+            Ok(())
+        }
+        Command::Demo(args) => demo::run(args).await,
+    }
+}
+
+async fn write(args: WriteArgs) -> Result<()> {
+    let mut options = WriteOptions {
+        mode: args.mode,
+        partition_by: args.partition_by,
+        compression: args.compression,
+        max_rows_per_file: args.max_rows_per_file,
+        sort_by: args.sort_by,
+        ..WriteOptions::default()
+    };
+    if let Some(rows) = args.row_group_size {
+        options.row_group_size = rows;
+    }
+    let input = input::open(&args.input)?;
+    let started = Instant::now();
+    let result = Dataset::write_to(&args.dataset, input, &options)
+        .await
+        .with_context(|| format!("writing {} to {}", args.input.display(), args.dataset))?;
+    println!("{result} in {:.2}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+async fn scan(args: ScanArgs) -> Result<()> {
+    let dataset = match args.version {
+        Some(v) => Dataset::open_at(&args.dataset, v).await?,
+        None => Dataset::open(&args.dataset).await?,
+    };
+    let mut scan = dataset.scan();
+    if let Some(filter) = &args.filter {
+        scan = scan.with_filter_str(filter)?;
+    }
+    if let Some(columns) = args.columns {
+        scan = scan.with_columns(columns);
+    }
+    if let Some(limit) = args.limit {
+        scan = scan.with_limit(limit);
+    }
+    if args.explain {
+        println!("{}", scan.explain().await?);
+        return Ok(());
+    }
+    output::write(scan, args.format, args.output.as_deref()).await
+}
+
+async fn info(location: &str, version: Option<u64>) -> Result<()> {
+    let dataset = match version {
+        Some(v) => Dataset::open_at(location, v).await?,
+        None => Dataset::open(location).await?,
+    };
+    let snapshot = dataset.snapshot();
+    println!("dataset:    {}", dataset.url());
+    println!("version:    {}", snapshot.version());
+    println!("files:      {}", snapshot.files().len());
+    println!("rows:       {}", snapshot.rows());
+    println!("bytes:      {}", snapshot.bytes());
+    let partitions = snapshot.partitions();
+    let names: Vec<String> = snapshot
+        .partitioning()
+        .iter()
+        .map(|p| format!("{} ({})", p.name, p.data_type))
+        .collect();
+    println!(
+        "partitions: {} by [{}]",
+        if names.is_empty() {
+            0
+        } else {
+            partitions.len()
+        },
+        names.join(", ")
+    );
+    println!("schema:");
+    for field in snapshot.schema().fields() {
+        let null = if field.is_nullable() { "" } else { " not null" };
+        println!("  {}: {}{null}", field.name(), field.data_type());
+    }
+    Ok(())
+}
+
+async fn history(location: &str) -> Result<()> {
+    let dataset = Dataset::open(location).await?;
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    table.set_header([
+        "version",
+        "time",
+        "operation",
+        "files +/-",
+        "rows +/-",
+        "partitions",
+    ]);
+    for commit in dataset.history().await? {
+        let time = chrono::DateTime::from_timestamp_millis(commit.timestamp)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
+            .unwrap_or_default();
+        table.add_row([
+            commit.version.to_string(),
+            time,
+            commit.operation.to_string(),
+            format!("+{} -{}", commit.add.len(), commit.remove.len()),
+            format!("+{} -{}", commit.rows_added(), commit.rows_removed()),
+            commit.partitions.len().to_string(),
+        ]);
+    }
+    println!("{table}");
+    Ok(())
+}

@@ -1,0 +1,203 @@
+//! The `dala` command line, run as a user would.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn dala(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dala"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DALA_FAIL_POINT")
+        .output()
+        .unwrap()
+}
+
+fn ok(args: &[&str], dir: &Path) -> String {
+    let out = dala(args, dir);
+    assert!(
+        out.status.success(),
+        "dala {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+const CSV: &str =
+    "id,city,year,amount\n1,Oslo,2023,1.5\n2,Lima,2024,2.5\n3,a/b=c,2024,3.5\n4,Oslo,2024,4.0\n";
+
+#[test]
+fn write_scan_info_history_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), CSV).unwrap();
+    let out = ok(
+        &[
+            "write",
+            "in.csv",
+            "ds",
+            "--partition-by",
+            "year,city",
+            "--compression",
+            "snappy",
+        ],
+        dir.path(),
+    );
+    assert!(out.contains("version 0: 4 rows inserted"), "{out}");
+    ok(&["write", "in.csv", "ds", "--mode", "append"], dir.path());
+    assert!(dir.path().join("ds/year=2024/city=a%2Fb%3Dc").is_dir());
+
+    let csv = ok(
+        &[
+            "scan",
+            "ds",
+            "--filter",
+            "year = 2024 AND amount > 2",
+            "--columns",
+            "id,city",
+            "--format",
+            "csv",
+        ],
+        dir.path(),
+    );
+    let mut lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.remove(0), "id,city");
+    lines.sort();
+    assert_eq!(
+        lines,
+        vec!["2,Lima", "2,Lima", "3,a/b=c", "3,a/b=c", "4,Oslo", "4,Oslo"]
+    );
+
+    let json = ok(
+        &[
+            "scan",
+            "ds",
+            "--version",
+            "0",
+            "--format",
+            "json",
+            "--limit",
+            "10",
+        ],
+        dir.path(),
+    );
+    assert_eq!(json.lines().count(), 4, "{json}");
+
+    let explain = ok(
+        &[
+            "scan",
+            "ds",
+            "--filter",
+            "city = 'Oslo' AND year = 2023",
+            "--explain",
+        ],
+        dir.path(),
+    );
+    assert!(
+        explain.contains("files:       2 of 8 read (6 pruned by partition"),
+        "{explain}"
+    );
+
+    let info = ok(&["info", "ds"], dir.path());
+    assert!(
+        info.contains("version:    1") && info.contains("rows:       8"),
+        "{info}"
+    );
+    assert!(info.contains("year (Int64), city (Utf8)"), "{info}");
+    let history = ok(&["history", "ds"], dir.path());
+    assert!(
+        history.contains("create") && history.contains("append"),
+        "{history}"
+    );
+
+    let out = ok(
+        &["write", "in.csv", "ds", "--mode", "overwrite"],
+        dir.path(),
+    );
+    assert!(
+        out.contains("4 rows inserted, 0 updated, 8 deleted"),
+        "{out}"
+    );
+
+    let parquet = dir.path().join("out.parquet");
+    ok(
+        &[
+            "scan",
+            "ds",
+            "--format",
+            "parquet",
+            "--output",
+            parquet.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(std::fs::metadata(&parquet).unwrap().len() > 0);
+    let sync = ok(&["sync", "ds"], dir.path());
+    assert!(sync.contains("nothing to commit"), "{sync}");
+}
+
+#[test]
+fn errors_are_one_line_and_exit_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), CSV).unwrap();
+    ok(
+        &["write", "in.csv", "ds", "--partition-by", "year"],
+        dir.path(),
+    );
+    for args in [
+        vec!["scan", "ds", "--filter", "nope = 1"],
+        vec!["scan", "ds", "--filter", "id = = 1"],
+        vec!["write", "in.csv", "ds", "--partition-by", "city"],
+        vec!["info", "missing"],
+    ] {
+        let out = dala(&args, dir.path());
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("error:"), "{stderr}");
+    }
+    let stderr =
+        String::from_utf8(dala(&["scan", "ds", "--filter", "nope = 1"], dir.path()).stderr)
+            .unwrap();
+    assert!(stderr.contains("nope"), "{stderr}");
+    // Bad option values are refused by the argument parser, before anything is done.
+    let out = dala(
+        &["write", "in.csv", "ds", "--compression", "zstd:99"],
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("valid compression range 1..=22"));
+}
+
+#[test]
+fn a_writer_killed_before_its_commit_leaves_the_dataset_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), CSV).unwrap();
+    ok(
+        &["write", "in.csv", "ds", "--partition-by", "year"],
+        dir.path(),
+    );
+    for point in ["write:after-data", "commit:after-log"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_dala"))
+            .args(["write", "in.csv", "ds", "--mode", "overwrite"])
+            .current_dir(dir.path())
+            .env("DALA_FAIL_POINT", point)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{point}: the writer was not stopped");
+        let info = ok(&["info", "ds"], dir.path());
+        // Killed before the commit: still version 0. Killed after it: version 1, whole.
+        let version = if point == "write:after-data" { 0 } else { 1 };
+        assert!(
+            info.contains(&format!("version:    {version}\n")),
+            "{point}: {info}"
+        );
+        assert!(info.contains("rows:       4\n"), "{point}: {info}");
+        let csv = ok(
+            &["scan", "ds", "--columns", "id", "--format", "csv"],
+            dir.path(),
+        );
+        let mut ids: Vec<&str> = csv.lines().skip(1).collect();
+        ids.sort();
+        assert_eq!(ids, vec!["1", "2", "3", "4"], "{point}");
+    }
+}

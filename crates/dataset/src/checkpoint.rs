@@ -1,0 +1,266 @@
+//! Checkpoints: the whole file index at one version as a Parquet file, so that opening a
+//! dataset reads one checkpoint plus at most K commits, never the whole history.
+//!
+//! Columns: `path`, `rows`, `size`, `added_version`, one `partition.<col>` column per
+//! partition column (typed), and for each data column with statistics `min.<col>`,
+//! `max.<col>` (the column's type) and `nulls.<col>`. The snapshot's schema,
+//! partitioning and properties are kept in the file's key-value metadata.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema, UInt64Type};
+use bytes::Bytes;
+use object_store::{ObjectStoreExt, PutPayload};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::layout::PartitionField;
+use crate::log::LogStore;
+use crate::scalar::{Scalar, has_statistics, scalars_to_array};
+use crate::snapshot::{FileEntry, Snapshot};
+use crate::stats::ColumnStats;
+
+const METADATA_KEY: &str = "dala.snapshot";
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckpointMeta {
+    version: u64,
+    timestamp: i64,
+    schema: Schema,
+    partitioning: Vec<PartitionField>,
+    properties: BTreeMap<String, String>,
+}
+
+fn stats_type(data_type: &DataType) -> DataType {
+    match data_type {
+        DataType::Dictionary(_, v) => v.as_ref().clone(),
+        other => other.clone(),
+    }
+}
+
+/// Writes the checkpoint of `snapshot` and updates the `_last_checkpoint` hint.
+pub async fn write_checkpoint(log: &LogStore, snapshot: &Snapshot) -> Result<()> {
+    let batch = to_batch(snapshot)?;
+    let meta = CheckpointMeta {
+        version: snapshot.version(),
+        timestamp: snapshot.timestamp(),
+        schema: snapshot.data_schema().as_ref().clone(),
+        partitioning: snapshot.partitioning().to_vec(),
+        properties: snapshot.properties().clone(),
+    };
+    let meta = serde_json::to_string(&meta)
+        .map_err(|e| Error::InvalidArgument(format!("cannot encode checkpoint: {e}")))?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_key_value_metadata(Some(vec![KeyValue::new(METADATA_KEY.to_string(), meta)]))
+        .build();
+    let mut buffer = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut buffer, batch.schema(), Some(props))?;
+    writer.write(&batch)?;
+    writer.close()?;
+    let path = log.checkpoint_path(snapshot.version());
+    log.store()
+        .put(&path, PutPayload::from(buffer))
+        .await
+        .map_err(|e| Error::store(&path, e))?;
+    log.write_last_checkpoint_hint(snapshot.version()).await
+}
+
+fn to_batch(snapshot: &Snapshot) -> Result<RecordBatch> {
+    let files: Vec<&FileEntry> = snapshot.files().collect();
+    let mut fields = vec![
+        Field::new("path", DataType::Utf8, false),
+        Field::new("rows", DataType::UInt64, false),
+        Field::new("size", DataType::UInt64, false),
+        Field::new("added_version", DataType::UInt64, false),
+    ];
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(files.iter().map(|f| &f.path))),
+        Arc::new(UInt64Array::from_iter_values(files.iter().map(|f| f.rows))),
+        Arc::new(UInt64Array::from_iter_values(files.iter().map(|f| f.size))),
+        Arc::new(UInt64Array::from_iter_values(
+            files.iter().map(|f| f.added_version),
+        )),
+    ];
+    for (i, field) in snapshot.partitioning().iter().enumerate() {
+        let values: Vec<Option<&Scalar>> =
+            files.iter().map(|f| f.partition_values.get(i)).collect();
+        fields.push(Field::new(
+            format!("partition.{}", field.name),
+            field.data_type.clone(),
+            true,
+        ));
+        columns.push(scalars_to_array(&values, &field.data_type)?);
+    }
+    for (i, field) in snapshot.data_schema().fields().iter().enumerate() {
+        if !has_statistics(field.data_type()) {
+            continue;
+        }
+        let data_type = stats_type(field.data_type());
+        let stats: Vec<Option<&ColumnStats>> = files
+            .iter()
+            .map(|f| f.stats.get(i).and_then(Option::as_ref))
+            .collect();
+        let mins: Vec<Option<&Scalar>> = stats
+            .iter()
+            .map(|s| s.and_then(|s| s.min.as_ref()))
+            .collect();
+        let maxes: Vec<Option<&Scalar>> = stats
+            .iter()
+            .map(|s| s.and_then(|s| s.max.as_ref()))
+            .collect();
+        let nulls: UInt64Array = stats.iter().map(|s| s.and_then(|s| s.null_count)).collect();
+        fields.push(Field::new(
+            format!("min.{}", field.name()),
+            data_type.clone(),
+            true,
+        ));
+        columns.push(scalars_to_array(&mins, &data_type)?);
+        fields.push(Field::new(
+            format!("max.{}", field.name()),
+            data_type.clone(),
+            true,
+        ));
+        columns.push(scalars_to_array(&maxes, &data_type)?);
+        fields.push(Field::new(
+            format!("nulls.{}", field.name()),
+            DataType::UInt64,
+            true,
+        ));
+        columns.push(Arc::new(nulls));
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
+/// Reads the checkpoint of `version`.
+pub async fn read_checkpoint(log: &LogStore, version: u64) -> Result<Snapshot> {
+    let path = log.checkpoint_path(version);
+    let bytes: Bytes = log
+        .store()
+        .get(&path)
+        .await
+        .map_err(|e| Error::store(&path, e))?
+        .bytes()
+        .await
+        .map_err(|e| Error::store(&path, e))?;
+    let corrupt = |message: String| Error::CorruptLog {
+        path: path.to_string(),
+        message,
+    };
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| corrupt(e.to_string()))?;
+    let meta_text = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|k| k.key == METADATA_KEY))
+        .and_then(|k| k.value.clone())
+        .ok_or_else(|| corrupt("no snapshot metadata".into()))?;
+    let meta: CheckpointMeta =
+        serde_json::from_str(&meta_text).map_err(|e| corrupt(e.to_string()))?;
+    if meta.version != version {
+        return Err(corrupt(format!("holds version {}", meta.version)));
+    }
+    let reader = builder
+        .with_batch_size(65_536)
+        .build()
+        .map_err(|e| corrupt(e.to_string()))?;
+    let mut files = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| corrupt(e.to_string()))?;
+        read_batch(&batch, &meta, &mut files).map_err(|e| corrupt(e.to_string()))?;
+    }
+    Ok(Snapshot::from_parts(
+        meta.version,
+        meta.timestamp,
+        Arc::new(meta.schema),
+        meta.partitioning,
+        meta.properties,
+        files,
+    ))
+}
+
+fn read_batch(batch: &RecordBatch, meta: &CheckpointMeta, out: &mut Vec<FileEntry>) -> Result<()> {
+    let column = |name: &str| -> Result<&ArrayRef> {
+        batch
+            .column_by_name(name)
+            .ok_or_else(|| Error::InvalidArgument(format!("missing column {name}")))
+    };
+    let u64s = |name: &str| -> Result<&UInt64Array> {
+        column(name)?
+            .as_primitive_opt::<UInt64Type>()
+            .ok_or_else(|| Error::InvalidArgument(format!("column {name} is not UInt64")))
+    };
+    let paths = column("path")?
+        .as_string_opt::<i32>()
+        .ok_or_else(|| Error::InvalidArgument("column path is not Utf8".into()))?;
+    let rows = u64s("rows")?;
+    let sizes = u64s("size")?;
+    let added = u64s("added_version")?;
+    let partitions = meta
+        .partitioning
+        .iter()
+        .map(|f| column(&format!("partition.{}", f.name)))
+        .collect::<Result<Vec<_>>>()?;
+    type StatColumns<'a> = Option<(&'a ArrayRef, &'a ArrayRef, &'a UInt64Array)>;
+    let stats: Vec<StatColumns> = meta
+        .schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if !has_statistics(f.data_type()) {
+                return Ok(None);
+            }
+            Ok(Some((
+                column(&format!("min.{}", f.name()))?,
+                column(&format!("max.{}", f.name()))?,
+                u64s(&format!("nulls.{}", f.name()))?,
+            )))
+        })
+        .collect::<Result<_>>()?;
+    for row in 0..batch.num_rows() {
+        let partition_values = partitions
+            .iter()
+            .map(|a| Scalar::from_array(a.as_ref(), row))
+            .collect::<Result<Vec<_>>>()?;
+        let file_stats = stats
+            .iter()
+            .map(|s| -> Result<Option<ColumnStats>> {
+                let Some((min, max, nulls)) = s else {
+                    return Ok(None);
+                };
+                let min = Scalar::from_array(min.as_ref(), row)?;
+                let max = Scalar::from_array(max.as_ref(), row)?;
+                let null_count = (!nulls.is_null(row)).then(|| nulls.value(row));
+                if min.is_null() && max.is_null() && null_count.is_none() {
+                    return Ok(None);
+                }
+                Ok(Some(ColumnStats {
+                    min: (!min.is_null()).then_some(min),
+                    max: (!max.is_null()).then_some(max),
+                    null_count,
+                }))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        out.push(FileEntry {
+            path: paths.value(row).to_string(),
+            partition_values,
+            rows: rows.value(row),
+            size: sizes.value(row),
+            stats: file_stats,
+            added_version: added.value(row),
+        });
+    }
+    Ok(())
+}

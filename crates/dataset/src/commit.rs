@@ -1,0 +1,246 @@
+//! Committing a change: one new log version, created with a conditional put. A writer
+//! that loses the race re-reads what won, checks for a real conflict, and tries the next
+//! version or fails with [`Error::CommitConflict`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use arrow::datatypes::{Schema, SchemaRef};
+
+use serde_json::Value;
+
+use crate::checkpoint::write_checkpoint;
+use crate::error::{Error, Result};
+use crate::layout::PartitionField;
+use crate::log::{Commit, LogStore, Operation};
+use crate::snapshot::{FileEntry, Snapshot};
+
+/// How many versions a writer walks past before it gives up.
+const MAX_ATTEMPTS: usize = 10_000;
+
+/// What a change depends on, to decide whether a concurrent commit conflicts with it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ConflictScope {
+    /// Only adds files: conflicts with nothing but a schema change.
+    Append,
+    /// Replaces everything: conflicts with any concurrent change.
+    All,
+}
+
+/// A change ready to be committed: its data files are already written.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingCommit {
+    pub operation: Operation,
+    pub options: Value,
+    pub schema: SchemaRef,
+    pub partitioning: Vec<PartitionField>,
+    pub properties: Option<BTreeMap<String, String>>,
+    pub add: Vec<FileEntry>,
+    pub remove: Vec<FileEntry>,
+    pub scope: ConflictScope,
+    pub metadata: BTreeMap<String, Value>,
+}
+
+/// Checks that `found` has the same columns and types as `expected`, naming the first
+/// column that differs.
+pub fn check_schema(expected: &Schema, found: &Schema) -> Result<()> {
+    for field in expected.fields() {
+        match found.field_with_name(field.name()) {
+            Err(_) => {
+                return Err(Error::SchemaMismatch {
+                    column: field.name().clone(),
+                    expected: field.data_type().to_string(),
+                    found: "absent".into(),
+                });
+            }
+            Ok(other) if other.data_type() != field.data_type() => {
+                return Err(Error::SchemaMismatch {
+                    column: field.name().clone(),
+                    expected: field.data_type().to_string(),
+                    found: other.data_type().to_string(),
+                });
+            }
+            Ok(_) => {}
+        }
+    }
+    if let Some(extra) = found
+        .fields()
+        .iter()
+        .find(|f| expected.field_with_name(f.name()).is_err())
+    {
+        return Err(Error::SchemaMismatch {
+            column: extra.name().clone(),
+            expected: "absent".into(),
+            found: extra.data_type().to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn check_partitioning(expected: &[PartitionField], found: &[PartitionField]) -> Result<()> {
+    if expected != found {
+        return Err(Error::PartitioningMismatch {
+            expected: expected.iter().map(|f| f.name.clone()).collect(),
+            found: found.iter().map(|f| f.name.clone()).collect(),
+        });
+    }
+    Ok(())
+}
+
+fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Commits `pending` on top of `base` (None: the dataset does not exist yet) and returns
+/// the snapshot of the new version.
+pub(crate) async fn commit(
+    log: &LogStore,
+    base: Option<&Snapshot>,
+    pending: &PendingCommit,
+) -> Result<Snapshot> {
+    let read_version = base.map(Snapshot::version);
+    let mut state: Option<Snapshot> = base.cloned();
+    for _ in 0..MAX_ATTEMPTS {
+        let (commit, mut next) = match &state {
+            None => {
+                let empty = Snapshot::empty(pending.schema.clone(), pending.partitioning.clone());
+                let operation = match pending.operation {
+                    Operation::Adopt => Operation::Adopt,
+                    _ => Operation::Create,
+                };
+                let commit = build_commit(&empty, 0, operation, read_version, pending, true);
+                (commit, empty)
+            }
+            Some(current) => {
+                let version = current.version() + 1;
+                let commit = build_commit(
+                    current,
+                    version,
+                    pending.operation,
+                    read_version,
+                    pending,
+                    false,
+                );
+                (commit, current.clone())
+            }
+        };
+        let path = log.commit_path(commit.version).to_string();
+        if log.try_write_commit(&commit).await? {
+            next.apply(&commit, &path)?;
+            maybe_checkpoint(log, &next).await;
+            return Ok(next);
+        }
+        // Another writer committed this version first: see what it did.
+        let theirs = log.read_commit(commit.version).await?;
+        state = Some(match state {
+            None => {
+                if pending.scope != ConflictScope::Append {
+                    return Err(Error::CommitConflict {
+                        version: 0,
+                        reason: "another writer created the dataset concurrently".into(),
+                    });
+                }
+                let created = Snapshot::from_first_commit(&theirs, &path)?;
+                check_schema(created.data_schema(), &pending.schema)?;
+                check_partitioning(created.partitioning(), &pending.partitioning)?;
+                created
+            }
+            Some(mut current) => {
+                check_conflict(&theirs, pending)?;
+                current.apply(&theirs, &path)?;
+                current
+            }
+        });
+    }
+    Err(Error::CommitConflict {
+        version: state.map(|s| s.version() + 1).unwrap_or(0),
+        reason: format!("gave up after {MAX_ATTEMPTS} attempts"),
+    })
+}
+
+fn build_commit(
+    base: &Snapshot,
+    version: u64,
+    operation: Operation,
+    read_version: Option<u64>,
+    pending: &PendingCommit,
+    first: bool,
+) -> Commit {
+    let mut partitions: BTreeSet<String> = BTreeSet::new();
+    for f in pending.add.iter().chain(&pending.remove) {
+        partitions.insert(f.partition_dir().to_string());
+    }
+    Commit {
+        version,
+        timestamp: now_millis(),
+        operation,
+        options: pending.options.clone(),
+        read_version,
+        schema: first.then(|| pending.schema.as_ref().clone()),
+        partitioning: first.then(|| pending.partitioning.clone()),
+        properties: pending.properties.clone(),
+        add: pending.add.iter().map(|f| base.add_file(f)).collect(),
+        remove: pending.remove.iter().map(Snapshot::remove_file).collect(),
+        partitions: partitions.into_iter().filter(|p| !p.is_empty()).collect(),
+        metadata: pending.metadata.clone(),
+    }
+}
+
+/// Fails if the concurrent commit `theirs` changed something `pending` depends on.
+fn check_conflict(theirs: &Commit, pending: &PendingCommit) -> Result<()> {
+    let conflict = |reason: String| Error::CommitConflict {
+        version: theirs.version,
+        reason,
+    };
+    if let Some(schema) = &theirs.schema
+        && check_schema(schema, &pending.schema).is_err()
+    {
+        return Err(conflict(format!(
+            "version {} changed the schema",
+            theirs.version
+        )));
+    }
+    if theirs.partitioning.is_some() {
+        return Err(conflict(format!(
+            "version {} changed the partitioning",
+            theirs.version
+        )));
+    }
+    let removed: BTreeSet<&str> = theirs.remove.iter().map(|r| r.path.as_str()).collect();
+    if let Some(f) = pending
+        .remove
+        .iter()
+        .find(|f| removed.contains(f.path.as_str()))
+    {
+        return Err(conflict(format!(
+            "version {} ({}) already removed {}",
+            theirs.version, theirs.operation, f.path
+        )));
+    }
+    let added: BTreeSet<&str> = theirs.add.iter().map(|a| a.path.as_str()).collect();
+    if let Some(f) = pending.add.iter().find(|f| added.contains(f.path.as_str())) {
+        return Err(conflict(format!(
+            "version {} ({}) already added {}",
+            theirs.version, theirs.operation, f.path
+        )));
+    }
+    if pending.scope == ConflictScope::All && (!theirs.add.is_empty() || !theirs.remove.is_empty())
+    {
+        return Err(conflict(format!(
+            "version {} ({}) changed the data this {} replaces",
+            theirs.version, theirs.operation, pending.operation
+        )));
+    }
+    Ok(())
+}
+
+/// Writes a checkpoint when the new version is due one. A failure is logged, not raised:
+/// the commit has landed and the log alone is complete.
+async fn maybe_checkpoint(log: &LogStore, snapshot: &Snapshot) {
+    let version = snapshot.version();
+    if version == 0 || !version.is_multiple_of(snapshot.checkpoint_interval()) {
+        return;
+    }
+    if let Err(e) = write_checkpoint(log, snapshot).await {
+        tracing::warn!(version, error = %e, "could not write checkpoint");
+    }
+}

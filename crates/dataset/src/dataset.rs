@@ -1,0 +1,599 @@
+//! [`Dataset`]: open a dataset at a version, write to it, scan it, read its history.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::error::ArrowError;
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt, stream};
+use object_store::ObjectStore;
+use object_store::path::Path;
+use serde::Serialize;
+
+use crate::adopt::{index_files, infer_partitioning, list_data_files};
+use crate::checkpoint::{read_checkpoint, write_checkpoint};
+use crate::commit::{ConflictScope, PendingCommit, check_schema, commit};
+use crate::error::{Error, Result};
+use crate::log::{Commit, LogStore, Operation};
+use crate::options::{WriteMode, WriteOptions};
+use crate::scan::ScanBuilder;
+use crate::snapshot::{FileEntry, Snapshot};
+use crate::store::resolve;
+use crate::write::{FileWriter, data_schema, delete_files, resolve_partitioning};
+
+/// Commits read at once while replaying the log.
+const LOG_READ_CONCURRENCY: usize = 16;
+
+/// What a write did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct WriteResult {
+    /// The version committed, or None when there was nothing to commit.
+    pub version: Option<u64>,
+    /// Rows added.
+    pub rows_inserted: u64,
+    /// Rows replaced by a newer row with the same key.
+    pub rows_updated: u64,
+    /// Rows removed.
+    pub rows_deleted: u64,
+    /// Rows in rewritten files that kept their values.
+    pub rows_unchanged: u64,
+    /// Data files added.
+    pub files_added: u64,
+    /// Data files removed.
+    pub files_removed: u64,
+    /// Bytes of data files written.
+    pub bytes_written: u64,
+}
+
+impl fmt::Display for WriteResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.version {
+            Some(v) => write!(f, "version {v}: ")?,
+            None => write!(f, "nothing to commit: ")?,
+        }
+        write!(
+            f,
+            "{} rows inserted, {} updated, {} deleted, {} unchanged; {} files added, {} removed; {} bytes written",
+            self.rows_inserted,
+            self.rows_updated,
+            self.rows_deleted,
+            self.rows_unchanged,
+            self.files_added,
+            self.files_removed,
+            self.bytes_written
+        )
+    }
+}
+
+/// Configures how a dataset is found and opened. Made by [`Dataset::builder`].
+#[derive(Debug, Clone)]
+pub struct DatasetBuilder {
+    location: String,
+    store: Option<(Arc<dyn ObjectStore>, Path)>,
+    storage_options: HashMap<String, String>,
+    version: Option<u64>,
+    timestamp: Option<DateTime<Utc>>,
+}
+
+impl DatasetBuilder {
+    /// Uses this store and root instead of resolving the location.
+    pub fn with_store(mut self, store: Arc<dyn ObjectStore>, root: Path) -> Self {
+        self.store = Some((store, root));
+        self
+    }
+
+    /// Sets a store option (for S3: `aws_endpoint`, `aws_region`, `aws_allow_http`, …).
+    pub fn with_storage_option(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.storage_options.insert(key.into(), value.into());
+        self
+    }
+
+    /// Opens this version instead of the latest.
+    pub fn with_version(mut self, version: u64) -> Self {
+        self.version = Some(version);
+        self
+    }
+
+    /// Opens the last version committed at or before `timestamp`.
+    pub fn with_timestamp(mut self, timestamp: DateTime<Utc>) -> Self {
+        self.timestamp = Some(timestamp);
+        self
+    }
+
+    fn log_store(&self) -> Result<(LogStore, String)> {
+        match &self.store {
+            Some((store, root)) => Ok((
+                LogStore::new(store.clone(), root.clone()),
+                self.location.clone(),
+            )),
+            None => {
+                let location = resolve(&self.location, &self.storage_options)?;
+                Ok((LogStore::new(location.store, location.root), location.url))
+            }
+        }
+    }
+
+    /// Opens the dataset. A folder of hive Parquet without a dala log is adopted as
+    /// version 0 (when opening the latest version).
+    pub async fn open(self) -> Result<Dataset> {
+        let (log, url) = self.log_store()?;
+        let version = match self.timestamp {
+            Some(ts) => Some(version_at_time(&log, ts).await?),
+            None => self.version,
+        };
+        let snapshot = match load_snapshot(&log, version).await? {
+            Some(s) => s,
+            None if version.is_none() => adopt(&log, &url).await?,
+            None => {
+                return Err(Error::NotFound {
+                    what: format!("dataset at {url}"),
+                });
+            }
+        };
+        Ok(Dataset {
+            log,
+            url,
+            snapshot: Arc::new(snapshot),
+        })
+    }
+
+    /// Writes `data` to the dataset, creating it if it does not exist.
+    pub async fn write<I>(self, data: I, options: &WriteOptions) -> Result<(Dataset, WriteResult)>
+    where
+        I: IntoIterator<Item = std::result::Result<RecordBatch, ArrowError>>,
+    {
+        let (log, url) = self.log_store()?;
+        let base = match load_snapshot(&log, None).await? {
+            Some(s) => Some(s),
+            None => match list_data_files(&log).await {
+                Ok(files) if !files.is_empty() => Some(adopt(&log, &url).await?),
+                _ => None,
+            },
+        };
+        let (snapshot, result) = write_impl(&log, base.as_ref(), data, options).await?;
+        let snapshot = match (snapshot, base) {
+            (Some(s), _) | (None, Some(s)) => s,
+            (None, None) => {
+                return Err(Error::NotFound {
+                    what: format!("dataset at {url} (the input had no rows)"),
+                });
+            }
+        };
+        Ok((
+            Dataset {
+                log,
+                url,
+                snapshot: Arc::new(snapshot),
+            },
+            result,
+        ))
+    }
+}
+
+/// A hive-partitioned Parquet dataset at one version.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    log: LogStore,
+    url: String,
+    snapshot: Arc<Snapshot>,
+}
+
+impl Dataset {
+    /// A builder for the dataset at `location` (a path, `file://`, `s3://` or `memory://`).
+    pub fn builder(location: impl Into<String>) -> DatasetBuilder {
+        DatasetBuilder {
+            location: location.into(),
+            store: None,
+            storage_options: HashMap::new(),
+            version: None,
+            timestamp: None,
+        }
+    }
+
+    /// Opens the latest version.
+    pub async fn open(location: impl Into<String>) -> Result<Self> {
+        Self::builder(location).open().await
+    }
+
+    /// Opens `version`.
+    pub async fn open_at(location: impl Into<String>, version: u64) -> Result<Self> {
+        Self::builder(location).with_version(version).open().await
+    }
+
+    /// Opens the last version committed at or before `timestamp`.
+    pub async fn open_at_time(
+        location: impl Into<String>,
+        timestamp: DateTime<Utc>,
+    ) -> Result<Self> {
+        Self::builder(location)
+            .with_timestamp(timestamp)
+            .open()
+            .await
+    }
+
+    /// Writes `data` to the dataset at `location`, creating it if needed.
+    pub async fn write_to<I>(
+        location: impl Into<String>,
+        data: I,
+        options: &WriteOptions,
+    ) -> Result<WriteResult>
+    where
+        I: IntoIterator<Item = std::result::Result<RecordBatch, ArrowError>>,
+    {
+        Ok(Self::builder(location).write(data, options).await?.1)
+    }
+
+    /// Writes `data` to this dataset and moves it to the new version.
+    pub async fn write<I>(&mut self, data: I, options: &WriteOptions) -> Result<WriteResult>
+    where
+        I: IntoIterator<Item = std::result::Result<RecordBatch, ArrowError>>,
+    {
+        let (snapshot, result) = write_impl(&self.log, Some(&self.snapshot), data, options).await?;
+        if let Some(snapshot) = snapshot {
+            self.snapshot = Arc::new(snapshot);
+        }
+        Ok(result)
+    }
+
+    /// A scan of this version.
+    pub fn scan(&self) -> ScanBuilder {
+        ScanBuilder::new(self.log.clone(), self.snapshot.clone())
+    }
+
+    /// The version's state: schema, partitioning and file index.
+    pub fn snapshot(&self) -> &Arc<Snapshot> {
+        &self.snapshot
+    }
+
+    /// The version.
+    pub fn version(&self) -> u64 {
+        self.snapshot.version()
+    }
+
+    /// The schema a scan returns (data columns, then partition columns).
+    pub fn schema(&self) -> arrow::datatypes::SchemaRef {
+        self.snapshot.schema()
+    }
+
+    /// Where the dataset lives.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The store and log of the dataset.
+    pub fn log_store(&self) -> &LogStore {
+        &self.log
+    }
+
+    /// Moves to the latest version; returns whether it changed.
+    pub async fn reload(&mut self) -> Result<bool> {
+        let latest = load_snapshot(&self.log, None)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: format!("dataset at {}", self.url),
+            })?;
+        let changed = latest.version() != self.snapshot.version();
+        self.snapshot = Arc::new(latest);
+        Ok(changed)
+    }
+
+    /// Every commit, newest first.
+    pub async fn history(&self) -> Result<Vec<Commit>> {
+        let listing = self.log.list(None).await?;
+        let log = self.log.clone();
+        let mut commits: Vec<Commit> = stream::iter(listing.commits)
+            .map(move |v| {
+                let log = log.clone();
+                async move { log.read_commit(v).await }
+            })
+            .buffered(LOG_READ_CONCURRENCY)
+            .try_collect()
+            .await?;
+        commits.reverse();
+        Ok(commits)
+    }
+
+    /// Registers data files that were added to the folder behind dala's back, as one
+    /// append commit (`dala sync`). Files already in the index are left alone.
+    pub async fn refresh(&mut self) -> Result<WriteResult> {
+        self.reload().await?;
+        let listed = list_data_files(&self.log).await?;
+        let new: Vec<(String, u64)> = listed
+            .into_iter()
+            .filter(|(p, _)| self.snapshot.file(p).is_none())
+            .collect();
+        if new.is_empty() {
+            return Ok(WriteResult::default());
+        }
+        let (_, entries) = index_files(
+            &self.log,
+            &new,
+            self.snapshot.partitioning(),
+            Some(self.snapshot.data_schema().clone()),
+        )
+        .await?;
+        let pending = PendingCommit {
+            operation: Operation::Sync,
+            options: serde_json::Value::Null,
+            schema: self.snapshot.data_schema().clone(),
+            partitioning: self.snapshot.partitioning().to_vec(),
+            properties: None,
+            add: entries,
+            remove: Vec::new(),
+            scope: ConflictScope::Append,
+            metadata: Default::default(),
+        };
+        let result = summarize(&pending);
+        let snapshot = commit(&self.log, Some(&self.snapshot), &pending).await?;
+        let result = WriteResult {
+            version: Some(snapshot.version()),
+            ..result
+        };
+        self.snapshot = Arc::new(snapshot);
+        Ok(result)
+    }
+
+    /// Writes a checkpoint of this version now.
+    pub async fn checkpoint(&self) -> Result<()> {
+        write_checkpoint(&self.log, &self.snapshot).await
+    }
+}
+
+fn summarize(pending: &PendingCommit) -> WriteResult {
+    WriteResult {
+        version: None,
+        rows_inserted: pending.add.iter().map(|f| f.rows).sum(),
+        rows_deleted: pending.remove.iter().map(|f| f.rows).sum(),
+        files_added: pending.add.len() as u64,
+        files_removed: pending.remove.len() as u64,
+        bytes_written: pending.add.iter().map(|f| f.size).sum(),
+        ..Default::default()
+    }
+}
+
+/// Loads `version` (None: the latest). Returns None when the dataset has no log.
+pub(crate) async fn load_snapshot(
+    log: &LogStore,
+    version: Option<u64>,
+) -> Result<Option<Snapshot>> {
+    let hint = log
+        .last_checkpoint_hint()
+        .await
+        .filter(|h| version.is_none_or(|v| *h <= v));
+    let mut listing = log.list(hint).await?;
+    if hint.is_some() && listing.commits.is_empty() {
+        listing = log.list(None).await?; // a stale or wrong hint
+    }
+    let Some(&latest) = listing.commits.last() else {
+        return Ok(None);
+    };
+    let target = version.unwrap_or(latest);
+    if target > latest {
+        return Err(Error::NotFound {
+            what: format!("version {target} (the latest is {latest})"),
+        });
+    }
+    let checkpoint = listing
+        .checkpoints
+        .iter()
+        .rev()
+        .find(|c| **c <= target)
+        .copied();
+    let (mut snapshot, start) = match checkpoint {
+        Some(c) => (read_checkpoint(log, c).await?, c + 1),
+        None => {
+            if listing.commits.first() != Some(&0) {
+                // The listing began at a hint; look further back.
+                listing = log.list(None).await?;
+                if let Some(c) = listing.checkpoints.iter().rev().find(|c| **c <= target) {
+                    (read_checkpoint(log, *c).await?, c + 1)
+                } else {
+                    let first = log.read_commit(0).await.map_err(|e| match e {
+                        Error::NotFound { .. } => Error::CorruptLog {
+                            path: log.commit_path(0).to_string(),
+                            message: "version 0 is missing".into(),
+                        },
+                        e => e,
+                    })?;
+                    let path = log.commit_path(0).to_string();
+                    (Snapshot::from_first_commit(&first, &path)?, 1)
+                }
+            } else {
+                let first = log.read_commit(0).await?;
+                let path = log.commit_path(0).to_string();
+                (Snapshot::from_first_commit(&first, &path)?, 1)
+            }
+        }
+    };
+    let versions: Vec<u64> = (start..=target).collect();
+    for v in &versions {
+        if listing.commits.binary_search(v).is_err() {
+            return Err(Error::CorruptLog {
+                path: log.commit_path(*v).to_string(),
+                message: format!("version {v} is missing: the log has a gap"),
+            });
+        }
+    }
+    let reader = log.clone();
+    let mut commits = stream::iter(versions)
+        .map(move |v| {
+            let log = reader.clone();
+            async move { (v, log.read_commit(v).await) }
+        })
+        .buffered(LOG_READ_CONCURRENCY);
+    while let Some((v, commit)) = commits.next().await {
+        snapshot.apply(&commit?, log.commit_path(v).as_ref())?;
+    }
+    Ok(Some(snapshot))
+}
+
+async fn version_at_time(log: &LogStore, ts: DateTime<Utc>) -> Result<u64> {
+    let listing = log.list(None).await?;
+    let millis = ts.timestamp_millis();
+    // Commit timestamps grow with versions; find the last one at or before `ts`.
+    let (mut lo, mut hi) = (0usize, listing.commits.len());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        let commit = log.read_commit(listing.commits[mid]).await?;
+        if commit.timestamp <= millis {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    match lo.checked_sub(1).and_then(|i| listing.commits.get(i)) {
+        Some(v) => Ok(*v),
+        None => Err(Error::NotFound {
+            what: format!("a version at or before {ts}"),
+        }),
+    }
+}
+
+/// Creates version 0 from the hive Parquet files already under the root.
+async fn adopt(log: &LogStore, url: &str) -> Result<Snapshot> {
+    let files = list_data_files(log).await?;
+    if files.is_empty() {
+        return Err(Error::NotFound {
+            what: format!("dataset at {url}"),
+        });
+    }
+    let partitioning = infer_partitioning(&files)?;
+    let (schema, entries) = index_files(log, &files, &partitioning, None).await?;
+    let pending = PendingCommit {
+        operation: Operation::Adopt,
+        options: serde_json::Value::Null,
+        schema,
+        partitioning,
+        properties: None,
+        add: entries,
+        remove: Vec::new(),
+        scope: ConflictScope::All,
+        metadata: Default::default(),
+    };
+    match commit(log, None, &pending).await {
+        Ok(snapshot) => Ok(snapshot),
+        // Another process adopted or created it first: use theirs.
+        Err(Error::CommitConflict { .. }) => {
+            load_snapshot(log, None)
+                .await?
+                .ok_or_else(|| Error::NotFound {
+                    what: format!("dataset at {url}"),
+                })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `data` on top of `base` and commits it.
+async fn write_impl<I>(
+    log: &LogStore,
+    base: Option<&Snapshot>,
+    data: I,
+    options: &WriteOptions,
+) -> Result<(Option<Snapshot>, WriteResult)>
+where
+    I: IntoIterator<Item = std::result::Result<RecordBatch, ArrowError>>,
+{
+    options.validate()?;
+    let mut batches = data.into_iter();
+    let first = loop {
+        match batches.next() {
+            None => return Ok((None, WriteResult::default())),
+            Some(batch) => {
+                let batch = batch?;
+                if batch.num_rows() > 0 {
+                    break batch;
+                }
+            }
+        }
+    };
+    let input_schema = first.schema();
+    let partitioning =
+        resolve_partitioning(&input_schema, options, base.map(|s| s.partitioning()))?;
+    let schema = data_schema(&input_schema, &partitioning);
+    let schema = match base {
+        Some(s) => {
+            check_schema(s.data_schema(), &schema)?;
+            s.data_schema().clone()
+        }
+        None => schema,
+    };
+    let mut writer = FileWriter::try_new(log, schema.clone(), partitioning.clone(), options)?;
+    let written = write_all(&mut writer, &input_schema, first, batches).await;
+    let entries = match written {
+        Ok(()) => writer.finish().await,
+        Err(e) => Err(e),
+    };
+    let entries = match entries {
+        Ok(entries) => entries,
+        Err(e) => {
+            writer.abort().await;
+            return Err(e);
+        }
+    };
+    let (remove, scope, operation) = match (options.mode, base) {
+        (WriteMode::Overwrite, Some(base)) => (
+            base.files().cloned().collect::<Vec<FileEntry>>(),
+            ConflictScope::All,
+            Operation::Overwrite,
+        ),
+        (WriteMode::Overwrite, None) => (Vec::new(), ConflictScope::All, Operation::Overwrite),
+        _ => (Vec::new(), ConflictScope::Append, Operation::Append),
+    };
+    let pending = PendingCommit {
+        operation,
+        options: serde_json::to_value(options).unwrap_or_default(),
+        schema,
+        partitioning,
+        properties: None,
+        add: entries,
+        remove,
+        scope,
+        metadata: options.metadata.clone(),
+    };
+    let summary = summarize(&pending);
+    crate::failpoint::hit("write:after-data");
+    let snapshot = match commit(log, base, &pending).await {
+        Ok(s) => s,
+        Err(e) => {
+            // The commit definitely did not land: its files are garbage.
+            if matches!(
+                e,
+                Error::CommitConflict { .. }
+                    | Error::SchemaMismatch { .. }
+                    | Error::PartitioningMismatch { .. }
+            ) {
+                delete_files(log, pending.add.iter().map(|f| f.path.as_str())).await;
+            }
+            return Err(e);
+        }
+    };
+    crate::failpoint::hit("commit:after-log");
+    if snapshot.retention().is_none() {
+        delete_files(log, pending.remove.iter().map(|f| f.path.as_str())).await;
+    }
+    let result = WriteResult {
+        version: Some(snapshot.version()),
+        ..summary
+    };
+    Ok((Some(snapshot), result))
+}
+
+async fn write_all(
+    writer: &mut FileWriter<'_>,
+    input_schema: &arrow::datatypes::SchemaRef,
+    first: RecordBatch,
+    rest: impl Iterator<Item = std::result::Result<RecordBatch, ArrowError>>,
+) -> Result<()> {
+    writer.write(&first).await?;
+    for batch in rest {
+        let batch = batch?;
+        if batch.schema() != *input_schema {
+            check_schema(input_schema, &batch.schema())?;
+        }
+        writer.write(&batch).await?;
+    }
+    Ok(())
+}

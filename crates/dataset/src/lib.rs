@@ -1,0 +1,64 @@
+//! # dala-dataset
+//!
+//! Hive-partitioned Parquet datasets on a local disk or an object store, with an atomic
+//! commit log, snapshots and time travel, a file index with per-file statistics, and a
+//! streaming scan that prunes partitions, files and row groups without listing
+//! directories.
+//!
+//! ```
+//! # use std::sync::Arc;
+//! # use arrow::array::{Int32Array, StringArray, RecordBatch};
+//! # use arrow::datatypes::{DataType, Field, Schema};
+//! use dala_dataset::{Dataset, WriteOptions};
+//! # #[tokio::main(flavor = "multi_thread")]
+//! # async fn main() -> dala_dataset::Result<()> {
+//! # let dir = tempfile::tempdir()?;
+//! # let location = dir.path().join("sales").display().to_string();
+//! # let schema = Arc::new(Schema::new(vec![
+//! #     Field::new("year", DataType::Int32, false),
+//! #     Field::new("city", DataType::Utf8, false),
+//! # ]));
+//! # let batch = RecordBatch::try_new(schema, vec![
+//! #     Arc::new(Int32Array::from(vec![2023, 2024, 2024])),
+//! #     Arc::new(StringArray::from(vec!["Oslo", "Lima", "Oslo"])),
+//! # ])?;
+//! // Write a dataset partitioned by year: files land at `year=2024/<uuid>.parquet`.
+//! let options = WriteOptions::default().with_partition_by(["year"]);
+//! Dataset::write_to(&location, [Ok(batch)], &options).await?;
+//!
+//! // Scan it with a filter: the 2023 partition is never read.
+//! let dataset = Dataset::open(&location).await?;
+//! let scan = dataset.scan().with_filter_str("year = 2024 AND city LIKE 'O%'")?;
+//! assert_eq!(scan.explain().await?.files_pruned_by_partition, 1);
+//! assert_eq!(scan.count_rows().await?, 1);
+//! # Ok(())
+//! # }
+//! ```
+
+mod adopt;
+pub mod checkpoint;
+mod commit;
+mod dataset;
+mod error;
+mod failpoint;
+pub mod filter;
+pub mod layout;
+pub mod log;
+mod options;
+pub mod scalar;
+mod scan;
+pub mod snapshot;
+pub mod stats;
+pub mod store;
+mod write;
+
+pub use commit::check_schema;
+pub use dataset::{Dataset, DatasetBuilder, WriteResult};
+pub use error::{Error, Result};
+pub use filter::{Expr, col, lit};
+pub use layout::PartitionField;
+pub use log::{Commit, Operation};
+pub use options::{Codec, CompressionSpec, SortColumn, StatisticsLevel, WriteMode, WriteOptions};
+pub use scalar::Scalar;
+pub use scan::{RecordBatchStream, ScanBuilder, ScanExplain, ScanPlan};
+pub use snapshot::{FileEntry, Snapshot};

@@ -1,0 +1,309 @@
+//! The commit log under `_dala/`: one JSON file per version, created with a
+//! conditional put so that two writers can never both commit the same version.
+//!
+//! ```text
+//! _dala/00000000000000000000.json              version 0 (creates the dataset)
+//! _dala/00000000000000000001.json              version 1
+//! _dala/00000000000000000100.checkpoint.parquet the file index at version 100
+//! _dala/_last_checkpoint                        a hint: the newest checkpoint's version
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::datatypes::Schema;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::layout::{LOG_DIR, PartitionField};
+
+/// What a commit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Operation {
+    /// Created the dataset (version 0), possibly with data.
+    Create,
+    /// Adopted an existing hive tree as version 0.
+    Adopt,
+    /// Added files.
+    Append,
+    /// Replaced every file.
+    Overwrite,
+    /// Registered files that were added behind dala's back.
+    Sync,
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        f.write_str(&text)
+    }
+}
+
+/// A file added by a commit, as stored in the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddFile {
+    /// Path relative to the dataset root.
+    pub path: String,
+    /// Partition values by column (typed by the dataset's partitioning).
+    #[serde(default)]
+    pub partition: Map<String, Value>,
+    /// Rows in the file.
+    pub rows: u64,
+    /// Bytes on storage.
+    pub size: u64,
+    /// Column statistics by column name: `{"min": .., "max": .., "nulls": ..}`.
+    #[serde(default)]
+    pub stats: Map<String, Value>,
+}
+
+/// A file removed by a commit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveFile {
+    /// Path relative to the dataset root.
+    pub path: String,
+    /// Rows the file held.
+    pub rows: u64,
+    /// Bytes the file held.
+    pub size: u64,
+}
+
+/// One version of the dataset: the entry stored at `_dala/<version>.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Commit {
+    /// The version this commit creates.
+    pub version: u64,
+    /// Milliseconds since the Unix epoch, from the writer's clock.
+    pub timestamp: i64,
+    /// What the commit did.
+    pub operation: Operation,
+    /// The options of the operation, as given.
+    #[serde(default)]
+    pub options: Value,
+    /// The version the writer read before writing, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_version: Option<u64>,
+    /// The data schema, when this commit sets or changes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Schema>,
+    /// The partition columns, when this commit sets them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitioning: Option<Vec<PartitionField>>,
+    /// Dataset properties, when this commit sets them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub properties: Option<BTreeMap<String, String>>,
+    /// Files added.
+    #[serde(default)]
+    pub add: Vec<AddFile>,
+    /// Files removed.
+    #[serde(default)]
+    pub remove: Vec<RemoveFile>,
+    /// The partition directories this commit added to or removed from.
+    #[serde(default)]
+    pub partitions: Vec<String>,
+    /// Free-form metadata supplied by the writer.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, Value>,
+}
+
+impl Commit {
+    /// Rows added by this commit.
+    pub fn rows_added(&self) -> u64 {
+        self.add.iter().map(|a| a.rows).sum()
+    }
+
+    /// Rows removed by this commit.
+    pub fn rows_removed(&self) -> u64 {
+        self.remove.iter().map(|r| r.rows).sum()
+    }
+}
+
+/// Reads and writes a dataset's log on its object store.
+#[derive(Debug, Clone)]
+pub struct LogStore {
+    store: Arc<dyn ObjectStore>,
+    root: Path,
+}
+
+/// The log and checkpoint versions found by one listing of `_dala/`.
+#[derive(Debug, Default, Clone)]
+pub struct LogListing {
+    /// Versions with a commit file, ascending.
+    pub commits: Vec<u64>,
+    /// Versions with a checkpoint, ascending.
+    pub checkpoints: Vec<u64>,
+}
+
+impl LogStore {
+    /// A log store for the dataset at `root` on `store`.
+    pub fn new(store: Arc<dyn ObjectStore>, root: Path) -> Self {
+        Self { store, root }
+    }
+
+    /// The object store.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The dataset root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The store path of a path relative to the dataset root. Segments are taken as they
+    /// are (hive escapes stay literal); `.`/`..` segments and control characters are refused.
+    pub fn child(&self, relative: &str) -> Result<Path> {
+        let full = if self.root.as_ref().is_empty() {
+            relative.to_string()
+        } else {
+            format!("{}/{}", self.root, relative)
+        };
+        Path::parse(&full)
+            .map_err(|e| Error::InvalidArgument(format!("invalid path {relative:?}: {e}")))
+    }
+
+    /// The path relative to the dataset root of a store path below it.
+    pub fn relative(&self, location: &Path) -> Option<String> {
+        let root = self.root.as_ref();
+        let full = location.as_ref();
+        if root.is_empty() {
+            return Some(full.to_string());
+        }
+        full.strip_prefix(root)?
+            .strip_prefix('/')
+            .map(str::to_string)
+    }
+
+    fn log_dir(&self) -> Path {
+        self.root.clone().join(LOG_DIR)
+    }
+
+    /// Where the commit of `version` lives.
+    pub fn commit_path(&self, version: u64) -> Path {
+        self.log_dir().join(format!("{version:020}.json"))
+    }
+
+    /// Where the checkpoint of `version` lives.
+    pub fn checkpoint_path(&self, version: u64) -> Path {
+        self.log_dir()
+            .join(format!("{version:020}.checkpoint.parquet"))
+    }
+
+    fn last_checkpoint_path(&self) -> Path {
+        self.log_dir().join("_last_checkpoint")
+    }
+
+    /// Lists `_dala/`, starting after `from_version` when given.
+    pub async fn list(&self, from_version: Option<u64>) -> Result<LogListing> {
+        let dir = self.log_dir();
+        let stream = match from_version {
+            Some(v) => {
+                let offset = dir.clone().join(format!("{v:020}"));
+                self.store.list_with_offset(Some(&dir), &offset)
+            }
+            None => self.store.list(Some(&dir)),
+        };
+        let objects: Vec<_> = stream
+            .try_collect()
+            .await
+            .map_err(|e| Error::store(&dir, e))?;
+        let mut listing = LogListing::default();
+        for object in objects {
+            let Some(name) = object.location.filename() else {
+                continue;
+            };
+            if let Some(v) = name.strip_suffix(".json").and_then(|n| n.parse().ok()) {
+                listing.commits.push(v);
+            } else if let Some(v) = name
+                .strip_suffix(".checkpoint.parquet")
+                .and_then(|n| n.parse().ok())
+            {
+                listing.checkpoints.push(v);
+            }
+        }
+        if let Some(v) = from_version {
+            listing.commits.retain(|c| *c >= v);
+            listing.checkpoints.retain(|c| *c >= v);
+        }
+        listing.commits.sort_unstable();
+        listing.checkpoints.sort_unstable();
+        Ok(listing)
+    }
+
+    /// Reads the commit of `version`.
+    pub async fn read_commit(&self, version: u64) -> Result<Commit> {
+        let path = self.commit_path(version);
+        let bytes = self
+            .store
+            .get(&path)
+            .await
+            .map_err(|e| Error::store(&path, e))?
+            .bytes()
+            .await
+            .map_err(|e| Error::store(&path, e))?;
+        let commit: Commit = serde_json::from_slice(&bytes).map_err(|e| Error::CorruptLog {
+            path: path.to_string(),
+            message: e.to_string(),
+        })?;
+        if commit.version != version {
+            return Err(Error::CorruptLog {
+                path: path.to_string(),
+                message: format!("holds version {} instead of {version}", commit.version),
+            });
+        }
+        Ok(commit)
+    }
+
+    /// Writes `commit` if no commit of its version exists. Returns `Ok(false)` when
+    /// another writer got there first.
+    pub async fn try_write_commit(&self, commit: &Commit) -> Result<bool> {
+        let path = self.commit_path(commit.version);
+        let bytes = serde_json::to_vec(commit).map_err(|e| Error::CorruptLog {
+            path: path.to_string(),
+            message: e.to_string(),
+        })?;
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(&path, PutPayload::from(bytes), options)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(Error::store(&path, e)),
+        }
+    }
+
+    /// The newest checkpoint's version, from the hint file (which may be missing or stale).
+    pub async fn last_checkpoint_hint(&self) -> Option<u64> {
+        let path = self.last_checkpoint_path();
+        let bytes = self.store.get(&path).await.ok()?.bytes().await.ok()?;
+        let value: Value = serde_json::from_slice(&bytes).ok()?;
+        value.get("version")?.as_u64()
+    }
+
+    /// Records `version` as the newest checkpoint.
+    pub async fn write_last_checkpoint_hint(&self, version: u64) -> Result<()> {
+        let path = self.last_checkpoint_path();
+        let body = serde_json::json!({ "version": version }).to_string();
+        self.store
+            .put(&path, PutPayload::from(body.into_bytes()))
+            .await
+            .map_err(|e| Error::store(&path, e))?;
+        Ok(())
+    }
+}

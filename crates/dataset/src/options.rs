@@ -1,0 +1,342 @@
+//! Options of writes: mode, partitioning, compression and layout of the Parquet files.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use parquet::basic::{BrotliLevel, Compression, GzipLevel, ZstdLevel};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// How a write combines its input with the rows already in the dataset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum WriteMode {
+    /// Add the input's rows.
+    #[default]
+    Append,
+    /// Replace every row with the input's.
+    Overwrite,
+}
+
+impl FromStr for WriteMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "append" => Ok(WriteMode::Append),
+            "overwrite" => Ok(WriteMode::Overwrite),
+            other => Err(Error::InvalidArgument(format!(
+                "unknown write mode {other:?} (expected append or overwrite)"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for WriteMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WriteMode::Append => "append",
+            WriteMode::Overwrite => "overwrite",
+        })
+    }
+}
+
+/// A compression codec with an optional level, written `zstd:3`, `snappy`, `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CompressionSpec {
+    /// The codec.
+    pub codec: Codec,
+    /// The level, for codecs that have one.
+    pub level: Option<i32>,
+}
+
+/// A Parquet compression codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Codec {
+    /// No compression.
+    None,
+    /// Snappy.
+    Snappy,
+    /// Zstandard.
+    Zstd,
+    /// LZ4 (raw).
+    Lz4,
+    /// Gzip.
+    Gzip,
+    /// Brotli.
+    Brotli,
+}
+
+impl Default for CompressionSpec {
+    fn default() -> Self {
+        CompressionSpec {
+            codec: Codec::Zstd,
+            level: Some(3),
+        }
+    }
+}
+
+impl CompressionSpec {
+    /// The Parquet writer setting.
+    pub fn to_parquet(&self) -> Result<Compression> {
+        let bad = |e: parquet::errors::ParquetError| {
+            Error::InvalidArgument(format!("compression {self}: {e}"))
+        };
+        Ok(match self.codec {
+            Codec::None => Compression::UNCOMPRESSED,
+            Codec::Snappy => Compression::SNAPPY,
+            Codec::Lz4 => Compression::LZ4_RAW,
+            Codec::Zstd => Compression::ZSTD(match self.level {
+                Some(l) => ZstdLevel::try_new(l).map_err(bad)?,
+                None => ZstdLevel::default(),
+            }),
+            Codec::Gzip => Compression::GZIP(match self.level {
+                Some(l) => GzipLevel::try_new(u32::try_from(l).unwrap_or(u32::MAX)).map_err(bad)?,
+                None => GzipLevel::default(),
+            }),
+            Codec::Brotli => Compression::BROTLI(match self.level {
+                Some(l) => {
+                    BrotliLevel::try_new(u32::try_from(l).unwrap_or(u32::MAX)).map_err(bad)?
+                }
+                None => BrotliLevel::default(),
+            }),
+        })
+    }
+}
+
+impl FromStr for CompressionSpec {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let (name, level) = match s.split_once(':') {
+            Some((n, l)) => {
+                let level = l.parse().map_err(|_| {
+                    Error::InvalidArgument(format!("compression level {l:?} is not a number"))
+                })?;
+                (n, Some(level))
+            }
+            None => (s, None),
+        };
+        let codec = match name.to_ascii_lowercase().as_str() {
+            "none" | "uncompressed" => Codec::None,
+            "snappy" => Codec::Snappy,
+            "zstd" => Codec::Zstd,
+            "lz4" | "lz4_raw" => Codec::Lz4,
+            "gzip" => Codec::Gzip,
+            "brotli" => Codec::Brotli,
+            other => {
+                return Err(Error::InvalidArgument(format!(
+                    "unknown compression {other:?} (none, snappy, zstd, lz4, gzip, brotli)"
+                )));
+            }
+        };
+        let spec = CompressionSpec { codec, level };
+        spec.to_parquet()?;
+        Ok(spec)
+    }
+}
+
+impl TryFrom<String> for CompressionSpec {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        s.parse()
+    }
+}
+
+impl From<CompressionSpec> for String {
+    fn from(c: CompressionSpec) -> String {
+        c.to_string()
+    }
+}
+
+impl fmt::Display for CompressionSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self.codec {
+            Codec::None => "none",
+            Codec::Snappy => "snappy",
+            Codec::Zstd => "zstd",
+            Codec::Lz4 => "lz4",
+            Codec::Gzip => "gzip",
+            Codec::Brotli => "brotli",
+        };
+        match self.level {
+            Some(l) => write!(f, "{name}:{l}"),
+            None => f.write_str(name),
+        }
+    }
+}
+
+/// A column to sort by, with its direction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SortColumn {
+    /// The column.
+    pub column: String,
+    /// Largest first.
+    #[serde(default)]
+    pub descending: bool,
+}
+
+impl FromStr for SortColumn {
+    type Err = Error;
+    /// `col`, `col:asc` or `col:desc`.
+    fn from_str(s: &str) -> Result<Self> {
+        let (column, descending) = match s.rsplit_once(':') {
+            Some((c, "desc")) => (c, true),
+            Some((c, "asc")) => (c, false),
+            _ => (s, false),
+        };
+        Ok(SortColumn {
+            column: column.to_string(),
+            descending,
+        })
+    }
+}
+
+/// Which statistics the Parquet files carry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StatisticsLevel {
+    /// None: files cannot be pruned by their contents.
+    None,
+    /// Per column chunk (row group).
+    Chunk,
+    /// Per page as well, with a page index.
+    #[default]
+    Page,
+}
+
+/// Options of a write. Every field has a default; see [`WriteOptions::default`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WriteOptions {
+    /// How the input combines with the dataset.
+    pub mode: WriteMode,
+    /// Partition columns, in order (the first write sets them; later writes may leave
+    /// this empty to use the dataset's).
+    pub partition_by: Vec<String>,
+    /// Compression codec and level (default zstd level 3).
+    pub compression: CompressionSpec,
+    /// Rows per row group (default 131 072).
+    pub row_group_size: usize,
+    /// Rows per file; a full file is closed and another begun.
+    pub max_rows_per_file: Option<usize>,
+    /// Approximate bytes per file before another is begun (default 128 MiB).
+    pub target_file_size: u64,
+    /// Sort each row group by these columns.
+    pub sort_by: Vec<SortColumn>,
+    /// Statistics level (default page, with a page index).
+    pub statistics: StatisticsLevel,
+    /// Columns that get a bloom filter.
+    pub bloom_filter_columns: Vec<String>,
+    /// Dictionary-encode columns where it pays (default true).
+    pub dictionary: bool,
+    /// Files open for writing at once across partitions (default 128); the largest is
+    /// closed when a new one would exceed this.
+    pub max_open_files: usize,
+    /// Bytes buffered across open files before the largest row group is flushed
+    /// (default 256 MiB).
+    pub max_buffered_bytes: usize,
+    /// Free-form metadata recorded in the commit.
+    pub metadata: BTreeMap<String, serde_json::Value>,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            mode: WriteMode::Append,
+            partition_by: Vec::new(),
+            compression: CompressionSpec::default(),
+            row_group_size: 131_072,
+            max_rows_per_file: None,
+            target_file_size: 128 * 1024 * 1024,
+            sort_by: Vec::new(),
+            statistics: StatisticsLevel::Page,
+            bloom_filter_columns: Vec::new(),
+            dictionary: true,
+            max_open_files: 128,
+            max_buffered_bytes: 256 * 1024 * 1024,
+            metadata: BTreeMap::new(),
+        }
+    }
+}
+
+impl WriteOptions {
+    /// Sets the mode.
+    pub fn with_mode(mut self, mode: WriteMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Sets the partition columns.
+    pub fn with_partition_by<S: Into<String>>(
+        mut self,
+        columns: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.partition_by = columns.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the rows per row group.
+    pub fn with_row_group_size(mut self, rows: usize) -> Self {
+        self.row_group_size = rows;
+        self
+    }
+
+    /// Sets the rows per file.
+    pub fn with_max_rows_per_file(mut self, rows: usize) -> Self {
+        self.max_rows_per_file = Some(rows);
+        self
+    }
+
+    /// Checks the options that can be checked without the data.
+    pub fn validate(&self) -> Result<()> {
+        if self.row_group_size == 0 {
+            return Err(Error::InvalidArgument(
+                "row_group_size must be at least 1".into(),
+            ));
+        }
+        if self.max_rows_per_file == Some(0) {
+            return Err(Error::InvalidArgument(
+                "max_rows_per_file must be at least 1".into(),
+            ));
+        }
+        if self.max_open_files == 0 {
+            return Err(Error::InvalidArgument(
+                "max_open_files must be at least 1".into(),
+            ));
+        }
+        self.compression.to_parquet()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compression_specs_parse_and_print() {
+        let spec: CompressionSpec = "zstd:9".parse().unwrap();
+        assert_eq!(spec.to_string(), "zstd:9");
+        assert!("zstd:99".parse::<CompressionSpec>().is_err());
+        assert!("lzo".parse::<CompressionSpec>().is_err());
+        assert_eq!("snappy".parse::<CompressionSpec>().unwrap().level, None);
+    }
+
+    #[test]
+    fn options_round_trip_through_json_with_defaults() {
+        let options: WriteOptions =
+            serde_json::from_str(r#"{"partition_by":["year"],"compression":"snappy"}"#).unwrap();
+        assert_eq!(options.partition_by, vec!["year"]);
+        assert_eq!(
+            options.row_group_size,
+            WriteOptions::default().row_group_size
+        );
+        let back: WriteOptions =
+            serde_json::from_str(&serde_json::to_string(&options).unwrap()).unwrap();
+        assert_eq!(back, options);
+    }
+}

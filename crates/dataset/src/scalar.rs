@@ -1,0 +1,749 @@
+//! Single typed values: partition values, column statistics and filter literals.
+//!
+//! A [`Scalar`] is stored in the log as a plain JSON value and read back with the
+//! column's Arrow type, so the log stays small and readable.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int64Array,
+    LargeBinaryArray, StringArray, TimestampMicrosecondArray, TimestampMillisecondArray,
+    TimestampNanosecondArray, TimestampSecondArray, UInt64Array, new_null_array,
+};
+use arrow::compute::{CastOptions, cast_with_options};
+use arrow::datatypes::{DataType, TimeUnit};
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;
+
+/// One typed value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    /// SQL null.
+    Null,
+    /// A boolean.
+    Boolean(bool),
+    /// A signed integer of any width.
+    Int(i64),
+    /// An unsigned integer of any width.
+    UInt(u64),
+    /// A floating point number of any width.
+    Float(f64),
+    /// A decimal: unscaled value, precision and scale.
+    Decimal {
+        /// The unscaled value.
+        value: i128,
+        /// Total digits.
+        precision: u8,
+        /// Digits after the point.
+        scale: i8,
+    },
+    /// A string.
+    Utf8(String),
+    /// Bytes.
+    Binary(Vec<u8>),
+    /// A date, as days since 1970-01-01.
+    Date(i32),
+    /// A timestamp in a unit, with an optional time zone.
+    Timestamp {
+        /// Ticks since the epoch.
+        value: i64,
+        /// The tick unit.
+        unit: TimeUnit,
+        /// The time zone, if the column has one.
+        tz: Option<Arc<str>>,
+    },
+}
+
+impl Scalar {
+    /// Whether this is [`Scalar::Null`].
+    pub fn is_null(&self) -> bool {
+        matches!(self, Scalar::Null)
+    }
+
+    /// Reads row `row` of `array`.
+    pub fn from_array(array: &dyn Array, row: usize) -> Result<Scalar> {
+        use arrow::array::AsArray;
+        use arrow::datatypes::*;
+        if array.is_null(row) {
+            return Ok(Scalar::Null);
+        }
+        let s = match array.data_type() {
+            DataType::Null => Scalar::Null,
+            DataType::Boolean => Scalar::Boolean(array.as_boolean().value(row)),
+            DataType::Int8 => Scalar::Int(array.as_primitive::<Int8Type>().value(row) as i64),
+            DataType::Int16 => Scalar::Int(array.as_primitive::<Int16Type>().value(row) as i64),
+            DataType::Int32 => Scalar::Int(array.as_primitive::<Int32Type>().value(row) as i64),
+            DataType::Int64 => Scalar::Int(array.as_primitive::<Int64Type>().value(row)),
+            DataType::UInt8 => Scalar::UInt(array.as_primitive::<UInt8Type>().value(row) as u64),
+            DataType::UInt16 => Scalar::UInt(array.as_primitive::<UInt16Type>().value(row) as u64),
+            DataType::UInt32 => Scalar::UInt(array.as_primitive::<UInt32Type>().value(row) as u64),
+            DataType::UInt64 => Scalar::UInt(array.as_primitive::<UInt64Type>().value(row)),
+            DataType::Float16 => {
+                Scalar::Float(array.as_primitive::<Float16Type>().value(row).to_f64())
+            }
+            DataType::Float32 => {
+                Scalar::Float(array.as_primitive::<Float32Type>().value(row) as f64)
+            }
+            DataType::Float64 => Scalar::Float(array.as_primitive::<Float64Type>().value(row)),
+            DataType::Decimal128(p, s) => Scalar::Decimal {
+                value: array.as_primitive::<Decimal128Type>().value(row),
+                precision: *p,
+                scale: *s,
+            },
+            DataType::Utf8 => Scalar::Utf8(array.as_string::<i32>().value(row).to_string()),
+            DataType::LargeUtf8 => Scalar::Utf8(array.as_string::<i64>().value(row).to_string()),
+            DataType::Utf8View => Scalar::Utf8(array.as_string_view().value(row).to_string()),
+            DataType::Binary => Scalar::Binary(array.as_binary::<i32>().value(row).to_vec()),
+            DataType::LargeBinary => Scalar::Binary(array.as_binary::<i64>().value(row).to_vec()),
+            DataType::BinaryView => Scalar::Binary(array.as_binary_view().value(row).to_vec()),
+            DataType::FixedSizeBinary(_) => {
+                Scalar::Binary(array.as_fixed_size_binary().value(row).to_vec())
+            }
+            DataType::Date32 => Scalar::Date(array.as_primitive::<Date32Type>().value(row)),
+            DataType::Date64 => Scalar::Date(
+                (array.as_primitive::<Date64Type>().value(row)).div_euclid(86_400_000) as i32,
+            ),
+            DataType::Timestamp(unit, tz) => {
+                let value = match unit {
+                    TimeUnit::Second => array.as_primitive::<TimestampSecondType>().value(row),
+                    TimeUnit::Millisecond => {
+                        array.as_primitive::<TimestampMillisecondType>().value(row)
+                    }
+                    TimeUnit::Microsecond => {
+                        array.as_primitive::<TimestampMicrosecondType>().value(row)
+                    }
+                    TimeUnit::Nanosecond => {
+                        array.as_primitive::<TimestampNanosecondType>().value(row)
+                    }
+                };
+                Scalar::Timestamp {
+                    value,
+                    unit: *unit,
+                    tz: tz.clone(),
+                }
+            }
+            DataType::Dictionary(_, _) => {
+                let dict = array.as_any_dictionary();
+                let key = dict.normalized_keys()[row];
+                Scalar::from_array(dict.values().as_ref(), key)?
+            }
+            other => {
+                return Err(Error::Unsupported(format!("values of type {other}")));
+            }
+        };
+        Ok(s)
+    }
+
+    /// A one-row array of `data_type` holding this value.
+    pub fn to_array(&self, data_type: &DataType) -> Result<ArrayRef> {
+        let canonical: ArrayRef = match self {
+            Scalar::Null => return Ok(new_null_array(data_type, 1)),
+            Scalar::Boolean(b) => Arc::new(BooleanArray::from(vec![*b])),
+            Scalar::Int(v) => Arc::new(Int64Array::from(vec![*v])),
+            Scalar::UInt(v) => Arc::new(UInt64Array::from(vec![*v])),
+            Scalar::Float(v) => Arc::new(Float64Array::from(vec![*v])),
+            Scalar::Decimal {
+                value,
+                precision,
+                scale,
+            } => Arc::new(
+                Decimal128Array::from(vec![*value]).with_precision_and_scale(*precision, *scale)?,
+            ),
+            Scalar::Utf8(s) => Arc::new(StringArray::from(vec![s.as_str()])),
+            Scalar::Binary(b) => Arc::new(LargeBinaryArray::from(vec![b.as_slice()])),
+            Scalar::Date(d) => Arc::new(Date32Array::from(vec![*d])),
+            Scalar::Timestamp { value, unit, tz } => match unit {
+                TimeUnit::Second => {
+                    Arc::new(TimestampSecondArray::from(vec![*value]).with_timezone_opt(tz.clone()))
+                }
+                TimeUnit::Millisecond => Arc::new(
+                    TimestampMillisecondArray::from(vec![*value]).with_timezone_opt(tz.clone()),
+                ),
+                TimeUnit::Microsecond => Arc::new(
+                    TimestampMicrosecondArray::from(vec![*value]).with_timezone_opt(tz.clone()),
+                ),
+                TimeUnit::Nanosecond => Arc::new(
+                    TimestampNanosecondArray::from(vec![*value]).with_timezone_opt(tz.clone()),
+                ),
+            },
+        };
+        if canonical.data_type() == data_type {
+            return Ok(canonical);
+        }
+        let options = CastOptions {
+            safe: false,
+            ..Default::default()
+        };
+        Ok(cast_with_options(&canonical, data_type, &options)?)
+    }
+
+    /// Converts this value to `data_type`'s domain, failing if it does not fit exactly.
+    ///
+    /// `'2024-03-01'` becomes a date for a date column, `'7'` an integer for an integer column.
+    pub fn coerce_to(&self, data_type: &DataType) -> Result<Scalar> {
+        if self.is_null() {
+            return Ok(Scalar::Null);
+        }
+        if let Scalar::Utf8(text) = self {
+            if !is_string_type(data_type) {
+                return Scalar::parse(text, data_type);
+            }
+            return Ok(self.clone());
+        }
+        let array = self.to_array(data_type).map_err(|_| {
+            Error::InvalidArgument(format!("value {self} does not fit type {data_type}"))
+        })?;
+        let back = Scalar::from_array(array.as_ref(), 0)?;
+        if back.compare(self) != Some(Ordering::Equal) {
+            return Err(Error::InvalidArgument(format!(
+                "value {self} does not fit type {data_type} exactly"
+            )));
+        }
+        Ok(back)
+    }
+
+    /// Parses `text` as a value of `data_type` (partition values, CLI literals).
+    pub fn parse(text: &str, data_type: &DataType) -> Result<Scalar> {
+        let bad = || Error::InvalidArgument(format!("cannot read {text:?} as {data_type}"));
+        let value = match data_type {
+            DataType::Null => Scalar::Null,
+            DataType::Boolean => match text.to_ascii_lowercase().as_str() {
+                "true" => Scalar::Boolean(true),
+                "false" => Scalar::Boolean(false),
+                _ => return Err(bad()),
+            },
+            DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
+                Scalar::Int(text.trim().parse().map_err(|_| bad())?)
+            }
+            DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
+                Scalar::UInt(text.trim().parse().map_err(|_| bad())?)
+            }
+            DataType::Float16 | DataType::Float32 | DataType::Float64 => {
+                Scalar::Float(text.trim().parse().map_err(|_| bad())?)
+            }
+            DataType::Decimal128(..) => {
+                let array: ArrayRef = Arc::new(StringArray::from(vec![text]));
+                let options = CastOptions {
+                    safe: false,
+                    ..Default::default()
+                };
+                let cast = cast_with_options(&array, data_type, &options).map_err(|_| bad())?;
+                Scalar::from_array(cast.as_ref(), 0)?
+            }
+            DataType::Date32 | DataType::Date64 => Scalar::Date(parse_date(text).ok_or_else(bad)?),
+            DataType::Timestamp(unit, tz) => Scalar::Timestamp {
+                value: parse_timestamp(text, *unit).ok_or_else(bad)?,
+                unit: *unit,
+                tz: tz.clone(),
+            },
+            DataType::Dictionary(_, value_type) => return Scalar::parse(text, value_type),
+            t if is_string_type(t) => Scalar::Utf8(text.to_string()),
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
+                Scalar::Binary(text.as_bytes().to_vec())
+            }
+            _ => return Err(bad()),
+        };
+        Ok(value)
+    }
+
+    /// Orders two values. Numbers compare across widths and kinds, timestamps across
+    /// units; values of unrelated kinds, and nulls, do not compare.
+    pub fn compare(&self, other: &Scalar) -> Option<Ordering> {
+        use Scalar::*;
+        match (self, other) {
+            (Null, _) | (_, Null) => None,
+            (Boolean(a), Boolean(b)) => Some(a.cmp(b)),
+            (Int(a), Int(b)) => Some(a.cmp(b)),
+            (UInt(a), UInt(b)) => Some(a.cmp(b)),
+            (Int(a), UInt(b)) => Some((*a as i128).cmp(&(*b as i128))),
+            (UInt(a), Int(b)) => Some((*a as i128).cmp(&(*b as i128))),
+            (Float(a), Float(b)) => Some(a.total_cmp(b)),
+            (Int(a), Float(b)) => compare_f64(*a as f64, *b),
+            (Float(a), Int(b)) => compare_f64(*a, *b as f64),
+            (UInt(a), Float(b)) => compare_f64(*a as f64, *b),
+            (Float(a), UInt(b)) => compare_f64(*a, *b as f64),
+            (Decimal { .. }, _) | (_, Decimal { .. }) => {
+                compare_f64(self.as_f64()?, other.as_f64()?)
+            }
+            (Utf8(a), Utf8(b)) => Some(a.cmp(b)),
+            (Binary(a), Binary(b)) => Some(a.cmp(b)),
+            (Date(a), Date(b)) => Some(a.cmp(b)),
+            (Timestamp { .. }, Timestamp { .. })
+            | (Date(_), Timestamp { .. })
+            | (Timestamp { .. }, Date(_)) => Some(self.as_nanos()?.cmp(&other.as_nanos()?)),
+            _ => None,
+        }
+    }
+
+    fn as_f64(&self) -> Option<f64> {
+        match self {
+            Scalar::Int(v) => Some(*v as f64),
+            Scalar::UInt(v) => Some(*v as f64),
+            Scalar::Float(v) => Some(*v),
+            Scalar::Decimal { value, scale, .. } => {
+                Some(*value as f64 / 10f64.powi(i32::from(*scale)))
+            }
+            _ => None,
+        }
+    }
+
+    fn as_nanos(&self) -> Option<i128> {
+        match self {
+            Scalar::Date(d) => Some(i128::from(*d) * 86_400 * 1_000_000_000),
+            Scalar::Timestamp { value, unit, .. } => {
+                let factor: i128 = match unit {
+                    TimeUnit::Second => 1_000_000_000,
+                    TimeUnit::Millisecond => 1_000_000,
+                    TimeUnit::Microsecond => 1_000,
+                    TimeUnit::Nanosecond => 1,
+                };
+                Some(i128::from(*value) * factor)
+            }
+            _ => None,
+        }
+    }
+
+    /// The value as it appears in a hive directory name (before escaping).
+    pub fn to_partition_text(&self) -> Option<String> {
+        match self {
+            Scalar::Null => None,
+            Scalar::Utf8(s) => Some(s.clone()),
+            other => Some(other.to_string()),
+        }
+    }
+
+    /// The value as a JSON value for the log (read back with [`Scalar::from_json`]).
+    pub fn to_json(&self) -> Value {
+        match self {
+            Scalar::Null => Value::Null,
+            Scalar::Boolean(b) => Value::Bool(*b),
+            Scalar::Int(v) => Value::from(*v),
+            Scalar::UInt(v) => Value::from(*v),
+            Scalar::Float(v) if v.is_finite() => Value::from(*v),
+            Scalar::Float(v) => Value::String(v.to_string()),
+            Scalar::Decimal { value, .. } => Value::String(value.to_string()),
+            Scalar::Utf8(s) => Value::String(s.clone()),
+            Scalar::Binary(b) => Value::String(hex(b)),
+            Scalar::Date(d) => match date_from_days(*d) {
+                Some(date) => Value::String(date.to_string()),
+                None => Value::from(*d),
+            },
+            Scalar::Timestamp { value, .. } => Value::from(*value),
+        }
+    }
+
+    /// Reads a value written by [`Scalar::to_json`] for a column of `data_type`.
+    pub fn from_json(value: &Value, data_type: &DataType) -> Result<Scalar> {
+        let bad = || Error::InvalidArgument(format!("cannot read JSON {value} as {data_type}"));
+        if value.is_null() {
+            return Ok(Scalar::Null);
+        }
+        let scalar = match data_type {
+            DataType::Boolean => Scalar::Boolean(value.as_bool().ok_or_else(bad)?),
+            DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
+                Scalar::Int(value.as_i64().ok_or_else(bad)?)
+            }
+            DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
+                Scalar::UInt(value.as_u64().ok_or_else(bad)?)
+            }
+            DataType::Float16 | DataType::Float32 | DataType::Float64 => match value {
+                Value::String(s) => Scalar::Float(s.parse().map_err(|_| bad())?),
+                v => Scalar::Float(v.as_f64().ok_or_else(bad)?),
+            },
+            DataType::Decimal128(p, s) => Scalar::Decimal {
+                value: value.as_str().ok_or_else(bad)?.parse().map_err(|_| bad())?,
+                precision: *p,
+                scale: *s,
+            },
+            DataType::Date32 | DataType::Date64 => match value {
+                Value::String(s) => Scalar::Date(parse_date(s).ok_or_else(bad)?),
+                v => Scalar::Date(v.as_i64().ok_or_else(bad)? as i32),
+            },
+            DataType::Timestamp(unit, tz) => Scalar::Timestamp {
+                value: value.as_i64().ok_or_else(bad)?,
+                unit: *unit,
+                tz: tz.clone(),
+            },
+            DataType::Dictionary(_, inner) => return Scalar::from_json(value, inner),
+            t if is_string_type(t) => Scalar::Utf8(value.as_str().ok_or_else(bad)?.to_string()),
+            DataType::Binary
+            | DataType::LargeBinary
+            | DataType::BinaryView
+            | DataType::FixedSizeBinary(_) => {
+                Scalar::Binary(unhex(value.as_str().ok_or_else(bad)?).ok_or_else(bad)?)
+            }
+            _ => return Err(bad()),
+        };
+        Ok(scalar)
+    }
+}
+
+fn compare_f64(a: f64, b: f64) -> Option<Ordering> {
+    a.partial_cmp(&b)
+}
+
+/// Whether `data_type` holds strings (of any layout, or dictionary-encoded strings).
+pub fn is_string_type(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, v) => is_string_type(v),
+        _ => false,
+    }
+}
+
+/// Whether dala keeps min/max statistics for columns of `data_type`.
+pub fn has_statistics(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::Boolean
+        | DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64
+        | DataType::Float32
+        | DataType::Float64
+        | DataType::Decimal128(..)
+        | DataType::Date32
+        | DataType::Timestamp(..)
+        | DataType::Utf8
+        | DataType::LargeUtf8
+        | DataType::Utf8View => true,
+        DataType::Dictionary(_, v) => has_statistics(v),
+        _ => false,
+    }
+}
+
+/// Days since the epoch for a `YYYY-MM-DD` text.
+pub fn parse_date(text: &str) -> Option<i32> {
+    let date = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok()?;
+    Some(chrono::Datelike::num_days_from_ce(&date) - UNIX_EPOCH_DAYS_FROM_CE)
+}
+
+fn date_from_days(days: i32) -> Option<NaiveDate> {
+    NaiveDate::from_num_days_from_ce_opt(days.checked_add(UNIX_EPOCH_DAYS_FROM_CE)?)
+}
+
+/// Ticks of `unit` since the epoch for an ISO-8601-like timestamp text (UTC when no offset).
+pub fn parse_timestamp(text: &str, unit: TimeUnit) -> Option<i64> {
+    let text = text.trim();
+    let utc = if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        t.naive_utc()
+    } else {
+        let formats = [
+            "%Y-%m-%d %H:%M:%S%.f",
+            "%Y-%m-%dT%H:%M:%S%.f",
+            "%Y-%m-%d %H:%M:%S",
+            "%Y-%m-%dT%H:%M:%S",
+            "%Y-%m-%d %H:%M",
+        ];
+        let parsed = formats
+            .iter()
+            .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok());
+        match parsed {
+            Some(t) => t,
+            None => NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()?
+                .and_hms_opt(0, 0, 0)?,
+        }
+    };
+    let utc = utc.and_utc();
+    match unit {
+        TimeUnit::Second => Some(utc.timestamp()),
+        TimeUnit::Millisecond => Some(utc.timestamp_millis()),
+        TimeUnit::Microsecond => Some(utc.timestamp_micros()),
+        TimeUnit::Nanosecond => utc.timestamp_nanos_opt(),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl fmt::Display for Scalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scalar::Null => write!(f, "NULL"),
+            Scalar::Boolean(b) => write!(f, "{b}"),
+            Scalar::Int(v) => write!(f, "{v}"),
+            Scalar::UInt(v) => write!(f, "{v}"),
+            Scalar::Float(v) => write!(f, "{v}"),
+            Scalar::Decimal { value, scale, .. } => {
+                if *scale <= 0 {
+                    return write!(f, "{}", value * 10i128.pow(scale.unsigned_abs() as u32));
+                }
+                let scale = *scale as usize;
+                let sign = if *value < 0 { "-" } else { "" };
+                let digits = format!("{:0>width$}", value.unsigned_abs(), width = scale + 1);
+                let (int, frac) = digits.split_at(digits.len() - scale);
+                write!(f, "{sign}{int}.{frac}")
+            }
+            Scalar::Utf8(s) => write!(f, "{s}"),
+            Scalar::Binary(b) => write!(f, "0x{}", hex(b)),
+            Scalar::Date(d) => match date_from_days(*d) {
+                Some(date) => write!(f, "{date}"),
+                None => write!(f, "{d}"),
+            },
+            Scalar::Timestamp { value, unit, .. } => {
+                let nanos = Scalar::Timestamp {
+                    value: *value,
+                    unit: *unit,
+                    tz: None,
+                }
+                .as_nanos()
+                .and_then(|n| i64::try_from(n).ok());
+                match nanos.map(DateTime::from_timestamp_nanos) {
+                    Some(t) => write!(f, "{}", t.naive_utc()),
+                    None => write!(f, "{value}"),
+                }
+            }
+        }
+    }
+}
+
+/// Builds an array of `data_type` from values (`None` and [`Scalar::Null`] become nulls).
+///
+/// Values are gathered in a wide array of their kind, then cast to `data_type`.
+pub fn scalars_to_array(values: &[Option<&Scalar>], data_type: &DataType) -> Result<ArrayRef> {
+    use arrow::array::{
+        BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder,
+        Int64Builder, StringBuilder, UInt64Builder,
+    };
+    let value_type = match data_type {
+        DataType::Dictionary(_, v) => v.as_ref(),
+        other => other,
+    };
+    let mismatch = |s: &Scalar| {
+        Error::InvalidArgument(format!(
+            "value {s} cannot be stored in a {data_type} column"
+        ))
+    };
+    let wide: ArrayRef = match value_type {
+        DataType::Boolean => {
+            let mut b = BooleanBuilder::with_capacity(values.len());
+            for v in values {
+                match v {
+                    Some(Scalar::Boolean(x)) => b.append_value(*x),
+                    None | Some(Scalar::Null) => b.append_null(),
+                    Some(s) => return Err(mismatch(s)),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
+            let mut b = Int64Builder::with_capacity(values.len());
+            for v in values {
+                match v {
+                    Some(Scalar::Int(x)) => b.append_value(*x),
+                    Some(Scalar::UInt(x)) => b.append_value(i64::try_from(*x).map_err(|_| {
+                        Error::InvalidArgument(format!("{x} does not fit {data_type}"))
+                    })?),
+                    None | Some(Scalar::Null) => b.append_null(),
+                    Some(s) => return Err(mismatch(s)),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
+            let mut b = UInt64Builder::with_capacity(values.len());
+            for v in values {
+                match v {
+                    Some(Scalar::UInt(x)) => b.append_value(*x),
+                    Some(Scalar::Int(x)) => b.append_value(u64::try_from(*x).map_err(|_| {
+                        Error::InvalidArgument(format!("{x} does not fit {data_type}"))
+                    })?),
+                    None | Some(Scalar::Null) => b.append_null(),
+                    Some(s) => return Err(mismatch(s)),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => {
+            let mut b = Float64Builder::with_capacity(values.len());
+            for v in values {
+                match v {
+                    Some(Scalar::Float(x)) => b.append_value(*x),
+                    Some(Scalar::Int(x)) => b.append_value(*x as f64),
+                    Some(Scalar::UInt(x)) => b.append_value(*x as f64),
+                    None | Some(Scalar::Null) => b.append_null(),
+                    Some(s) => return Err(mismatch(s)),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        DataType::Decimal128(p, s) => {
+            let mut b = Decimal128Builder::with_capacity(values.len());
+            for v in values {
+                match v {
+                    Some(Scalar::Decimal { value, .. }) => b.append_value(*value),
+                    None | Some(Scalar::Null) => b.append_null(),
+                    Some(s) => return Err(mismatch(s)),
+                }
+            }
+            Arc::new(b.finish().with_precision_and_scale(*p, *s)?)
+        }
+        DataType::Date32 | DataType::Date64 => {
+            let mut b = Date32Builder::with_capacity(values.len());
+            for v in values {
+                match v {
+                    Some(Scalar::Date(x)) => b.append_value(*x),
+                    None | Some(Scalar::Null) => b.append_null(),
+                    Some(s) => return Err(mismatch(s)),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        DataType::Timestamp(unit, tz) => {
+            let raw: Vec<Option<i64>> = values
+                .iter()
+                .map(|v| match v {
+                    Some(Scalar::Timestamp { value, .. }) => Ok(Some(*value)),
+                    None | Some(Scalar::Null) => Ok(None),
+                    Some(s) => Err(mismatch(s)),
+                })
+                .collect::<Result<_>>()?;
+            match unit {
+                TimeUnit::Second => {
+                    Arc::new(TimestampSecondArray::from(raw).with_timezone_opt(tz.clone()))
+                }
+                TimeUnit::Millisecond => {
+                    Arc::new(TimestampMillisecondArray::from(raw).with_timezone_opt(tz.clone()))
+                }
+                TimeUnit::Microsecond => {
+                    Arc::new(TimestampMicrosecondArray::from(raw).with_timezone_opt(tz.clone()))
+                }
+                TimeUnit::Nanosecond => {
+                    Arc::new(TimestampNanosecondArray::from(raw).with_timezone_opt(tz.clone()))
+                }
+            }
+        }
+        t if is_string_type(t) => {
+            let mut b = StringBuilder::with_capacity(values.len(), values.len() * 8);
+            for v in values {
+                match v {
+                    Some(Scalar::Utf8(x)) => b.append_value(x),
+                    None | Some(Scalar::Null) => b.append_null(),
+                    Some(s) => return Err(mismatch(s)),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView
+        | DataType::FixedSizeBinary(_) => {
+            let mut b = BinaryBuilder::new();
+            for v in values {
+                match v {
+                    Some(Scalar::Binary(x)) => b.append_value(x),
+                    None | Some(Scalar::Null) => b.append_null(),
+                    Some(s) => return Err(mismatch(s)),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        other => return Err(Error::Unsupported(format!("arrays of type {other}"))),
+    };
+    if wide.data_type() == data_type {
+        return Ok(wide);
+    }
+    let options = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    Ok(cast_with_options(&wide, data_type, &options)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trip_by_type() {
+        let cases = [
+            (Scalar::Int(-5), DataType::Int16),
+            (Scalar::UInt(7), DataType::UInt32),
+            (Scalar::Float(1.5), DataType::Float64),
+            (Scalar::Float(f64::NAN), DataType::Float64),
+            (Scalar::Utf8("a=b/c".into()), DataType::Utf8),
+            (Scalar::Date(19_000), DataType::Date32),
+            (
+                Scalar::Decimal {
+                    value: 12345,
+                    precision: 10,
+                    scale: 2,
+                },
+                DataType::Decimal128(10, 2),
+            ),
+            (Scalar::Binary(vec![0, 255, 16]), DataType::Binary),
+        ];
+        for (scalar, data_type) in cases {
+            let back = Scalar::from_json(&scalar.to_json(), &data_type).unwrap();
+            match (&scalar, &back) {
+                (Scalar::Float(a), Scalar::Float(b)) if a.is_nan() => assert!(b.is_nan()),
+                _ => assert_eq!(scalar, back, "{data_type}"),
+            }
+        }
+    }
+
+    #[test]
+    fn compares_across_numeric_kinds_and_time_units() {
+        assert_eq!(
+            Scalar::Int(3).compare(&Scalar::Float(3.5)),
+            Some(Ordering::Less)
+        );
+        assert_eq!(
+            Scalar::UInt(u64::MAX).compare(&Scalar::Int(-1)),
+            Some(Ordering::Greater)
+        );
+        let day = Scalar::Date(1);
+        let ts = Scalar::Timestamp {
+            value: 86_400_000,
+            unit: TimeUnit::Millisecond,
+            tz: None,
+        };
+        assert_eq!(day.compare(&ts), Some(Ordering::Equal));
+        assert_eq!(Scalar::Utf8("a".into()).compare(&Scalar::Int(1)), None);
+    }
+
+    #[test]
+    fn parses_and_coerces_text() {
+        assert_eq!(
+            Scalar::Utf8("1995-03-15".into())
+                .coerce_to(&DataType::Date32)
+                .unwrap(),
+            Scalar::Date(parse_date("1995-03-15").unwrap())
+        );
+        assert_eq!(
+            Scalar::Int(5).coerce_to(&DataType::Int8).unwrap(),
+            Scalar::Int(5)
+        );
+        assert!(Scalar::Int(500).coerce_to(&DataType::Int8).is_err());
+        assert!(Scalar::parse("x", &DataType::Int32).is_err());
+        assert_eq!(Scalar::Date(0).to_string(), "1970-01-01");
+        let d = Scalar::Decimal {
+            value: -5,
+            precision: 5,
+            scale: 2,
+        };
+        assert_eq!(d.to_string(), "-0.05");
+    }
+}

@@ -1,0 +1,579 @@
+//! The native scan: plans from the file index (partition and statistics pruning without
+//! listing directories), prunes row groups from each footer, applies the residual filter
+//! exactly, and streams Arrow record batches with the partition columns typed.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
+use arrow::compute::{cast, filter_record_batch};
+use arrow::datatypes::{Schema, SchemaRef};
+use futures::stream::{self, BoxStream};
+use futures::{SinkExt, StreamExt, TryStreamExt};
+use object_store::ObjectStore;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
+use parquet::file::metadata::RowGroupMetaData;
+
+use crate::error::{Error, Result};
+use crate::filter::Expr;
+use crate::log::LogStore;
+use crate::snapshot::{FileEntry, Snapshot};
+use crate::stats::{ColumnStats, StatsView, row_group_stats};
+
+/// A stream of record batches.
+pub type RecordBatchStream = BoxStream<'static, Result<RecordBatch>>;
+
+/// Builds a scan of one dataset version. Made by [`crate::Dataset::scan`].
+#[derive(Clone)]
+pub struct ScanBuilder {
+    log: LogStore,
+    snapshot: Arc<Snapshot>,
+    columns: Option<Vec<String>>,
+    filter: Option<Expr>,
+    limit: Option<usize>,
+    batch_size: usize,
+    concurrency: usize,
+}
+
+impl fmt::Debug for ScanBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScanBuilder")
+            .field("version", &self.snapshot.version())
+            .field("columns", &self.columns)
+            .field("filter", &self.filter.as_ref().map(ToString::to_string))
+            .field("limit", &self.limit)
+            .finish()
+    }
+}
+
+/// Which files a scan reads, after pruning by partition values and file statistics.
+#[derive(Debug, Clone)]
+pub struct ScanPlan {
+    /// The schema of the batches the scan returns.
+    pub schema: SchemaRef,
+    /// The files to read.
+    pub files: Vec<FileEntry>,
+    /// Files in the version.
+    pub files_total: usize,
+    /// Files skipped by their partition values.
+    pub files_pruned_by_partition: usize,
+    /// Files skipped by their column statistics.
+    pub files_pruned_by_stats: usize,
+    /// The filter, bound to the schema.
+    pub filter: Option<Expr>,
+}
+
+/// What a scan would read, down to row groups (footers of the kept files are read).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanExplain {
+    /// The version scanned.
+    pub version: u64,
+    /// The filter as bound, in SQL form.
+    pub filter: Option<String>,
+    /// Files in the version.
+    pub files_total: usize,
+    /// Files skipped by their partition values.
+    pub files_pruned_by_partition: usize,
+    /// Files skipped by their column statistics.
+    pub files_pruned_by_stats: usize,
+    /// Files read.
+    pub files_kept: usize,
+    /// Row groups in the files read.
+    pub row_groups_total: usize,
+    /// Row groups read.
+    pub row_groups_kept: usize,
+    /// Rows in the version.
+    pub rows_total: u64,
+    /// Rows in the row groups read.
+    pub rows_kept: u64,
+    /// Bytes of the files read.
+    pub bytes_kept: u64,
+}
+
+impl fmt::Display for ScanExplain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "version:     {}", self.version)?;
+        if let Some(filter) = &self.filter {
+            writeln!(f, "filter:      {filter}")?;
+        }
+        writeln!(
+            f,
+            "files:       {} of {} read ({} pruned by partition, {} by statistics)",
+            self.files_kept,
+            self.files_total,
+            self.files_pruned_by_partition,
+            self.files_pruned_by_stats
+        )?;
+        writeln!(
+            f,
+            "row groups:  {} of {} read in those files",
+            self.row_groups_kept, self.row_groups_total
+        )?;
+        write!(
+            f,
+            "rows:        {} of {} in the row groups read ({} bytes of files)",
+            self.rows_kept, self.rows_total, self.bytes_kept
+        )
+    }
+}
+
+impl ScanBuilder {
+    pub(crate) fn new(log: LogStore, snapshot: Arc<Snapshot>) -> Self {
+        ScanBuilder {
+            log,
+            snapshot,
+            columns: None,
+            filter: None,
+            limit: None,
+            batch_size: 8192,
+            concurrency: 4,
+        }
+    }
+
+    /// Returns only these columns, in this order (data or partition columns).
+    pub fn with_columns<S: Into<String>>(mut self, columns: impl IntoIterator<Item = S>) -> Self {
+        self.columns = Some(columns.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Returns only rows for which `filter` is true.
+    pub fn with_filter(mut self, filter: Expr) -> Self {
+        self.filter = Some(filter);
+        self
+    }
+
+    /// Parses `filter` (SQL-like, see [`Expr::parse`]) and returns only rows where it is true.
+    pub fn with_filter_str(self, filter: &str) -> Result<Self> {
+        Ok(self.with_filter(Expr::parse(filter)?))
+    }
+
+    /// Returns at most `limit` rows.
+    pub fn with_limit(mut self, limit: usize) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// Rows per batch (default 8192).
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// Files read at once (default 4).
+    pub fn with_concurrency(mut self, files: usize) -> Self {
+        self.concurrency = files.max(1);
+        self
+    }
+
+    /// The snapshot this scan reads.
+    pub fn snapshot(&self) -> &Arc<Snapshot> {
+        &self.snapshot
+    }
+
+    /// Prunes files by partition values and statistics, without reading any file.
+    pub fn plan(&self) -> Result<ScanPlan> {
+        let full = self.snapshot.schema();
+        let schema = match &self.columns {
+            Some(columns) => Arc::new(project_schema(&full, columns)?),
+            None => full.clone(),
+        };
+        let filter = self.filter.as_ref().map(|f| f.bind(&full)).transpose()?;
+        let mut plan = ScanPlan {
+            schema,
+            files: Vec::new(),
+            files_total: self.snapshot.files().len(),
+            files_pruned_by_partition: 0,
+            files_pruned_by_stats: 0,
+            filter: filter.clone(),
+        };
+        for file in self.snapshot.files() {
+            if let Some(filter) = &filter {
+                if !filter.may_match(&self.snapshot.stats_view(file, true)) {
+                    plan.files_pruned_by_partition += 1;
+                    continue;
+                }
+                if !filter.may_match(&self.snapshot.stats_view(file, false)) {
+                    plan.files_pruned_by_stats += 1;
+                    continue;
+                }
+            }
+            plan.files.push(file.clone());
+        }
+        Ok(plan)
+    }
+
+    /// Reports what the scan reads, down to row groups.
+    pub async fn explain(&self) -> Result<ScanExplain> {
+        let plan = self.plan()?;
+        let context = self.context(&plan)?;
+        let mut explain = ScanExplain {
+            version: self.snapshot.version(),
+            filter: plan.filter.as_ref().map(ToString::to_string),
+            files_total: plan.files_total,
+            files_pruned_by_partition: plan.files_pruned_by_partition,
+            files_pruned_by_stats: plan.files_pruned_by_stats,
+            files_kept: plan.files.len(),
+            rows_total: self.snapshot.rows(),
+            ..Default::default()
+        };
+        let footers: Vec<_> = stream::iter(plan.files.clone())
+            .map(move |file| {
+                let context = context.clone();
+                async move {
+                    let metadata = load_metadata(&context, &file).await?;
+                    let kept = context.keep_row_groups(&file, &metadata)?;
+                    Ok::<_, Error>((file.size, metadata, kept))
+                }
+            })
+            .buffered(self.concurrency.max(8))
+            .try_collect()
+            .await?;
+        for (size, metadata, kept) in footers {
+            let groups = metadata.metadata().row_groups();
+            explain.row_groups_total += groups.len();
+            explain.row_groups_kept += kept.len();
+            explain.rows_kept += kept
+                .iter()
+                .map(|&i| groups[i].num_rows().max(0) as u64)
+                .sum::<u64>();
+            explain.bytes_kept += size;
+        }
+        Ok(explain)
+    }
+
+    fn context(&self, plan: &ScanPlan) -> Result<Arc<ReadContext>> {
+        let data_schema = self.snapshot.data_schema().clone();
+        let filter_columns = plan.filter.as_ref().map(Expr::columns).unwrap_or_default();
+        let output: Vec<String> = plan
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let data_needed: Vec<usize> = data_schema
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| output.contains(f.name()) || filter_columns.contains(f.name()))
+            .map(|(i, _)| i)
+            .collect();
+        Ok(Arc::new(ReadContext {
+            store: self.log.store().clone(),
+            log: self.log.clone(),
+            snapshot: self.snapshot.clone(),
+            data_schema,
+            full_schema: self.snapshot.schema(),
+            data_needed,
+            output: plan.schema.clone(),
+            filter: plan.filter.clone(),
+            batch_size: self.batch_size,
+            limit: self.limit,
+        }))
+    }
+
+    /// Runs the scan, returning batches as the files are read.
+    pub fn stream(&self) -> Result<RecordBatchStream> {
+        let plan = self.plan()?;
+        let context = self.context(&plan)?;
+        let concurrency = self.concurrency;
+        let files = stream::iter(plan.files)
+            .map(move |file| {
+                let context = context.clone();
+                async move { spawn_file_reader(context, file) }
+            })
+            .buffered(concurrency)
+            .flatten();
+        let limited: RecordBatchStream = match self.limit {
+            None => files.boxed(),
+            Some(limit) => apply_limit(files.boxed(), limit),
+        };
+        Ok(limited)
+    }
+
+    /// Runs the scan and collects every batch.
+    pub async fn collect(&self) -> Result<Vec<RecordBatch>> {
+        self.stream()?.try_collect().await
+    }
+
+    /// Runs the scan and counts the rows.
+    pub async fn count_rows(&self) -> Result<u64> {
+        let mut stream = self.stream()?;
+        let mut rows = 0u64;
+        while let Some(batch) = stream.next().await {
+            rows += batch?.num_rows() as u64;
+        }
+        Ok(rows)
+    }
+}
+
+fn apply_limit(stream: RecordBatchStream, limit: usize) -> RecordBatchStream {
+    stream
+        .scan(limit, |left, batch| {
+            let out = match batch {
+                Err(e) => Some(Err(e)),
+                Ok(_) if *left == 0 => None,
+                Ok(b) => {
+                    let take = b.num_rows().min(*left);
+                    *left -= take;
+                    Some(Ok(b.slice(0, take)))
+                }
+            };
+            futures::future::ready(out)
+        })
+        .boxed()
+}
+
+fn project_schema(full: &Schema, columns: &[String]) -> Result<Schema> {
+    let fields = columns
+        .iter()
+        .map(|c| {
+            full.field_with_name(c)
+                .cloned()
+                .map_err(|_| Error::UnknownColumn {
+                    column: c.clone(),
+                    context: Some("in the column list".into()),
+                })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Schema::new(fields))
+}
+
+/// What every file read of one scan shares.
+struct ReadContext {
+    store: Arc<dyn ObjectStore>,
+    log: LogStore,
+    snapshot: Arc<Snapshot>,
+    data_schema: SchemaRef,
+    full_schema: SchemaRef,
+    /// Data columns to read (projection plus filter columns), by position.
+    data_needed: Vec<usize>,
+    output: SchemaRef,
+    filter: Option<Expr>,
+    batch_size: usize,
+    limit: Option<usize>,
+}
+
+impl ReadContext {
+    /// Row groups of a file that may hold matching rows.
+    fn keep_row_groups(
+        &self,
+        file: &FileEntry,
+        metadata: &ArrowReaderMetadata,
+    ) -> Result<Vec<usize>> {
+        let groups: Vec<&RowGroupMetaData> = metadata.metadata().row_groups().iter().collect();
+        let all: Vec<usize> = (0..groups.len()).collect();
+        let Some(filter) = &self.filter else {
+            return Ok(all);
+        };
+        let file_schema = metadata.schema();
+        let data_columns: HashMap<String, usize> = self
+            .data_schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name().clone(), i))
+            .collect();
+        // Statistics per row group for the filter's data columns.
+        let mut per_group: Vec<Vec<Option<ColumnStats>>> =
+            vec![vec![None; self.data_schema.fields().len()]; groups.len()];
+        for column in filter.columns() {
+            let Some(&i) = data_columns.get(&column) else {
+                continue;
+            };
+            if file_schema.field_with_name(&column).is_err() {
+                continue;
+            }
+            let Ok(stats) = row_group_stats(metadata.metadata(), file_schema, &column, &groups)
+            else {
+                continue;
+            };
+            for (g, (s, _)) in stats.into_iter().enumerate() {
+                per_group[g][i] = Some(s);
+            }
+        }
+        Ok(all
+            .into_iter()
+            .filter(|&g| {
+                let view = StatsView {
+                    data_columns: &data_columns,
+                    partitioning: self.snapshot.partitioning(),
+                    stats: &per_group[g],
+                    partition_values: &file.partition_values,
+                    rows: groups[g].num_rows().max(0) as u64,
+                    partitions_only: false,
+                };
+                filter.may_match(&view)
+            })
+            .collect())
+    }
+
+    /// Adds partition columns, applies the filter and projects one batch read from `file`.
+    fn finish_batch(&self, file: &FileEntry, batch: RecordBatch) -> Result<Option<RecordBatch>> {
+        let rows = batch.num_rows();
+        let mut columns: HashMap<&str, ArrayRef> = HashMap::new();
+        for (field, array) in batch.schema().fields().iter().zip(batch.columns()) {
+            let Ok(expected) = self.data_schema.field_with_name(field.name()) else {
+                continue;
+            };
+            let array = if array.data_type() == expected.data_type() {
+                array.clone()
+            } else {
+                cast(array, expected.data_type())?
+            };
+            columns.insert(expected.name().as_str(), array);
+        }
+        let repeat = UInt32Array::from(vec![0u32; rows]);
+        for (field, value) in self
+            .snapshot
+            .partitioning()
+            .iter()
+            .zip(&file.partition_values)
+        {
+            let single = value.to_array(&field.data_type)?;
+            columns.insert(
+                field.name.as_str(),
+                arrow::compute::take(single.as_ref(), &repeat, None)?,
+            );
+        }
+        // Everything read, in the dataset's column order; the filter sees it all.
+        let (fields, arrays): (Vec<_>, Vec<_>) = self
+            .full_schema
+            .fields()
+            .iter()
+            .filter_map(|f| Some((f.clone(), columns.get(f.name().as_str())?.clone())))
+            .unzip();
+        let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(rows));
+        let mut working =
+            RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), arrays, &options)?;
+        if let Some(filter) = &self.filter {
+            let mask = filter.evaluate(&working)?;
+            working = filter_record_batch(&working, &mask)?;
+        }
+        if working.num_rows() == 0 {
+            return Ok(None);
+        }
+        let output_columns = self
+            .output
+            .fields()
+            .iter()
+            .map(|f| {
+                working
+                    .column_by_name(f.name())
+                    .cloned()
+                    .ok_or_else(|| Error::SchemaMismatch {
+                        column: f.name().clone(),
+                        expected: f.data_type().to_string(),
+                        found: format!("absent from {}", file.path),
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let options =
+            arrow::array::RecordBatchOptions::new().with_row_count(Some(working.num_rows()));
+        Ok(Some(RecordBatch::try_new_with_options(
+            self.output.clone(),
+            output_columns,
+            &options,
+        )?))
+    }
+}
+
+/// Reads the footer of a data file, naming the file in errors.
+pub(crate) async fn load_metadata_at(
+    store: &Arc<dyn ObjectStore>,
+    location: &object_store::path::Path,
+    size: Option<u64>,
+) -> Result<ArrowReaderMetadata> {
+    let mut reader = ParquetObjectReader::new(store.clone(), location.clone());
+    if let Some(size) = size {
+        reader = reader.with_file_size(size);
+    }
+    ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
+        .await
+        .map_err(|e| file_error(location, e))
+}
+
+async fn load_metadata(context: &ReadContext, file: &FileEntry) -> Result<ArrowReaderMetadata> {
+    load_metadata_at(
+        &context.store,
+        &context.log.child(&file.path)?,
+        Some(file.size),
+    )
+    .await
+}
+
+fn file_error(location: &object_store::path::Path, e: parquet::errors::ParquetError) -> Error {
+    let text = e.to_string();
+    if text.contains("not found") || text.contains("NotFound") {
+        Error::NotFound {
+            what: format!("data file {location} named by the log ({text})"),
+        }
+    } else {
+        Error::CorruptFile {
+            path: location.to_string(),
+            message: text,
+        }
+    }
+}
+
+/// Starts reading one file on its own task; returns the stream of its batches.
+fn spawn_file_reader(context: Arc<ReadContext>, file: FileEntry) -> RecordBatchStream {
+    let (mut tx, rx) = futures::channel::mpsc::channel::<Result<RecordBatch>>(2);
+    tokio::spawn(async move {
+        let result = read_file(&context, &file, &mut tx).await;
+        if let Err(e) = result {
+            let _ = tx.send(Err(e)).await;
+        }
+    });
+    rx.boxed()
+}
+
+async fn read_file(
+    context: &ReadContext,
+    file: &FileEntry,
+    tx: &mut futures::channel::mpsc::Sender<Result<RecordBatch>>,
+) -> Result<()> {
+    let location = context.log.child(&file.path)?;
+    let metadata = load_metadata(context, file).await?;
+    let row_groups = context.keep_row_groups(file, &metadata)?;
+    if row_groups.is_empty() {
+        return Ok(());
+    }
+    let file_schema = metadata.schema().clone();
+    let mut roots = Vec::new();
+    for &i in &context.data_needed {
+        let field = context.data_schema.field(i);
+        match file_schema.index_of(field.name()) {
+            Ok(j) => roots.push(j),
+            Err(_) => {
+                return Err(Error::SchemaMismatch {
+                    column: field.name().clone(),
+                    expected: field.data_type().to_string(),
+                    found: format!("absent from {}", file.path),
+                });
+            }
+        }
+    }
+    let mask = ProjectionMask::roots(metadata.parquet_schema(), roots);
+    let reader =
+        ParquetObjectReader::new(context.store.clone(), location.clone()).with_file_size(file.size);
+    let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata)
+        .with_row_groups(row_groups)
+        .with_projection(mask)
+        .with_batch_size(context.batch_size);
+    if let (None, Some(limit)) = (&context.filter, context.limit) {
+        builder = builder.with_limit(limit);
+    }
+    let mut stream = builder.build().map_err(|e| file_error(&location, e))?;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|e| file_error(&location, e))?;
+        if let Some(out) = context.finish_batch(file, batch)?
+            && tx.send(Ok(out)).await.is_err()
+        {
+            return Ok(()); // the consumer stopped reading
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,326 @@
+//! The state of a dataset at one version: schema, partitioning, properties and the
+//! file index with per-file statistics. Built from a checkpoint plus the commits after it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow::datatypes::{Schema, SchemaRef};
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::layout::{PartitionField, full_schema, partition_dir};
+use crate::log::{AddFile, Commit, RemoveFile};
+use crate::scalar::Scalar;
+use crate::stats::{ColumnStats, FileStats, StatsView};
+
+/// Property: commits between checkpoints.
+pub const PROP_CHECKPOINT_INTERVAL: &str = "checkpoint.interval";
+/// Property: seconds to keep files that a commit removed before deleting them
+/// (unset: delete as soon as the commit lands).
+pub const PROP_RETENTION_SECONDS: &str = "retention.seconds";
+
+/// Default commits between checkpoints.
+pub const DEFAULT_CHECKPOINT_INTERVAL: u64 = 100;
+
+/// One data file in the index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileEntry {
+    /// Path relative to the dataset root.
+    pub path: String,
+    /// Partition values, aligned with the dataset's partitioning.
+    pub partition_values: Vec<Scalar>,
+    /// Rows in the file.
+    pub rows: u64,
+    /// Bytes on storage.
+    pub size: u64,
+    /// Statistics of the data columns, aligned with the data schema.
+    pub stats: FileStats,
+    /// The version that added the file.
+    pub added_version: u64,
+}
+
+impl FileEntry {
+    /// The partition directory of this file (`k=v/...`, empty when unpartitioned).
+    pub fn partition_dir(&self) -> &str {
+        self.path.rsplit_once('/').map(|(d, _)| d).unwrap_or("")
+    }
+}
+
+/// A dataset at one version.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    version: u64,
+    timestamp: i64,
+    schema: SchemaRef,
+    partitioning: Vec<PartitionField>,
+    properties: BTreeMap<String, String>,
+    files: BTreeMap<String, FileEntry>,
+    columns: HashMap<String, usize>,
+}
+
+impl Snapshot {
+    /// An empty snapshot with a schema and partitioning, before any commit is applied.
+    pub fn empty(schema: SchemaRef, partitioning: Vec<PartitionField>) -> Self {
+        let columns = column_positions(&schema);
+        Snapshot {
+            version: 0,
+            timestamp: 0,
+            schema,
+            partitioning,
+            properties: BTreeMap::new(),
+            files: BTreeMap::new(),
+            columns,
+        }
+    }
+
+    /// Builds version 0 from its commit.
+    pub fn from_first_commit(commit: &Commit, path: &str) -> Result<Self> {
+        let schema = commit.schema.clone().ok_or_else(|| Error::CorruptLog {
+            path: path.to_string(),
+            message: "the first commit has no schema".into(),
+        })?;
+        let mut snapshot = Snapshot::empty(
+            Arc::new(schema),
+            commit.partitioning.clone().unwrap_or_default(),
+        );
+        snapshot.apply(commit, path)?;
+        Ok(snapshot)
+    }
+
+    /// Restores a snapshot from checkpointed parts.
+    pub(crate) fn from_parts(
+        version: u64,
+        timestamp: i64,
+        schema: SchemaRef,
+        partitioning: Vec<PartitionField>,
+        properties: BTreeMap<String, String>,
+        files: Vec<FileEntry>,
+    ) -> Self {
+        let columns = column_positions(&schema);
+        Snapshot {
+            version,
+            timestamp,
+            schema,
+            partitioning,
+            properties,
+            files: files.into_iter().map(|f| (f.path.clone(), f)).collect(),
+            columns,
+        }
+    }
+
+    /// Applies the next commit. `path` names the log file in errors.
+    pub fn apply(&mut self, commit: &Commit, path: &str) -> Result<()> {
+        let corrupt = |message: String| Error::CorruptLog {
+            path: path.to_string(),
+            message,
+        };
+        if commit.version != 0 && commit.version != self.version + 1 {
+            return Err(corrupt(format!(
+                "version {} follows version {}: the log has a gap",
+                commit.version, self.version
+            )));
+        }
+        if let Some(schema) = &commit.schema
+            && schema != self.schema.as_ref()
+        {
+            self.schema = Arc::new(schema.clone());
+            self.columns = column_positions(&self.schema);
+        }
+        if let Some(partitioning) = &commit.partitioning {
+            self.partitioning = partitioning.clone();
+        }
+        if let Some(properties) = &commit.properties {
+            self.properties.extend(properties.clone());
+        }
+        for remove in &commit.remove {
+            if self.files.remove(&remove.path).is_none() {
+                return Err(corrupt(format!(
+                    "removes {} which is not in the dataset",
+                    remove.path
+                )));
+            }
+        }
+        for add in &commit.add {
+            let entry = self
+                .entry_from_add(add, commit.version)
+                .map_err(|e| corrupt(format!("file {}: {e}", add.path)))?;
+            self.files.insert(entry.path.clone(), entry);
+        }
+        self.version = commit.version;
+        self.timestamp = commit.timestamp;
+        Ok(())
+    }
+
+    fn entry_from_add(&self, add: &AddFile, version: u64) -> Result<FileEntry> {
+        let partition_values = self
+            .partitioning
+            .iter()
+            .map(|field| match add.partition.get(&field.name) {
+                Some(v) => Scalar::from_json(v, &field.data_type),
+                None => Err(Error::InvalidArgument(format!(
+                    "no value for partition column `{}`",
+                    field.name
+                ))),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut stats: FileStats = vec![None; self.schema.fields().len()];
+        for (name, value) in &add.stats {
+            let Some(&i) = self.columns.get(name) else {
+                return Err(Error::UnknownColumn {
+                    column: name.clone(),
+                    context: Some("in file statistics".into()),
+                });
+            };
+            stats[i] = Some(ColumnStats::from_json(
+                value,
+                self.schema.field(i).data_type(),
+            )?);
+        }
+        Ok(FileEntry {
+            path: add.path.clone(),
+            partition_values,
+            rows: add.rows,
+            size: add.size,
+            stats,
+            added_version: version,
+        })
+    }
+
+    /// The log form of an index entry.
+    pub fn add_file(&self, entry: &FileEntry) -> AddFile {
+        let partition: Map<String, Value> = self
+            .partitioning
+            .iter()
+            .zip(&entry.partition_values)
+            .map(|(f, v)| (f.name.clone(), v.to_json()))
+            .collect();
+        let stats: Map<String, Value> = self
+            .schema
+            .fields()
+            .iter()
+            .zip(&entry.stats)
+            .filter_map(|(f, s)| Some((f.name().clone(), s.as_ref()?.to_json())))
+            .collect();
+        AddFile {
+            path: entry.path.clone(),
+            partition,
+            rows: entry.rows,
+            size: entry.size,
+            stats,
+        }
+    }
+
+    /// The log form of removing an index entry.
+    pub fn remove_file(entry: &FileEntry) -> RemoveFile {
+        RemoveFile {
+            path: entry.path.clone(),
+            rows: entry.rows,
+            size: entry.size,
+        }
+    }
+
+    /// The version.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// When the version was committed, in milliseconds since the Unix epoch.
+    pub fn timestamp(&self) -> i64 {
+        self.timestamp
+    }
+
+    /// The schema of the data files (without partition columns).
+    pub fn data_schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// The schema a scan returns: data columns, then partition columns.
+    pub fn schema(&self) -> SchemaRef {
+        Arc::new(full_schema(&self.schema, &self.partitioning))
+    }
+
+    /// The partition columns.
+    pub fn partitioning(&self) -> &[PartitionField] {
+        &self.partitioning
+    }
+
+    /// The dataset properties.
+    pub fn properties(&self) -> &BTreeMap<String, String> {
+        &self.properties
+    }
+
+    /// Commits between checkpoints.
+    pub fn checkpoint_interval(&self) -> u64 {
+        self.properties
+            .get(PROP_CHECKPOINT_INTERVAL)
+            .and_then(|v| v.parse().ok())
+            .filter(|v| *v > 0)
+            .unwrap_or(DEFAULT_CHECKPOINT_INTERVAL)
+    }
+
+    /// How long removed files are kept, if a retention is set.
+    pub fn retention(&self) -> Option<std::time::Duration> {
+        self.properties
+            .get(PROP_RETENTION_SECONDS)
+            .and_then(|v| v.parse().ok())
+            .map(std::time::Duration::from_secs)
+    }
+
+    /// The files of this version, ordered by path.
+    pub fn files(&self) -> impl ExactSizeIterator<Item = &FileEntry> {
+        self.files.values()
+    }
+
+    /// One file by its relative path.
+    pub fn file(&self, path: &str) -> Option<&FileEntry> {
+        self.files.get(path)
+    }
+
+    /// Total rows.
+    pub fn rows(&self) -> u64 {
+        self.files.values().map(|f| f.rows).sum()
+    }
+
+    /// Total bytes of data files.
+    pub fn bytes(&self) -> u64 {
+        self.files.values().map(|f| f.size).sum()
+    }
+
+    /// The distinct partition directories, with their file count, rows and bytes.
+    pub fn partitions(&self) -> BTreeMap<String, (usize, u64, u64)> {
+        let mut out: BTreeMap<String, (usize, u64, u64)> = BTreeMap::new();
+        for f in self.files.values() {
+            let e = out.entry(f.partition_dir().to_string()).or_default();
+            e.0 += 1;
+            e.1 += f.rows;
+            e.2 += f.size;
+        }
+        out
+    }
+
+    /// The directory of a combination of partition values.
+    pub fn partition_dir(&self, values: &[Scalar]) -> Result<String> {
+        partition_dir(&self.partitioning, values)
+    }
+
+    /// A statistics view of one file, for pruning.
+    pub fn stats_view<'a>(&'a self, entry: &'a FileEntry, partitions_only: bool) -> StatsView<'a> {
+        StatsView {
+            data_columns: &self.columns,
+            partitioning: &self.partitioning,
+            stats: &entry.stats,
+            partition_values: &entry.partition_values,
+            rows: entry.rows,
+            partitions_only,
+        }
+    }
+}
+
+fn column_positions(schema: &Schema) -> HashMap<String, usize> {
+    schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.name().clone(), i))
+        .collect()
+}

@@ -1,0 +1,466 @@
+//! Writing data files: splits input batches by partition, writes Parquet files at hive
+//! paths with bounded memory, and returns their index entries with statistics.
+//!
+//! Memory stays bounded by [`WriteOptions::max_open_files`] and
+//! [`WriteOptions::max_buffered_bytes`]: when the buffered bytes of all open files exceed
+//! the budget, the largest buffer is flushed as a row group.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
+use arrow::compute::{SortColumn as ArrowSortColumn, SortOptions, concat_batches};
+use arrow::compute::{lexsort_to_indices, take_record_batch};
+use arrow::datatypes::{Schema, SchemaRef};
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use object_store::ObjectStore;
+use parquet::arrow::AsyncArrowWriter;
+use parquet::arrow::async_writer::{AsyncFileWriter, ParquetObjectWriter};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+
+use crate::error::{Error, Result};
+use crate::layout::{PartitionField, new_file_path, partition_dir, partition_type_for};
+use crate::log::LogStore;
+use crate::options::{StatisticsLevel, WriteOptions};
+use crate::scalar::Scalar;
+use crate::snapshot::FileEntry;
+use crate::stats::file_stats;
+
+/// Resolves the partition columns of a write against the input schema and the dataset's.
+pub(crate) fn resolve_partitioning(
+    input: &Schema,
+    options: &WriteOptions,
+    existing: Option<&[PartitionField]>,
+) -> Result<Vec<PartitionField>> {
+    let names: Vec<String> = match (existing, options.partition_by.is_empty()) {
+        (Some(fields), true) => fields.iter().map(|f| f.name.clone()).collect(),
+        _ => options.partition_by.clone(),
+    };
+    let mut fields = Vec::with_capacity(names.len());
+    for name in &names {
+        let field = input
+            .field_with_name(name)
+            .map_err(|_| Error::UnknownColumn {
+                column: name.clone(),
+                context: Some("named in partition_by but not in the input".into()),
+            })?;
+        fields.push(PartitionField {
+            name: name.clone(),
+            data_type: partition_type_for(name, field.data_type())?,
+        });
+    }
+    if let Some(existing) = existing {
+        let same = existing.len() == fields.len()
+            && existing.iter().zip(&fields).all(|(a, b)| a.name == b.name);
+        if !same {
+            return Err(Error::PartitioningMismatch {
+                expected: existing.iter().map(|f| f.name.clone()).collect(),
+                found: fields.iter().map(|f| f.name.clone()).collect(),
+            });
+        }
+        return Ok(existing.to_vec());
+    }
+    Ok(fields)
+}
+
+/// The data schema of an input: its columns less the partition columns.
+pub(crate) fn data_schema(input: &Schema, partitioning: &[PartitionField]) -> SchemaRef {
+    let fields: Vec<_> = input
+        .fields()
+        .iter()
+        .filter(|f| !partitioning.iter().any(|p| &p.name == f.name()))
+        .cloned()
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, input.metadata().clone()))
+}
+
+/// Counts the bytes that reach the object store, to record each file's size.
+struct CountingWriter {
+    inner: ParquetObjectWriter,
+    written: Arc<AtomicU64>,
+}
+
+impl AsyncFileWriter for CountingWriter {
+    fn write(&mut self, bs: Bytes) -> BoxFuture<'_, parquet::errors::Result<()>> {
+        self.written.fetch_add(bs.len() as u64, Ordering::Relaxed);
+        self.inner.write(bs)
+    }
+
+    fn complete(&mut self) -> BoxFuture<'_, parquet::errors::Result<()>> {
+        self.inner.complete()
+    }
+}
+
+struct OpenFile {
+    path: String,
+    partition_values: Vec<Scalar>,
+    writer: AsyncArrowWriter<CountingWriter>,
+    written: Arc<AtomicU64>,
+    rows: u64,
+    /// Batches waiting to be sorted into a row group (only with `sort_by`).
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+    pending_bytes: usize,
+}
+
+impl OpenFile {
+    fn buffered_bytes(&self) -> usize {
+        self.writer.in_progress_size() + self.pending_bytes
+    }
+}
+
+/// Writes input batches into data files under a dataset root.
+pub(crate) struct FileWriter<'a> {
+    log: &'a LogStore,
+    schema: SchemaRef,
+    partitioning: Vec<PartitionField>,
+    options: &'a WriteOptions,
+    properties: WriterProperties,
+    open: HashMap<String, OpenFile>,
+    done: Vec<FileEntry>,
+}
+
+impl<'a> FileWriter<'a> {
+    /// A writer of files with data schema `schema` (partition columns excluded).
+    pub fn try_new(
+        log: &'a LogStore,
+        schema: SchemaRef,
+        partitioning: Vec<PartitionField>,
+        options: &'a WriteOptions,
+    ) -> Result<Self> {
+        options.validate()?;
+        for sort in &options.sort_by {
+            if schema.field_with_name(&sort.column).is_err() {
+                return Err(Error::UnknownColumn {
+                    column: sort.column.clone(),
+                    context: Some("named in sort_by".into()),
+                });
+            }
+        }
+        let mut builder = WriterProperties::builder()
+            .set_compression(options.compression.to_parquet()?)
+            .set_max_row_group_row_count(Some(options.row_group_size))
+            .set_dictionary_enabled(options.dictionary)
+            .set_statistics_enabled(match options.statistics {
+                StatisticsLevel::None => EnabledStatistics::None,
+                StatisticsLevel::Chunk => EnabledStatistics::Chunk,
+                StatisticsLevel::Page => EnabledStatistics::Page,
+            });
+        for column in &options.bloom_filter_columns {
+            if schema.field_with_name(column).is_err() {
+                return Err(Error::UnknownColumn {
+                    column: column.clone(),
+                    context: Some("named in bloom_filter_columns".into()),
+                });
+            }
+            builder =
+                builder.set_column_bloom_filter_enabled(ColumnPath::from(column.as_str()), true);
+        }
+        Ok(FileWriter {
+            log,
+            schema,
+            partitioning,
+            options,
+            properties: builder.build(),
+            open: HashMap::new(),
+            done: Vec::new(),
+        })
+    }
+
+    /// Writes one input batch (with partition columns).
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        for (values, rows) in split_by_partition(batch, &self.partitioning, &self.schema)? {
+            self.write_partition(values, rows).await?;
+        }
+        self.enforce_memory_budget().await
+    }
+
+    async fn write_partition(&mut self, values: Vec<Scalar>, mut rows: RecordBatch) -> Result<()> {
+        let dir = partition_dir(&self.partitioning, &values)?;
+        while rows.num_rows() > 0 {
+            if !self.open.contains_key(&dir) {
+                self.make_room().await?;
+                let file = self.open_file(&dir, values.clone())?;
+                self.open.insert(dir.clone(), file);
+            }
+            let room = self.room_in_file(&dir);
+            let take = rows.num_rows().min(room);
+            let chunk = rows.slice(0, take);
+            rows = rows.slice(take, rows.num_rows() - take);
+            let full = {
+                let Some(file) = self.open.get_mut(&dir) else {
+                    return Err(Error::InvalidArgument(format!("no open file for {dir}")));
+                };
+                file.rows += take as u64;
+                if self.options.sort_by.is_empty() {
+                    file.writer.write(&chunk).await?;
+                } else {
+                    file.pending_bytes += chunk.get_array_memory_size();
+                    file.pending_rows += take;
+                    file.pending.push(chunk);
+                    if file.pending_rows >= self.options.row_group_size {
+                        write_sorted(file, self.options).await?;
+                    }
+                }
+                is_full(file, self.options)
+            };
+            if full {
+                self.close(&dir).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn room_in_file(&self, dir: &str) -> usize {
+        let written = self.open.get(dir).map(|f| f.rows as usize).unwrap_or(0);
+        match self.options.max_rows_per_file {
+            Some(max) => max.saturating_sub(written).max(1),
+            None => usize::MAX,
+        }
+    }
+
+    fn open_file(&self, dir: &str, partition_values: Vec<Scalar>) -> Result<OpenFile> {
+        let path = new_file_path(dir);
+        let written = Arc::new(AtomicU64::new(0));
+        let store: Arc<dyn ObjectStore> = self.log.store().clone();
+        let target = CountingWriter {
+            inner: ParquetObjectWriter::new(store, self.log.child(&path)?),
+            written: written.clone(),
+        };
+        let writer =
+            AsyncArrowWriter::try_new(target, self.schema.clone(), Some(self.properties.clone()))?;
+        Ok(OpenFile {
+            path,
+            partition_values,
+            writer,
+            written,
+            rows: 0,
+            pending: Vec::new(),
+            pending_rows: 0,
+            pending_bytes: 0,
+        })
+    }
+
+    /// Closes the largest open file when opening another would exceed the limit.
+    async fn make_room(&mut self) -> Result<()> {
+        while self.open.len() >= self.options.max_open_files {
+            let largest = self
+                .open
+                .iter()
+                .max_by_key(|(_, f)| f.writer.bytes_written() + f.buffered_bytes())
+                .map(|(k, _)| k.clone());
+            match largest {
+                Some(dir) => self.close(&dir).await?,
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes the largest buffers until the total is under the budget.
+    async fn enforce_memory_budget(&mut self) -> Result<()> {
+        loop {
+            let total: usize = self.open.values().map(OpenFile::buffered_bytes).sum();
+            if total <= self.options.max_buffered_bytes {
+                return Ok(());
+            }
+            let Some(file) = self.open.values_mut().max_by_key(|f| f.buffered_bytes()) else {
+                return Ok(());
+            };
+            let before = file.buffered_bytes();
+            if !file.pending.is_empty() {
+                write_sorted(file, self.options).await?;
+            }
+            file.writer.flush().await?;
+            if file.buffered_bytes() >= before {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn close(&mut self, dir: &str) -> Result<()> {
+        let Some(mut file) = self.open.remove(dir) else {
+            return Ok(());
+        };
+        if !file.pending.is_empty() {
+            write_sorted(&mut file, self.options).await?;
+        }
+        let metadata = file
+            .writer
+            .finish()
+            .await
+            .map_err(|e| Error::parquet(&file.path, e))?;
+        let stats = file_stats(&metadata, &self.schema, &self.schema);
+        self.done.push(FileEntry {
+            path: file.path,
+            partition_values: file.partition_values,
+            rows: file.rows,
+            size: file.written.load(Ordering::Relaxed),
+            stats,
+            added_version: 0,
+        });
+        Ok(())
+    }
+
+    /// Closes every open file and returns the entries of all files written.
+    pub async fn finish(&mut self) -> Result<Vec<FileEntry>> {
+        let dirs: Vec<String> = self.open.keys().cloned().collect();
+        for dir in dirs {
+            self.close(&dir).await?;
+        }
+        Ok(std::mem::take(&mut self.done))
+    }
+
+    /// Deletes the files written so far (after a failure; they were never committed).
+    pub async fn abort(&mut self) {
+        let paths: Vec<String> = self
+            .done
+            .drain(..)
+            .map(|f| f.path)
+            .chain(self.open.drain().map(|(_, f)| f.path))
+            .collect();
+        delete_files(self.log, paths.iter().map(String::as_str)).await;
+    }
+}
+
+/// Deletes files relative to the dataset root, best effort.
+pub(crate) async fn delete_files<'p>(log: &LogStore, paths: impl Iterator<Item = &'p str>) {
+    use object_store::ObjectStoreExt;
+    for path in paths {
+        let Ok(location) = log.child(path) else {
+            continue;
+        };
+        if let Err(e) = log.store().delete(&location).await
+            && !matches!(e, object_store::Error::NotFound { .. })
+        {
+            tracing::warn!(path = %location, error = %e, "could not delete file");
+        }
+    }
+}
+
+/// Whether a file has reached its row or byte target.
+fn is_full(file: &OpenFile, options: &WriteOptions) -> bool {
+    let by_rows = options
+        .max_rows_per_file
+        .is_some_and(|max| file.rows as usize >= max);
+    let bytes = file.writer.bytes_written() + file.writer.in_progress_size();
+    by_rows || bytes as u64 >= options.target_file_size
+}
+
+/// Sorts a file's pending batches by `sort_by` and writes them as one row group.
+async fn write_sorted(file: &mut OpenFile, options: &WriteOptions) -> Result<()> {
+    let Some(first) = file.pending.first() else {
+        return Ok(());
+    };
+    let schema = first.schema();
+    let batch = concat_batches(&schema, &file.pending)?;
+    file.pending.clear();
+    file.pending_rows = 0;
+    file.pending_bytes = 0;
+    let columns = options
+        .sort_by
+        .iter()
+        .map(|s| {
+            let values = batch
+                .column_by_name(&s.column)
+                .ok_or_else(|| Error::UnknownColumn {
+                    column: s.column.clone(),
+                    context: Some("named in sort_by".into()),
+                })?
+                .clone();
+            Ok(ArrowSortColumn {
+                values,
+                options: Some(SortOptions {
+                    descending: s.descending,
+                    nulls_first: !s.descending,
+                }),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let indices = lexsort_to_indices(&columns, None)?;
+    let sorted = take_record_batch(&batch, &indices)?;
+    file.writer.write(&sorted).await?;
+    file.writer.flush().await?;
+    Ok(())
+}
+
+/// Splits a batch into `(partition values, rows without partition columns)` groups.
+fn split_by_partition(
+    batch: &RecordBatch,
+    partitioning: &[PartitionField],
+    data_schema: &SchemaRef,
+) -> Result<Vec<(Vec<Scalar>, RecordBatch)>> {
+    let data_columns = |b: &RecordBatch| -> Result<RecordBatch> {
+        let columns = data_schema
+            .fields()
+            .iter()
+            .map(|f| {
+                b.column_by_name(f.name())
+                    .cloned()
+                    .ok_or_else(|| Error::SchemaMismatch {
+                        column: f.name().clone(),
+                        expected: f.data_type().to_string(),
+                        found: "absent".into(),
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        RecordBatch::try_new(data_schema.clone(), columns).map_err(|e| {
+            Error::InvalidArgument(format!("input does not fit the dataset schema: {e}"))
+        })
+    };
+    if partitioning.is_empty() {
+        return Ok(vec![(Vec::new(), data_columns(batch)?)]);
+    }
+    let keys: Vec<ArrayRef> = partitioning
+        .iter()
+        .map(|p| {
+            let column = batch
+                .column_by_name(&p.name)
+                .ok_or_else(|| Error::UnknownColumn {
+                    column: p.name.clone(),
+                    context: Some("partition column missing from the input".into()),
+                })?;
+            let options = arrow::compute::CastOptions {
+                safe: false,
+                ..Default::default()
+            };
+            arrow::compute::cast_with_options(column, &p.data_type, &options).map_err(|e| {
+                Error::InvalidPartition {
+                    column: p.name.clone(),
+                    value: column.data_type().to_string(),
+                    reason: format!("cannot be stored as {}: {e}", p.data_type),
+                }
+            })
+        })
+        .collect::<Result<_>>()?;
+    let sort_columns: Vec<ArrowSortColumn> = keys
+        .iter()
+        .map(|k| ArrowSortColumn {
+            values: k.clone(),
+            options: None,
+        })
+        .collect();
+    let indices: UInt32Array = lexsort_to_indices(&sort_columns, None)?;
+    let sorted_keys: Vec<ArrayRef> = keys
+        .iter()
+        .map(|k| arrow::compute::take(k.as_ref(), &indices, None))
+        .collect::<std::result::Result<_, _>>()?;
+    let sorted = take_record_batch(batch, &indices)?;
+    let ranges = arrow::compute::partition(&sorted_keys)?.ranges();
+    let mut out = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        let values = sorted_keys
+            .iter()
+            .map(|k| Scalar::from_array(k.as_ref(), range.start))
+            .collect::<Result<Vec<_>>>()?;
+        let rows = sorted.slice(range.start, range.end - range.start);
+        out.push((values, data_columns(&rows)?));
+    }
+    Ok(out)
+}

@@ -1,0 +1,103 @@
+//! Adopting hive trees written by other tools, and `refresh` for files added later.
+
+use std::fs::File;
+use std::path::Path;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::DataType;
+use dala_dataset::{Dataset, Operation};
+use parquet::arrow::ArrowWriter;
+
+use crate::common::{self, ids};
+
+/// Writes `batch` less the partition columns to `dir/name`, as pyarrow or Spark would.
+fn write_plain(dir: &Path, name: &str, batch: &RecordBatch) {
+    std::fs::create_dir_all(dir).unwrap();
+    let keep: Vec<usize> = (0..5).collect(); // id, name, qty, price, day
+    let batch = batch.project(&keep).unwrap();
+    let mut writer =
+        ArrowWriter::try_new(File::create(dir.join(name)).unwrap(), batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn adopts_a_foreign_hive_tree_and_syncs_new_files_only_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("foreign");
+    for year in 2020..2023 {
+        let part = root.join(format!("year={year}")).join("country=N%2FA");
+        let batch = common::batch((year as i64 - 2020) * 100, 100);
+        write_plain(&part, "part-0.parquet", &batch);
+    }
+    // Sidecars and markers are not data.
+    std::fs::write(root.join("_SUCCESS"), b"").unwrap();
+    std::fs::write(root.join("_metadata"), b"not parquet").unwrap();
+    std::fs::write(root.join("year=2020").join("_file_metadata"), b"x").unwrap();
+
+    let path = root.display().to_string();
+    let ds = Dataset::open(&path).await.unwrap();
+    assert_eq!(ds.version(), 0);
+    let partitioning = ds.snapshot().partitioning();
+    assert_eq!(partitioning.len(), 2);
+    assert_eq!(partitioning[0].name, "year");
+    assert_eq!(partitioning[0].data_type, DataType::Int32);
+    assert_eq!(partitioning[1].data_type, DataType::Utf8);
+    assert_eq!(ds.history().await.unwrap()[0].operation, Operation::Adopt);
+    assert_eq!(
+        ids(&ds.scan().collect().await.unwrap()),
+        (0..300).collect::<Vec<_>>()
+    );
+    let got = ds
+        .scan()
+        .with_filter_str("country = 'N/A' AND year = 2021")
+        .unwrap()
+        .count_rows()
+        .await
+        .unwrap();
+    assert_eq!(got, 100);
+
+    // A file added behind dala's back stays invisible until refresh.
+    write_plain(
+        &root.join("year=2023").join("country=N%2FA"),
+        "late.parquet",
+        &common::batch(300, 50),
+    );
+    let mut ds = Dataset::open(&path).await.unwrap();
+    assert_eq!(ds.snapshot().rows(), 300);
+    let result = ds.refresh().await.unwrap();
+    assert_eq!(result.version, Some(1));
+    assert_eq!(result.files_added, 1);
+    assert_eq!(
+        ids(&ds.scan().collect().await.unwrap()),
+        (0..350).collect::<Vec<_>>()
+    );
+    assert_eq!(ds.refresh().await.unwrap().version, None, "nothing new");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn adoption_refuses_files_with_another_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("mixed");
+    write_plain(&root.join("k=1"), "a.parquet", &common::batch(0, 10));
+    let other = common::batch(0, 10).project(&[0, 1]).unwrap();
+    std::fs::create_dir_all(root.join("k=2")).unwrap();
+    let mut writer = ArrowWriter::try_new(
+        File::create(root.join("k=2/b.parquet")).unwrap(),
+        other.schema(),
+        None,
+    )
+    .unwrap();
+    writer.write(&other).unwrap();
+    writer.close().unwrap();
+    let err = Dataset::open(root.display().to_string()).await.unwrap_err();
+    assert!(
+        matches!(err, dala_dataset::Error::SchemaMismatch { .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("b.parquet") || err.to_string().contains("a.parquet"),
+        "{err}"
+    );
+    assert!(!root.join("_dala").exists());
+}

@@ -1,0 +1,264 @@
+//! The commit log: versions, time travel, history, checkpoints, and planning without
+//! listing data directories.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use dala_dataset::{Dataset, Operation, WriteMode, WriteOptions};
+use futures::stream::BoxStream;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult,
+};
+
+use crate::common::{self, batches, ids, location, partitioned};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn time_travel_by_version_and_timestamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    let mut ds = common::write(&path, 0, 100, &partitioned()).await;
+    let after_first = chrono::Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    ds.write(batches(100, 50, 50), &WriteOptions::default())
+        .await
+        .unwrap();
+    ds.write(batches(150, 50, 50), &WriteOptions::default())
+        .await
+        .unwrap();
+
+    let v0 = Dataset::open_at(&path, 0).await.unwrap();
+    assert_eq!(
+        ids(&v0.scan().collect().await.unwrap()),
+        (0..100).collect::<Vec<_>>()
+    );
+    let v1 = Dataset::open_at(&path, 1).await.unwrap();
+    assert_eq!(v1.snapshot().rows(), 150);
+    let latest = Dataset::open(&path).await.unwrap();
+    assert_eq!(latest.version(), 2);
+    assert_eq!(latest.snapshot().rows(), 200);
+    let at = Dataset::open_at_time(&path, after_first).await.unwrap();
+    assert_eq!(at.version(), 0);
+    assert!(Dataset::open_at(&path, 3).await.is_err());
+
+    let history = latest.history().await.unwrap();
+    let ops: Vec<(u64, Operation, u64)> = history
+        .iter()
+        .map(|c| (c.version, c.operation, c.rows_added()))
+        .collect();
+    assert_eq!(
+        ops,
+        vec![
+            (2, Operation::Append, 50),
+            (1, Operation::Append, 50),
+            (0, Operation::Create, 100)
+        ]
+    );
+    // Each commit records the partitions it touched and per-file statistics.
+    assert!(
+        history[2]
+            .partitions
+            .contains(&"year=2020/region=north".to_string())
+    );
+    assert!(history[2].add.iter().all(|a| a.stats.contains_key("id")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn checkpoints_bound_what_opening_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    let options = WriteOptions::default();
+    let mut ds = Dataset::builder(&path)
+        .write(batches(0, 10, 10), &options)
+        .await
+        .unwrap()
+        .0;
+    for i in 1..=104 {
+        ds.write(batches(i * 10, 10, 10), &options).await.unwrap();
+    }
+    let log_dir = dir.path().join("ds/_dala");
+    assert!(
+        log_dir
+            .join("00000000000000000100.checkpoint.parquet")
+            .exists()
+    );
+    // Opening needs the checkpoint and the commits after it only: remove the older ones.
+    for v in 0..100 {
+        std::fs::remove_file(log_dir.join(format!("{v:020}.json"))).unwrap();
+    }
+    let reopened = Dataset::open(&path).await.unwrap();
+    assert_eq!(reopened.version(), 104);
+    assert_eq!(
+        ids(&reopened.scan().collect().await.unwrap()),
+        (0..1050).collect::<Vec<_>>()
+    );
+    // Time travel to a version covered by the checkpoint also works.
+    let v101 = Dataset::open_at(&path, 101).await.unwrap();
+    assert_eq!(v101.snapshot().rows(), 1020);
+}
+
+/// A store that counts listings outside the log directory.
+#[derive(Debug)]
+struct CountingStore {
+    inner: LocalFileSystem,
+    data_listings: Arc<AtomicUsize>,
+}
+
+impl fmt::Display for CountingStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CountingStore")
+    }
+}
+
+impl CountingStore {
+    fn count(&self, prefix: Option<&Path>) {
+        if !prefix.is_some_and(|p| p.as_ref().ends_with("_dala")) {
+            self.data_listings.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for CountingStore {
+    async fn put_opts(
+        &self,
+        l: &Path,
+        p: PutPayload,
+        o: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        self.inner.put_opts(l, p, o).await
+    }
+    async fn put_multipart_opts(
+        &self,
+        l: &Path,
+        o: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(l, o).await
+    }
+    async fn get_opts(&self, l: &Path, o: GetOptions) -> object_store::Result<GetResult> {
+        self.inner.get_opts(l, o).await
+    }
+    async fn get_ranges(&self, l: &Path, r: &[Range<u64>]) -> object_store::Result<Vec<Bytes>> {
+        self.inner.get_ranges(l, r).await
+    }
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.count(prefix);
+        self.inner.list(prefix)
+    }
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.count(prefix);
+        self.inner.list_with_offset(prefix, offset)
+    }
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.count(prefix);
+        self.inner.list_with_delimiter(prefix).await
+    }
+    async fn copy_opts(&self, from: &Path, to: &Path, o: CopyOptions) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, o).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn open_and_scan_never_list_data_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    common::write(&path, 0, 2000, &partitioned()).await;
+    let listings = Arc::new(AtomicUsize::new(0));
+    let store = Arc::new(CountingStore {
+        inner: LocalFileSystem::new(),
+        data_listings: listings.clone(),
+    });
+    let root = Path::from_absolute_path(dir.path().join("ds")).unwrap();
+    let ds = Dataset::builder(&path)
+        .with_store(store, root)
+        .open()
+        .await
+        .unwrap();
+    let rows = ds
+        .scan()
+        .with_filter_str("year = 2021 AND qty < 5")
+        .unwrap()
+        .count_rows()
+        .await
+        .unwrap();
+    assert!(rows > 0);
+    assert_eq!(
+        listings.load(Ordering::SeqCst),
+        0,
+        "a data directory was listed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn writers_racing_to_create_end_with_one_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    let tasks: Vec<_> = (0..4)
+        .map(|i| {
+            let path = path.clone();
+            tokio::spawn(async move {
+                Dataset::write_to(&path, batches(i * 100, 100, 100), &partitioned())
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let ds = Dataset::open(&path).await.unwrap();
+    assert_eq!(ds.version(), 3);
+    assert_eq!(
+        ids(&ds.scan().collect().await.unwrap()),
+        (0..400).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn overwrite_conflicts_with_a_concurrent_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    let mut stale = common::write(&path, 0, 100, &partitioned()).await;
+    let mut other = Dataset::open(&path).await.unwrap();
+    other
+        .write(batches(100, 10, 10), &WriteOptions::default())
+        .await
+        .unwrap();
+    let overwrite = WriteOptions::default().with_mode(WriteMode::Overwrite);
+    let err = stale
+        .write(batches(500, 10, 10), &overwrite)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, dala_dataset::Error::CommitConflict { version: 1, .. }),
+        "{err}"
+    );
+    // The appended rows survive; the failed overwrite left nothing behind.
+    let ds = Dataset::open(&path).await.unwrap();
+    assert_eq!(ds.version(), 1);
+    assert_eq!(
+        ids(&ds.scan().collect().await.unwrap()),
+        (0..110).collect::<Vec<_>>()
+    );
+    // Two stale appends never conflict.
+    stale
+        .write(batches(200, 10, 10), &WriteOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(stale.version(), 2);
+}

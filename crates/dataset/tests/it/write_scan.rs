@@ -1,0 +1,275 @@
+//! Writes and scans: every row exactly once, typed partitions, pruning at three levels.
+
+use arrow::datatypes::DataType;
+use dala_dataset::{Dataset, Error, SortColumn, WriteMode, WriteOptions, col, lit};
+
+use crate::common::{self, batches, ids, location, partitioned, rows};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn partitioned_write_scans_back_every_row_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    let ds = common::write(&path, 0, 5000, &partitioned()).await;
+    assert_eq!(ds.version(), 0);
+    assert_eq!(ds.snapshot().rows(), 5000);
+    let got = ds.scan().collect().await.unwrap();
+    assert_eq!(ids(&got), (0..5000).collect::<Vec<_>>());
+
+    let schema = ds.schema();
+    assert_eq!(
+        schema.field_with_name("year").unwrap().data_type(),
+        &DataType::Int32
+    );
+    assert_eq!(
+        schema.field_with_name("region").unwrap().data_type(),
+        &DataType::Utf8
+    );
+    // Partition directories are hive paths; values are escaped; null is the default partition.
+    let dirs: Vec<String> = ds.snapshot().partitions().into_keys().collect();
+    assert!(
+        dirs.contains(&"year=2020/region=north".to_string()),
+        "{dirs:?}"
+    );
+    assert!(
+        dirs.iter().any(|d| d.ends_with("region=east%2Fwest")),
+        "{dirs:?}"
+    );
+    assert!(
+        dirs.iter().any(|d| d.ends_with("region=a%3Db%25c")),
+        "{dirs:?}"
+    );
+    assert!(
+        dirs.iter()
+            .any(|d| d.ends_with("region=__HIVE_DEFAULT_PARTITION__"))
+    );
+    // The rows come back with the same values, partition columns included.
+    let expected = common::batch(0, 5000);
+    let columns = ["id", "name", "qty", "price", "day", "year", "region"];
+    assert_eq!(rows(&got, &columns), rows(&[expected], &columns));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn projection_limit_and_filters_on_partition_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    let ds = common::write(&path, 0, 2000, &partitioned()).await;
+    let got = ds
+        .scan()
+        .with_columns(["region", "id"])
+        .with_filter_str("year = 2021 AND region = 'east/west'")
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(got[0].schema().fields().len(), 2);
+    assert_eq!(got[0].schema().field(0).name(), "region");
+    let expected: Vec<i64> = (0..2000)
+        .filter(|i| i % 4 == 1 && i % 9 != 0 && (i / 4) % 4 == 2)
+        .collect();
+    assert_eq!(ids(&got), expected);
+
+    let limited = ds.scan().with_limit(7).collect().await.unwrap();
+    assert_eq!(limited.iter().map(|b| b.num_rows()).sum::<usize>(), 7);
+
+    let nulls = ds
+        .scan()
+        .with_filter(col("region").is_null())
+        .count_rows()
+        .await
+        .unwrap();
+    assert_eq!(nulls, (0..2000).filter(|i| i % 9 == 0).count() as u64);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prunes_partitions_files_and_row_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    let options = WriteOptions {
+        partition_by: vec!["year".into()],
+        row_group_size: 100,
+        sort_by: vec![SortColumn {
+            column: "id".into(),
+            descending: false,
+        }],
+        ..WriteOptions::default()
+    };
+    let mut ds = common::write(&path, 0, 4000, &options).await;
+    // A second append: new files whose ids are all above 4000.
+    ds.write(batches(10_000, 4000, 4000), &options)
+        .await
+        .unwrap();
+
+    let scan = ds.scan().with_filter_str("year = 2022").unwrap();
+    let explain = scan.explain().await.unwrap();
+    assert_eq!(explain.files_total, 8);
+    assert_eq!(explain.files_pruned_by_partition, 6);
+    assert_eq!(explain.files_kept, 2);
+    assert_eq!(scan.count_rows().await.unwrap(), 2000);
+
+    // Statistics: only the second append's files hold ids >= 10_000.
+    let scan = ds.scan().with_filter(col("id").gt_eq(lit(10_000i64)));
+    let explain = scan.explain().await.unwrap();
+    assert_eq!(explain.files_pruned_by_stats, 4, "{explain}");
+    assert_eq!(scan.count_rows().await.unwrap(), 4000);
+
+    // Row groups: a narrow id range reads one row group of one file.
+    let scan = ds
+        .scan()
+        .with_filter_str("id BETWEEN 1000 AND 1010 AND year = 2020")
+        .unwrap();
+    let explain = scan.explain().await.unwrap();
+    assert_eq!(explain.files_kept, 1, "{explain}");
+    assert_eq!(explain.row_groups_kept, 1, "{explain}");
+    assert!(explain.row_groups_total >= 10, "{explain}");
+    let got = scan.collect().await.unwrap();
+    assert_eq!(ids(&got), vec![1000, 1004, 1008]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn appends_must_match_schema_and_partitioning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    let mut ds = common::write(&path, 0, 100, &partitioned()).await;
+
+    // Another partitioning is refused; naming none uses the dataset's.
+    let other = WriteOptions::default().with_partition_by(["year"]);
+    let err = ds.write(batches(0, 10, 10), &other).await.unwrap_err();
+    assert!(matches!(err, Error::PartitioningMismatch { .. }), "{err}");
+    ds.write(batches(100, 10, 10), &WriteOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(ds.snapshot().rows(), 110);
+
+    // A column of another type is refused, naming the column and both types.
+    let batch = common::batch(0, 10);
+    let qty = arrow::compute::cast(batch.column(2), &DataType::Int64).unwrap();
+    let mut fields: Vec<_> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields[2] = arrow::datatypes::Field::new("qty", DataType::Int64, true);
+    let mut columns = batch.columns().to_vec();
+    columns[2] = qty;
+    let changed = arrow::array::RecordBatch::try_new(
+        std::sync::Arc::new(arrow::datatypes::Schema::new(fields)),
+        columns,
+    )
+    .unwrap();
+    let err = ds
+        .write([Ok(changed)], &WriteOptions::default())
+        .await
+        .unwrap_err();
+    match err {
+        Error::SchemaMismatch {
+            column,
+            expected,
+            found,
+        } => {
+            assert_eq!(column, "qty");
+            assert_eq!(expected, "Int32");
+            assert_eq!(found, "Int64");
+        }
+        other => panic!("unexpected {other}"),
+    }
+    // Nothing changed.
+    let reopened = Dataset::open(&path).await.unwrap();
+    assert_eq!(reopened.version(), 1);
+    assert_eq!(reopened.snapshot().rows(), 110);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn empty_input_commits_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    let mut ds = common::write(&path, 0, 10, &partitioned()).await;
+    let result = ds
+        .write(Vec::new(), &WriteOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(result.version, None);
+    let empty = common::batch(0, 0);
+    let result = ds
+        .write([Ok(empty)], &WriteOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(result.version, None);
+    assert_eq!(Dataset::open(&path).await.unwrap().version(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn overwrite_replaces_rows_and_deletes_old_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    let mut ds = common::write(&path, 0, 1000, &partitioned()).await;
+    let old_files: Vec<String> = ds.snapshot().files().map(|f| f.path.clone()).collect();
+    let options = WriteOptions::default().with_mode(WriteMode::Overwrite);
+    let result = ds.write(batches(5000, 100, 100), &options).await.unwrap();
+    assert_eq!(result.rows_deleted, 1000);
+    assert_eq!(result.rows_inserted, 100);
+    assert_eq!(ds.snapshot().rows(), 100);
+    assert_eq!(
+        ids(&ds.scan().collect().await.unwrap()),
+        (5000..5100).collect::<Vec<_>>()
+    );
+    for file in old_files {
+        assert!(
+            !dir.path().join("ds").join(&file).exists(),
+            "{file} still on disk"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn files_split_by_rows_and_bounded_open_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    let options = WriteOptions {
+        partition_by: vec!["year".into(), "region".into()],
+        max_rows_per_file: Some(50),
+        max_open_files: 2,
+        max_buffered_bytes: 16 * 1024,
+        row_group_size: 20,
+        ..WriteOptions::default()
+    };
+    let ds = common::write(&path, 0, 3000, &options).await;
+    assert!(ds.snapshot().files().all(|f| f.rows <= 50));
+    assert_eq!(ds.snapshot().rows(), 3000);
+    assert_eq!(
+        ids(&ds.scan().collect().await.unwrap()),
+        (0..3000).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unsafe_partition_values_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("id", DataType::Int64, false),
+        arrow::datatypes::Field::new("p", DataType::Utf8, false),
+    ]));
+    let batch = arrow::array::RecordBatch::try_new(
+        schema,
+        vec![
+            std::sync::Arc::new(arrow::array::Int64Array::from(vec![1, 2])),
+            std::sync::Arc::new(arrow::array::StringArray::from(vec!["ok", "../../etc"])),
+        ],
+    )
+    .unwrap();
+    let options = WriteOptions::default().with_partition_by(["p"]);
+    let err = Dataset::write_to(&path, [Ok(batch)], &options)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidPartition { ref column, .. } if column == "p"),
+        "{err}"
+    );
+    assert!(
+        Dataset::open(&path).await.is_err(),
+        "nothing may be committed"
+    );
+    // And nothing was written outside the dataset root.
+    assert!(!dir.path().join("etc").exists());
+}

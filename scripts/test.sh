@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need, then runs every test of the workspace.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+scripts/fetch-duckdb.sh
+cargo test --workspace "$@"
