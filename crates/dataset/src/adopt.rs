@@ -93,7 +93,7 @@ pub(crate) async fn index_files(
             let log = reader.clone();
             async move {
                 let location = log.child(&path)?;
-                let metadata = load_metadata_at(log.store(), &location, Some(size)).await?;
+                let metadata = load_metadata_at(log.store(), &location, Some(size), false).await?;
                 Ok::<_, Error>((path, size, metadata))
             }
         })

@@ -6,20 +6,24 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
+use arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::{Schema, SchemaRef};
 use futures::stream::{self, BoxStream};
 use futures::{SinkExt, StreamExt, TryStreamExt};
 use object_store::ObjectStore;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, RowSelection, RowSelector,
+};
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
-use parquet::file::metadata::RowGroupMetaData;
+use parquet::file::metadata::{PageIndexPolicy, RowGroupMetaData};
 
 use crate::error::{Error, Result};
 use crate::filter::Expr;
 use crate::log::LogStore;
+use crate::scalar::Scalar;
 use crate::snapshot::{FileEntry, Snapshot};
 use crate::stats::{ColumnStats, StatsView, row_group_stats};
 
@@ -89,6 +93,8 @@ pub struct ScanExplain {
     pub rows_total: u64,
     /// Rows in the row groups read.
     pub rows_kept: u64,
+    /// Rows in the pages read, after page-index pruning.
+    pub rows_selected: u64,
     /// Bytes of the files read.
     pub bytes_kept: u64,
 }
@@ -112,10 +118,15 @@ impl fmt::Display for ScanExplain {
             "row groups:  {} of {} read in those files",
             self.row_groups_kept, self.row_groups_total
         )?;
-        write!(
+        writeln!(
             f,
             "rows:        {} of {} in the row groups read ({} bytes of files)",
             self.rows_kept, self.rows_total, self.bytes_kept
+        )?;
+        write!(
+            f,
+            "pages:       {} rows in the pages read after page-index pruning",
+            self.rows_selected
         )
     }
 }
@@ -225,20 +236,25 @@ impl ScanBuilder {
                 async move {
                     let metadata = load_metadata(&context, &file).await?;
                     let kept = context.keep_row_groups(&file, &metadata)?;
-                    Ok::<_, Error>((file.size, metadata, kept))
+                    let selected = context
+                        .select_pages(&file, &metadata, &kept)
+                        .map(|s| s.row_count() as u64);
+                    Ok::<_, Error>((file.size, metadata, kept, selected))
                 }
             })
             .buffered(self.concurrency.max(8))
             .try_collect()
             .await?;
-        for (size, metadata, kept) in footers {
+        for (size, metadata, kept, selected) in footers {
             let groups = metadata.metadata().row_groups();
             explain.row_groups_total += groups.len();
             explain.row_groups_kept += kept.len();
-            explain.rows_kept += kept
+            let rows_kept = kept
                 .iter()
                 .map(|&i| groups[i].num_rows().max(0) as u64)
                 .sum::<u64>();
+            explain.rows_kept += rows_kept;
+            explain.rows_selected += selected.unwrap_or(rows_kept);
             explain.bytes_kept += size;
         }
         Ok(explain)
@@ -264,6 +280,12 @@ impl ScanBuilder {
             store: self.log.store().clone(),
             log: self.log.clone(),
             snapshot: self.snapshot.clone(),
+            data_columns: data_schema
+                .fields()
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (f.name().clone(), i))
+                .collect(),
             data_schema,
             full_schema: self.snapshot.schema(),
             data_needed,
@@ -347,6 +369,8 @@ struct ReadContext {
     log: LogStore,
     snapshot: Arc<Snapshot>,
     data_schema: SchemaRef,
+    /// Position of each data column, by name.
+    data_columns: HashMap<String, usize>,
     full_schema: SchemaRef,
     /// Data columns to read (projection plus filter columns), by position.
     data_needed: Vec<usize>,
@@ -369,13 +393,7 @@ impl ReadContext {
             return Ok(all);
         };
         let file_schema = metadata.schema();
-        let data_columns: HashMap<String, usize> = self
-            .data_schema
-            .fields()
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (f.name().clone(), i))
-            .collect();
+        let data_columns = &self.data_columns;
         // Statistics per row group for the filter's data columns.
         let mut per_group: Vec<Vec<Option<ColumnStats>>> =
             vec![vec![None; self.data_schema.fields().len()]; groups.len()];
@@ -398,7 +416,7 @@ impl ReadContext {
             .into_iter()
             .filter(|&g| {
                 let view = StatsView {
-                    data_columns: &data_columns,
+                    data_columns,
                     partitioning: self.snapshot.partitioning(),
                     stats: &per_group[g],
                     partition_values: &file.partition_values,
@@ -408,6 +426,101 @@ impl ReadContext {
                 filter.may_match(&view)
             })
             .collect())
+    }
+
+    /// Whether the filter names data columns, so that page statistics can help.
+    fn uses_page_index(&self) -> bool {
+        self.filter.as_ref().is_some_and(|f| {
+            f.columns()
+                .iter()
+                .any(|c| self.data_schema.field_with_name(c).is_ok())
+        })
+    }
+
+    /// Selects the rows of `row_groups` whose pages may hold matching rows, from the page
+    /// index. Each filter column gives a selection from its own pages (the filter judged
+    /// with only that column's page statistics known); their intersection is kept.
+    fn select_pages(
+        &self,
+        file: &FileEntry,
+        metadata: &ArrowReaderMetadata,
+        row_groups: &[usize],
+    ) -> Option<RowSelection> {
+        let filter = self.filter.as_ref()?;
+        let md = metadata.metadata();
+        let (Some(column_index), Some(offset_index)) = (md.column_index(), md.offset_index())
+        else {
+            return None;
+        };
+        let file_schema = metadata.schema();
+        let parquet_schema = md.file_metadata().schema_descr();
+        let mut selection: Option<RowSelection> = None;
+        for column in filter.columns() {
+            let Some(&position) = self.data_columns.get(&column) else {
+                continue;
+            };
+            let Ok(converter) = StatisticsConverter::try_new(&column, file_schema, parquet_schema)
+            else {
+                continue;
+            };
+            let mut selectors = Vec::new();
+            for &group in row_groups {
+                let group_rows = md.row_group(group).num_rows().max(0) as usize;
+                let pages = (|| {
+                    let mins = converter
+                        .data_page_mins(column_index, offset_index, [&group])
+                        .ok()?;
+                    let maxes = converter
+                        .data_page_maxes(column_index, offset_index, [&group])
+                        .ok()?;
+                    let nulls = converter
+                        .data_page_null_counts(column_index, offset_index, [&group])
+                        .ok()?;
+                    let rows = converter
+                        .data_page_row_counts(offset_index, md.row_groups(), [&group])
+                        .ok()??;
+                    Some((mins, maxes, nulls, rows))
+                })();
+                let Some((mins, maxes, nulls, rows)) = pages else {
+                    selectors.push(RowSelector::select(group_rows));
+                    continue;
+                };
+                for page in 0..rows.len() {
+                    let page_rows = rows.value(page);
+                    let scalar = |a: &ArrayRef| {
+                        Scalar::from_array(a.as_ref(), page)
+                            .ok()
+                            .filter(|s| !s.is_null())
+                    };
+                    let mut stats = vec![None; self.data_schema.fields().len()];
+                    stats[position] = Some(ColumnStats {
+                        min: scalar(&mins),
+                        max: scalar(&maxes),
+                        null_count: (!nulls.is_null(page)).then(|| nulls.value(page)),
+                    });
+                    let view = StatsView {
+                        data_columns: &self.data_columns,
+                        partitioning: self.snapshot.partitioning(),
+                        stats: &stats,
+                        partition_values: &file.partition_values,
+                        rows: page_rows,
+                        partitions_only: false,
+                    };
+                    let n = page_rows as usize;
+                    selectors.push(if filter.may_match(&view) {
+                        RowSelector::select(n)
+                    } else {
+                        RowSelector::skip(n)
+                    });
+                }
+            }
+            let column_selection = RowSelection::from(selectors);
+            selection = Some(match selection {
+                None => column_selection,
+                Some(previous) => previous.intersection(&column_selection),
+            });
+        }
+        selection
     }
 
     /// Adds partition columns, applies the filter and projects one batch read from `file`.
@@ -485,12 +598,19 @@ pub(crate) async fn load_metadata_at(
     store: &Arc<dyn ObjectStore>,
     location: &object_store::path::Path,
     size: Option<u64>,
+    page_index: bool,
 ) -> Result<ArrowReaderMetadata> {
     let mut reader = ParquetObjectReader::new(store.clone(), location.clone());
     if let Some(size) = size {
         reader = reader.with_file_size(size);
     }
-    ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
+    let policy = if page_index {
+        PageIndexPolicy::Optional
+    } else {
+        PageIndexPolicy::Skip
+    };
+    let options = ArrowReaderOptions::new().with_page_index_policy(policy);
+    ArrowReaderMetadata::load_async(&mut reader, options)
         .await
         .map_err(|e| file_error(location, e))
 }
@@ -500,21 +620,31 @@ async fn load_metadata(context: &ReadContext, file: &FileEntry) -> Result<ArrowR
         &context.store,
         &context.log.child(&file.path)?,
         Some(file.size),
+        context.uses_page_index(),
     )
     .await
 }
 
 fn file_error(location: &object_store::path::Path, e: parquet::errors::ParquetError) -> Error {
-    let text = e.to_string();
-    if text.contains("not found") || text.contains("NotFound") {
-        Error::NotFound {
-            what: format!("data file {location} named by the log ({text})"),
-        }
-    } else {
-        Error::CorruptFile {
-            path: location.to_string(),
-            message: text,
-        }
+    if let parquet::errors::ParquetError::External(inner) = &e
+        && let Some(store_error) = inner.downcast_ref::<object_store::Error>()
+    {
+        return match store_error {
+            object_store::Error::NotFound { .. } => Error::NotFound {
+                what: format!("data file {location} named by the log"),
+            },
+            other => Error::Store {
+                path: location.to_string(),
+                source: object_store::Error::Generic {
+                    store: "dataset",
+                    source: other.to_string().into(),
+                },
+            },
+        };
+    }
+    Error::CorruptFile {
+        path: location.to_string(),
+        message: e.to_string(),
     }
 }
 
@@ -559,10 +689,17 @@ async fn read_file(
     let mask = ProjectionMask::roots(metadata.parquet_schema(), roots);
     let reader =
         ParquetObjectReader::new(context.store.clone(), location.clone()).with_file_size(file.size);
+    let selection = context.select_pages(file, &metadata, &row_groups);
+    if selection.as_ref().is_some_and(|s| !s.selects_any()) {
+        return Ok(());
+    }
     let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata)
         .with_row_groups(row_groups)
         .with_projection(mask)
         .with_batch_size(context.batch_size);
+    if let Some(selection) = selection {
+        builder = builder.with_row_selection(selection);
+    }
     if let (None, Some(limit)) = (&context.filter, context.limit) {
         builder = builder.with_limit(limit);
     }

@@ -273,3 +273,34 @@ async fn unsafe_partition_values_are_refused() {
     // And nothing was written outside the dataset root.
     assert!(!dir.path().join("etc").exists());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn page_index_skips_pages_inside_a_row_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    let options = WriteOptions {
+        row_group_size: 1_000_000,
+        sort_by: vec![SortColumn {
+            column: "id".into(),
+            descending: false,
+        }],
+        ..WriteOptions::default()
+    };
+    // One file, one row group of 100 000 rows sorted by id: pages of 20 000 rows each.
+    let ds = common::write(&path, 0, 100_000, &options).await;
+    let scan = ds
+        .scan()
+        .with_filter_str("id BETWEEN 41000 AND 41010")
+        .unwrap();
+    let explain = scan.explain().await.unwrap();
+    assert_eq!(explain.row_groups_kept, 1, "{explain}");
+    assert_eq!(explain.rows_kept, 100_000, "{explain}");
+    assert!(explain.rows_selected < 25_000, "{explain}");
+    assert_eq!(
+        ids(&scan.collect().await.unwrap()),
+        (41_000..=41_010).collect::<Vec<_>>()
+    );
+    // A filter on a column whose pages all may match selects everything.
+    let scan = ds.scan().with_filter_str("qty < 100").unwrap();
+    assert_eq!(scan.explain().await.unwrap().rows_selected, 100_000);
+}
