@@ -3,9 +3,10 @@
 // Benchmark code: a failure ends the run with its message.
 #![allow(clippy::expect_used, missing_docs)]
 
+use std::path::Path;
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use dala_benches::{
     lineitem_dataset, lineitem_input, lineitem_parquet, many_files_dataset, scale_factor,
 };
@@ -65,27 +66,60 @@ fn write(c: &mut Criterion) {
     group.finish();
 }
 
+async fn scan_one_month(location: &str) {
+    let dataset = Dataset::open(location).await.expect("open");
+    let scan = dataset
+        .scan()
+        .with_filter_str("year = 1995 AND month = 3 AND l_quantity < 10")
+        .expect("filter")
+        .with_columns(["l_extendedprice"]);
+    let mut stream = scan.stream().expect("stream");
+    let mut rows = 0;
+    while let Some(batch) = stream.next().await {
+        rows += batch.expect("batch").num_rows();
+    }
+    assert!(rows > 0);
+}
+
 fn scan(c: &mut Criterion) {
     let rt = runtime();
     let location = rt.block_on(lineitem_dataset());
     let mut group = c.benchmark_group("scan");
     group.bench_function("one_month_quantity_lt_10_warm", |b| {
-        b.to_async(&rt).iter(|| async {
-            let dataset = Dataset::open(&location).await.expect("open");
-            let scan = dataset
-                .scan()
-                .with_filter_str("year = 1995 AND month = 3 AND l_quantity < 10")
-                .expect("filter")
-                .with_columns(["l_extendedprice"]);
-            let mut stream = scan.stream().expect("stream");
-            let mut rows = 0;
-            while let Some(batch) = stream.next().await {
-                rows += batch.expect("batch").num_rows();
-            }
-            assert!(rows > 0);
-        })
+        b.to_async(&rt).iter(|| scan_one_month(&location))
+    });
+    group.sample_size(20);
+    group.bench_function("one_month_quantity_lt_10_cold", |b| {
+        b.to_async(&rt).iter_batched(
+            || evict_page_cache(Path::new(&location)),
+            |()| scan_one_month(&location),
+            BatchSize::PerIteration,
+        )
     });
     group.finish();
+}
+
+/// Drops the dataset's files from the page cache: all caches where the kernel allows it,
+/// else file by file with `dd iflag=nocache`.
+fn evict_page_cache(dir: &Path) {
+    let _ = std::process::Command::new("sync").status();
+    if std::fs::write("/proc/sys/vm/drop_caches", "1").is_ok() {
+        return;
+    }
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let _ = std::process::Command::new("dd")
+                    .arg(format!("if={}", path.display()))
+                    .args(["iflag=nocache", "count=0", "status=none"])
+                    .status();
+            }
+        }
+    }
 }
 
 criterion_group!(benches, planning, write, scan);

@@ -66,11 +66,22 @@ fn q6_direct(options: &GenOptions, low: i32, high: i32) -> (u64, i128) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tpch_q6_through_a_partitioned_dataset() {
+    q6_at_scale(0.01, 10_000).await;
+}
+
+/// The same at scale factor 1 (6 million rows): `cargo test --release -p dala-tests -- --ignored`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "large data: run with --release -- --ignored"]
+async fn tpch_q6_through_a_partitioned_dataset_at_scale_factor_1() {
+    q6_at_scale(1.0, 65_536).await;
+}
+
+async fn q6_at_scale(scale_factor: f64, batch_size: usize) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("lineitem").display().to_string();
     let options = GenOptions {
-        scale_factor: 0.01,
-        batch_size: 10_000,
+        scale_factor,
+        batch_size,
         ..GenOptions::default()
     };
     let input = batches(Table::Lineitem, &options).map(|b| Ok(with_year_month(b)));

@@ -300,10 +300,14 @@ impl Dataset {
     pub async fn refresh(&mut self) -> Result<WriteResult> {
         self.reload().await?;
         let listed = list_data_files(&self.log).await?;
-        let new: Vec<(String, u64)> = listed
-            .into_iter()
-            .filter(|(p, _)| self.snapshot.file(p).is_none())
-            .collect();
+        let new: Vec<(String, u64)> = {
+            let known: std::collections::HashSet<&str> =
+                self.snapshot.files().map(|f| f.path.as_str()).collect();
+            listed
+                .into_iter()
+                .filter(|(p, _)| !known.contains(p.as_str()))
+                .collect()
+        };
         if new.is_empty() {
             return Ok(WriteResult::default());
         }

@@ -130,7 +130,14 @@ impl Scalar {
             }
             DataType::Dictionary(_, _) => {
                 let dict = array.as_any_dictionary();
-                let key = dict.normalized_keys()[row];
+                let key = match Scalar::from_array(dict.keys(), row)? {
+                    Scalar::Int(k) => usize::try_from(k).ok(),
+                    Scalar::UInt(k) => usize::try_from(k).ok(),
+                    _ => None,
+                };
+                let key = key.ok_or_else(|| {
+                    Error::InvalidArgument(format!("invalid dictionary key at row {row}"))
+                })?;
                 Scalar::from_array(dict.values().as_ref(), key)?
             }
             other => {

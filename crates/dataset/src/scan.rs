@@ -200,13 +200,19 @@ impl ScanBuilder {
             files_pruned_by_stats: 0,
             filter: filter.clone(),
         };
+        // Which passes can prune at all: partition values, and data column statistics.
+        let columns = filter.as_ref().map(Expr::columns).unwrap_or_default();
+        let partition_pass =
+            (self.snapshot.partitioning().iter()).any(|p| columns.contains(&p.name));
+        let stats_pass =
+            (self.snapshot.data_schema().fields().iter()).any(|f| columns.contains(f.name()));
         for file in self.snapshot.files() {
             if let Some(filter) = &filter {
-                if !filter.may_match(&self.snapshot.stats_view(file, true)) {
+                if partition_pass && !filter.may_match(&self.snapshot.stats_view(file, true)) {
                     plan.files_pruned_by_partition += 1;
                     continue;
                 }
-                if !filter.may_match(&self.snapshot.stats_view(file, false)) {
+                if stats_pass && !filter.may_match(&self.snapshot.stats_view(file, false)) {
                     plan.files_pruned_by_stats += 1;
                     continue;
                 }

@@ -1,7 +1,7 @@
 //! The state of a dataset at one version: schema, partitioning, properties and the
 //! file index with per-file statistics. Built from a checkpoint plus the commits after it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::datatypes::{Schema, SchemaRef};
@@ -54,7 +54,8 @@ pub struct Snapshot {
     schema: SchemaRef,
     partitioning: Vec<PartitionField>,
     properties: BTreeMap<String, String>,
-    files: BTreeMap<String, FileEntry>,
+    /// The files in the order their commits added them.
+    files: Vec<FileEntry>,
     columns: HashMap<String, usize>,
 }
 
@@ -68,7 +69,7 @@ impl Snapshot {
             schema,
             partitioning,
             properties: BTreeMap::new(),
-            files: BTreeMap::new(),
+            files: Vec::new(),
             columns,
         }
     }
@@ -103,7 +104,7 @@ impl Snapshot {
             schema,
             partitioning,
             properties,
-            files: files.into_iter().map(|f| (f.path.clone(), f)).collect(),
+            files,
             columns,
         }
     }
@@ -132,11 +133,13 @@ impl Snapshot {
         if let Some(properties) = &commit.properties {
             self.properties.extend(properties.clone());
         }
-        for remove in &commit.remove {
-            if self.files.remove(&remove.path).is_none() {
+        if !commit.remove.is_empty() {
+            let mut removed: HashSet<&str> =
+                commit.remove.iter().map(|r| r.path.as_str()).collect();
+            self.files.retain(|f| !removed.remove(f.path.as_str()));
+            if let Some(missing) = removed.into_iter().next() {
                 return Err(corrupt(format!(
-                    "removes {} which is not in the dataset",
-                    remove.path
+                    "removes {missing} which is not in the dataset"
                 )));
             }
         }
@@ -144,7 +147,7 @@ impl Snapshot {
             let entry = self
                 .entry_from_add(add, commit.version)
                 .map_err(|e| corrupt(format!("file {}: {e}", add.path)))?;
-            self.files.insert(entry.path.clone(), entry);
+            self.files.push(entry);
         }
         self.version = commit.version;
         self.timestamp = commit.timestamp;
@@ -266,30 +269,30 @@ impl Snapshot {
             .map(std::time::Duration::from_secs)
     }
 
-    /// The files of this version, ordered by path.
+    /// The files of this version, in the order their commits added them.
     pub fn files(&self) -> impl ExactSizeIterator<Item = &FileEntry> {
-        self.files.values()
+        self.files.iter()
     }
 
-    /// One file by its relative path.
+    /// One file by its relative path (a linear search).
     pub fn file(&self, path: &str) -> Option<&FileEntry> {
-        self.files.get(path)
+        self.files.iter().find(|f| f.path == path)
     }
 
     /// Total rows.
     pub fn rows(&self) -> u64 {
-        self.files.values().map(|f| f.rows).sum()
+        self.files.iter().map(|f| f.rows).sum()
     }
 
     /// Total bytes of data files.
     pub fn bytes(&self) -> u64 {
-        self.files.values().map(|f| f.size).sum()
+        self.files.iter().map(|f| f.size).sum()
     }
 
     /// The distinct partition directories, with their file count, rows and bytes.
     pub fn partitions(&self) -> BTreeMap<String, (usize, u64, u64)> {
         let mut out: BTreeMap<String, (usize, u64, u64)> = BTreeMap::new();
-        for f in self.files.values() {
+        for f in self.files.iter() {
             let e = out.entry(f.partition_dir().to_string()).or_default();
             e.0 += 1;
             e.1 += f.rows;

@@ -108,7 +108,7 @@ struct OpenFile {
 
 impl OpenFile {
     fn buffered_bytes(&self) -> usize {
-        self.writer.in_progress_size() + self.pending_bytes
+        self.writer.memory_size() + self.pending_bytes
     }
 }
 
