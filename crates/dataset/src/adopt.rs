@@ -36,6 +36,18 @@ pub(crate) async fn list_data_files(log: &LogStore) -> Result<Vec<(String, u64)>
     Ok(files)
 }
 
+/// The data files of a foreign hive tree that may be adopted: none if `_dala/` holds
+/// anything, because then the files belong to a dala writer (perhaps one creating the
+/// dataset right now, which announces itself in `_dala/` before writing data files; so the
+/// data files are listed first, the log directory second).
+pub(crate) async fn adoptable_files(log: &LogStore) -> Result<Vec<(String, u64)>> {
+    let files = list_data_files(log).await?;
+    if files.is_empty() || log.has_entries().await? {
+        return Ok(Vec::new());
+    }
+    Ok(files)
+}
+
 /// Infers the partition columns and their types from file paths, as pyarrow does:
 /// integers that fit become Int32 (Int64 if larger), anything else a string.
 pub(crate) fn infer_partitioning(paths: &[(String, u64)]) -> Result<Vec<PartitionField>> {

@@ -12,7 +12,7 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 use serde::Serialize;
 
-use crate::adopt::{index_files, infer_partitioning, list_data_files};
+use crate::adopt::{adoptable_files, index_files, infer_partitioning, list_data_files};
 use crate::checkpoint::{read_checkpoint, write_checkpoint};
 use crate::commit::{ConflictScope, PendingCommit, check_schema, commit};
 use crate::error::{Error, Result};
@@ -147,10 +147,8 @@ impl DatasetBuilder {
         let (log, url) = self.log_store()?;
         let base = match load_snapshot(&log, None).await? {
             Some(s) => Some(s),
-            None => match list_data_files(&log).await {
-                Ok(files) if !files.is_empty() => Some(adopt(&log, &url).await?),
-                _ => None,
-            },
+            None if adoptable_files(&log).await?.is_empty() => None,
+            None => Some(adopt(&log, &url).await?),
         };
         let (snapshot, result) = write_impl(&log, base.as_ref(), data, options).await?;
         let snapshot = match (snapshot, base) {
@@ -457,7 +455,7 @@ async fn version_at_time(log: &LogStore, ts: DateTime<Utc>) -> Result<u64> {
 
 /// Creates version 0 from the hive Parquet files already under the root.
 async fn adopt(log: &LogStore, url: &str) -> Result<Snapshot> {
-    let files = list_data_files(log).await?;
+    let files = adoptable_files(log).await?;
     if files.is_empty() {
         return Err(Error::NotFound {
             what: format!("dataset at {url}"),
@@ -524,6 +522,41 @@ where
         }
         None => schema,
     };
+    // A writer creating a dataset announces itself before writing any data file, so
+    // that no one adopts its files as a foreign tree (see `adoptable_files`).
+    let marker = match base {
+        None => Some(log.announce_creation().await?),
+        Some(_) => None,
+    };
+    let result = write_and_commit(
+        log,
+        base,
+        input_schema,
+        first,
+        batches,
+        schema,
+        partitioning,
+        options,
+    )
+    .await;
+    if let Some(marker) = marker {
+        log.withdraw_creation(&marker).await;
+    }
+    result
+}
+
+/// The body of [`write_impl`] once the schema is settled.
+#[allow(clippy::too_many_arguments)]
+async fn write_and_commit(
+    log: &LogStore,
+    base: Option<&Snapshot>,
+    input_schema: arrow::datatypes::SchemaRef,
+    first: RecordBatch,
+    batches: impl Iterator<Item = std::result::Result<RecordBatch, ArrowError>>,
+    schema: arrow::datatypes::SchemaRef,
+    partitioning: Vec<crate::layout::PartitionField>,
+    options: &WriteOptions,
+) -> Result<(Option<Snapshot>, WriteResult)> {
     let mut writer = FileWriter::try_new(log, schema.clone(), partitioning.clone(), options)?;
     let written = write_all(&mut writer, &input_schema, first, batches).await;
     let entries = match written {

@@ -288,6 +288,37 @@ impl LogStore {
         }
     }
 
+    /// Whether `_dala/` holds anything at all (commits, checkpoints or creation markers).
+    pub async fn has_entries(&self) -> Result<bool> {
+        use futures::StreamExt;
+        let dir = self.log_dir();
+        match self.store.list(Some(&dir)).next().await {
+            None => Ok(false),
+            Some(Ok(_)) => Ok(true),
+            Some(Err(e)) => Err(Error::store(&dir, e)),
+        }
+    }
+
+    /// Puts a marker saying a writer is creating the dataset, before it writes data files.
+    pub async fn announce_creation(&self) -> Result<Path> {
+        let path = self
+            .log_dir()
+            .join("_creating")
+            .join(uuid::Uuid::now_v7().to_string());
+        self.store
+            .put(&path, PutPayload::from_static(b"{}"))
+            .await
+            .map_err(|e| Error::store(&path, e))?;
+        Ok(path)
+    }
+
+    /// Removes a creation marker, best effort.
+    pub async fn withdraw_creation(&self, marker: &Path) {
+        if let Err(e) = self.store.delete(marker).await {
+            tracing::warn!(path = %marker, error = %e, "could not remove creation marker");
+        }
+    }
+
     /// The newest checkpoint's version, from the hint file (which may be missing or stale).
     pub async fn last_checkpoint_hint(&self) -> Option<u64> {
         let path = self.last_checkpoint_path();

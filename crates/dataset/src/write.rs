@@ -7,19 +7,19 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
 use arrow::compute::{SortColumn as ArrowSortColumn, SortOptions, concat_batches};
 use arrow::compute::{lexsort_to_indices, take_record_batch};
 use arrow::datatypes::{Schema, SchemaRef};
 use bytes::Bytes;
-use futures::future::BoxFuture;
 use object_store::ObjectStore;
-use parquet::arrow::AsyncArrowWriter;
+use parquet::arrow::ArrowWriter;
 use parquet::arrow::async_writer::{AsyncFileWriter, ParquetObjectWriter};
+use parquet::file::metadata::ParquetMetaData;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::layout::{PartitionField, new_file_path, partition_dir, partition_type_for};
@@ -77,42 +77,141 @@ pub(crate) fn data_schema(input: &Schema, partitioning: &[PartitionField]) -> Sc
     Arc::new(Schema::new_with_metadata(fields, input.metadata().clone()))
 }
 
-/// Counts the bytes that reach the object store, to record each file's size.
-struct CountingWriter {
-    inner: ParquetObjectWriter,
-    written: Arc<AtomicU64>,
-}
-
-impl AsyncFileWriter for CountingWriter {
-    fn write(&mut self, bs: Bytes) -> BoxFuture<'_, parquet::errors::Result<()>> {
-        self.written.fetch_add(bs.len() as u64, Ordering::Relaxed);
-        self.inner.write(bs)
-    }
-
-    fn complete(&mut self) -> BoxFuture<'_, parquet::errors::Result<()>> {
-        self.inner.complete()
-    }
-}
-
+/// One data file being written: a synchronous Parquet encoder whose output is moved to
+/// the object store between encoding rounds.
 struct OpenFile {
     path: String,
     partition_values: Vec<Scalar>,
-    writer: AsyncArrowWriter<CountingWriter>,
-    written: Arc<AtomicU64>,
+    writer: ArrowWriter<Vec<u8>>,
+    sink: ParquetObjectWriter,
+    uploaded: u64,
     rows: u64,
     /// Batches waiting to be sorted into a row group (only with `sort_by`).
     pending: Vec<RecordBatch>,
     pending_rows: usize,
     pending_bytes: usize,
+    /// Set once the footer is written: the file only awaits its upload.
+    finished: Option<ParquetMetaData>,
 }
 
 impl OpenFile {
+    /// Memory held for this file: encoder state, encoded bytes not yet uploaded, and
+    /// batches waiting to be sorted.
     fn buffered_bytes(&self) -> usize {
-        self.writer.memory_size() + self.pending_bytes
+        self.writer.memory_size() + self.writer.inner().len() + self.pending_bytes
+    }
+
+    /// Rows that still fit in this file.
+    fn room(&self, options: &WriteOptions) -> usize {
+        match options.max_rows_per_file {
+            Some(max) => max.saturating_sub(self.rows as usize).max(1),
+            None => usize::MAX,
+        }
+    }
+
+    /// Whether the file has reached its row or byte target.
+    fn is_full(&self, options: &WriteOptions) -> bool {
+        let by_rows = options
+            .max_rows_per_file
+            .is_some_and(|max| self.rows as usize >= max);
+        let bytes = self.writer.bytes_written() + self.writer.in_progress_size();
+        by_rows || bytes as u64 >= options.target_file_size
+    }
+
+    /// Encodes as many of `rows` as fit (CPU only, no I/O); returns the rows left over
+    /// when the file filled up and was finished.
+    fn encode(&mut self, rows: RecordBatch, options: &WriteOptions) -> Result<Option<RecordBatch>> {
+        let take = rows.num_rows().min(self.room(options));
+        let chunk = rows.slice(0, take);
+        self.rows += take as u64;
+        if options.sort_by.is_empty() {
+            self.writer.write(&chunk)?;
+        } else {
+            self.pending_bytes += chunk.get_array_memory_size();
+            self.pending_rows += take;
+            self.pending.push(chunk);
+            if self.pending_rows >= options.row_group_size {
+                self.write_sorted(options)?;
+            }
+        }
+        if self.is_full(options) {
+            self.finish(options)?;
+        }
+        let left = rows.num_rows() - take;
+        Ok((left > 0).then(|| rows.slice(take, left)))
+    }
+
+    /// Writes the footer (after any rows waiting to be sorted).
+    fn finish(&mut self, options: &WriteOptions) -> Result<()> {
+        if self.finished.is_none() {
+            self.write_sorted(options)?;
+            let metadata = self
+                .writer
+                .finish()
+                .map_err(|e| Error::parquet(&self.path, e))?;
+            self.finished = Some(metadata);
+        }
+        Ok(())
+    }
+
+    /// Ends the row group in progress, so that its memory can be released.
+    fn flush(&mut self, options: &WriteOptions) -> Result<()> {
+        self.write_sorted(options)?;
+        Ok(self.writer.flush()?)
+    }
+
+    /// Sorts the pending batches by `sort_by` and writes them as one row group.
+    fn write_sorted(&mut self, options: &WriteOptions) -> Result<()> {
+        let Some(first) = self.pending.first() else {
+            return Ok(());
+        };
+        let batch = concat_batches(&first.schema(), &self.pending)?;
+        self.pending.clear();
+        self.pending_rows = 0;
+        self.pending_bytes = 0;
+        let columns = options
+            .sort_by
+            .iter()
+            .map(|s| {
+                let values = batch
+                    .column_by_name(&s.column)
+                    .ok_or_else(|| Error::UnknownColumn {
+                        column: s.column.clone(),
+                        context: Some("named in sort_by".into()),
+                    })?
+                    .clone();
+                Ok(ArrowSortColumn {
+                    values,
+                    options: Some(SortOptions {
+                        descending: s.descending,
+                        nulls_first: !s.descending,
+                    }),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let indices = lexsort_to_indices(&columns, None)?;
+        self.writer.write(&take_record_batch(&batch, &indices)?)?;
+        Ok(self.writer.flush()?)
+    }
+
+    /// Moves the encoded bytes to the object store.
+    async fn upload(&mut self) -> Result<()> {
+        let bytes = std::mem::take(self.writer.inner_mut());
+        if !bytes.is_empty() {
+            self.uploaded += bytes.len() as u64;
+            self.sink
+                .write(Bytes::from(bytes))
+                .await
+                .map_err(|e| Error::parquet(&self.path, e))?;
+        }
+        Ok(())
     }
 }
 
 /// Writes input batches into data files under a dataset root.
+///
+/// Each batch is split by partition; the partitions' files are encoded in parallel (rayon),
+/// then their bytes are uploaded.
 pub(crate) struct FileWriter<'a> {
     log: &'a LogStore,
     schema: SchemaRef,
@@ -121,6 +220,8 @@ pub(crate) struct FileWriter<'a> {
     properties: WriterProperties,
     open: HashMap<String, OpenFile>,
     done: Vec<FileEntry>,
+    /// Files whose upload was begun, to delete if the write fails.
+    started: Vec<String>,
 }
 
 impl<'a> FileWriter<'a> {
@@ -167,6 +268,7 @@ impl<'a> FileWriter<'a> {
             properties: builder.build(),
             open: HashMap::new(),
             done: Vec::new(),
+            started: Vec::new(),
         })
     }
 
@@ -175,75 +277,88 @@ impl<'a> FileWriter<'a> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
+        let mut work: Vec<(String, Vec<Scalar>, RecordBatch)> = Vec::new();
         for (values, rows) in split_by_partition(batch, &self.partitioning, &self.schema)? {
-            self.write_partition(values, rows).await?;
+            work.push((partition_dir(&self.partitioning, &values)?, values, rows));
+        }
+        // Each round encodes every partition's rows in parallel; rows that did not fit
+        // in a file that filled up go to a new file in the next round.
+        while !work.is_empty() {
+            for (dir, values, _) in &work {
+                if !self.open.contains_key(dir) {
+                    self.make_room().await?;
+                    let file = self.open_file(dir, values.clone())?;
+                    self.open.insert(dir.clone(), file);
+                }
+            }
+            let mut rows_by_dir: HashMap<String, RecordBatch> = work
+                .iter()
+                .map(|(d, _, r)| (d.clone(), r.clone()))
+                .collect();
+            let values_by_dir: HashMap<String, Vec<Scalar>> =
+                work.drain(..).map(|(d, v, _)| (d, v)).collect();
+            let options = self.options;
+            let jobs: Vec<(&String, &mut OpenFile, RecordBatch)> = self
+                .open
+                .iter_mut()
+                .filter_map(|(dir, file)| Some((dir, file, rows_by_dir.remove(dir)?)))
+                .collect();
+            // Partitions whose file was closed to make room for others wait a round.
+            for (dir, rows) in rows_by_dir {
+                let values = values_by_dir.get(&dir).cloned().unwrap_or_default();
+                work.push((dir, values, rows));
+            }
+            let leftovers = jobs
+                .into_par_iter()
+                .map(|(dir, file, rows)| Ok((dir.clone(), file.encode(rows, options)?)))
+                .collect::<Result<Vec<_>>>()?;
+            for (dir, left) in leftovers {
+                self.upload(&dir).await?;
+                if let Some(rows) = left {
+                    let values = values_by_dir.get(&dir).cloned().unwrap_or_default();
+                    work.push((dir, values, rows));
+                }
+            }
         }
         self.enforce_memory_budget().await
     }
 
-    async fn write_partition(&mut self, values: Vec<Scalar>, mut rows: RecordBatch) -> Result<()> {
-        let dir = partition_dir(&self.partitioning, &values)?;
-        while rows.num_rows() > 0 {
-            if !self.open.contains_key(&dir) {
-                self.make_room().await?;
-                let file = self.open_file(&dir, values.clone())?;
-                self.open.insert(dir.clone(), file);
+    /// Uploads a file's encoded bytes; completes it if it is finished.
+    async fn upload(&mut self, dir: &str) -> Result<()> {
+        let finished = match self.open.get_mut(dir) {
+            Some(file) => {
+                file.upload().await?;
+                file.finished.is_some()
             }
-            let room = self.room_in_file(&dir);
-            let take = rows.num_rows().min(room);
-            let chunk = rows.slice(0, take);
-            rows = rows.slice(take, rows.num_rows() - take);
-            let full = {
-                let Some(file) = self.open.get_mut(&dir) else {
-                    return Err(Error::InvalidArgument(format!("no open file for {dir}")));
-                };
-                file.rows += take as u64;
-                if self.options.sort_by.is_empty() {
-                    file.writer.write(&chunk).await?;
-                } else {
-                    file.pending_bytes += chunk.get_array_memory_size();
-                    file.pending_rows += take;
-                    file.pending.push(chunk);
-                    if file.pending_rows >= self.options.row_group_size {
-                        write_sorted(file, self.options).await?;
-                    }
-                }
-                is_full(file, self.options)
-            };
-            if full {
-                self.close(&dir).await?;
-            }
+            None => false,
+        };
+        if finished {
+            self.complete(dir).await?;
         }
         Ok(())
     }
 
-    fn room_in_file(&self, dir: &str) -> usize {
-        let written = self.open.get(dir).map(|f| f.rows as usize).unwrap_or(0);
-        match self.options.max_rows_per_file {
-            Some(max) => max.saturating_sub(written).max(1),
-            None => usize::MAX,
-        }
-    }
-
-    fn open_file(&self, dir: &str, partition_values: Vec<Scalar>) -> Result<OpenFile> {
+    fn open_file(&mut self, dir: &str, partition_values: Vec<Scalar>) -> Result<OpenFile> {
         let path = new_file_path(dir);
-        let written = Arc::new(AtomicU64::new(0));
         let store: Arc<dyn ObjectStore> = self.log.store().clone();
-        let target = CountingWriter {
-            inner: ParquetObjectWriter::new(store, self.log.child(&path)?),
-            written: written.clone(),
-        };
-        let writer =
-            AsyncArrowWriter::try_new(target, self.schema.clone(), Some(self.properties.clone()))?;
+        let sink = ParquetObjectWriter::new(store, self.log.child(&path)?);
+        let writer = ArrowWriter::try_new(
+            Vec::new(),
+            self.schema.clone(),
+            Some(self.properties.clone()),
+        )?;
+        self.started.push(path.clone());
         Ok(OpenFile {
             path,
             partition_values,
             writer,
-            written,
+            sink,
+            uploaded: 0,
             rows: 0,
             pending: Vec::new(),
             pending_rows: 0,
             pending_bytes: 0,
+            finished: None,
         })
     }
 
@@ -253,7 +368,7 @@ impl<'a> FileWriter<'a> {
             let largest = self
                 .open
                 .iter()
-                .max_by_key(|(_, f)| f.writer.bytes_written() + f.buffered_bytes())
+                .max_by_key(|(_, f)| f.uploaded as usize + f.buffered_bytes())
                 .map(|(k, _)| k.clone());
             match largest {
                 Some(dir) => self.close(&dir).await?,
@@ -270,38 +385,60 @@ impl<'a> FileWriter<'a> {
             if total <= self.options.max_buffered_bytes {
                 return Ok(());
             }
-            let Some(file) = self.open.values_mut().max_by_key(|f| f.buffered_bytes()) else {
+            let Some((dir, file)) = self.open.iter_mut().max_by_key(|(_, f)| f.buffered_bytes())
+            else {
                 return Ok(());
             };
             let before = file.buffered_bytes();
-            if !file.pending.is_empty() {
-                write_sorted(file, self.options).await?;
-            }
-            file.writer.flush().await?;
-            if file.buffered_bytes() >= before {
+            file.flush(self.options)?;
+            let dir = dir.clone();
+            self.upload(&dir).await?;
+            let after = self
+                .open
+                .get(&dir)
+                .map(OpenFile::buffered_bytes)
+                .unwrap_or(0);
+            if after >= before {
                 return Ok(());
             }
         }
     }
 
+    /// Finishes, uploads and completes one open file.
     async fn close(&mut self, dir: &str) -> Result<()> {
+        if let Some(file) = self.open.get_mut(dir) {
+            file.finish(self.options)?;
+            file.upload().await?;
+            self.complete(dir).await?;
+        }
+        Ok(())
+    }
+
+    /// Completes the upload of a finished file and records its index entry.
+    async fn complete(&mut self, dir: &str) -> Result<()> {
         let Some(mut file) = self.open.remove(dir) else {
             return Ok(());
         };
-        if !file.pending.is_empty() {
-            write_sorted(&mut file, self.options).await?;
-        }
-        let metadata = file
-            .writer
-            .finish()
+        let Some(metadata) = file.finished.take() else {
+            return Err(Error::InvalidArgument(format!(
+                "{} is not finished",
+                file.path
+            )));
+        };
+        file.sink
+            .complete()
             .await
             .map_err(|e| Error::parquet(&file.path, e))?;
+        if file.rows == 0 {
+            delete_files(self.log, std::iter::once(file.path.as_str())).await;
+            return Ok(());
+        }
         let stats = file_stats(&metadata, &self.schema, &self.schema);
         self.done.push(FileEntry {
             path: file.path,
             partition_values: file.partition_values,
             rows: file.rows,
-            size: file.written.load(Ordering::Relaxed),
+            size: file.uploaded,
             stats,
             added_version: 0,
         });
@@ -319,12 +456,9 @@ impl<'a> FileWriter<'a> {
 
     /// Deletes the files written so far (after a failure; they were never committed).
     pub async fn abort(&mut self) {
-        let paths: Vec<String> = self
-            .done
-            .drain(..)
-            .map(|f| f.path)
-            .chain(self.open.drain().map(|(_, f)| f.path))
-            .collect();
+        self.open.clear();
+        self.done.clear();
+        let paths = std::mem::take(&mut self.started);
         delete_files(self.log, paths.iter().map(String::as_str)).await;
     }
 }
@@ -342,52 +476,6 @@ pub(crate) async fn delete_files<'p>(log: &LogStore, paths: impl Iterator<Item =
             tracing::warn!(path = %location, error = %e, "could not delete file");
         }
     }
-}
-
-/// Whether a file has reached its row or byte target.
-fn is_full(file: &OpenFile, options: &WriteOptions) -> bool {
-    let by_rows = options
-        .max_rows_per_file
-        .is_some_and(|max| file.rows as usize >= max);
-    let bytes = file.writer.bytes_written() + file.writer.in_progress_size();
-    by_rows || bytes as u64 >= options.target_file_size
-}
-
-/// Sorts a file's pending batches by `sort_by` and writes them as one row group.
-async fn write_sorted(file: &mut OpenFile, options: &WriteOptions) -> Result<()> {
-    let Some(first) = file.pending.first() else {
-        return Ok(());
-    };
-    let schema = first.schema();
-    let batch = concat_batches(&schema, &file.pending)?;
-    file.pending.clear();
-    file.pending_rows = 0;
-    file.pending_bytes = 0;
-    let columns = options
-        .sort_by
-        .iter()
-        .map(|s| {
-            let values = batch
-                .column_by_name(&s.column)
-                .ok_or_else(|| Error::UnknownColumn {
-                    column: s.column.clone(),
-                    context: Some("named in sort_by".into()),
-                })?
-                .clone();
-            Ok(ArrowSortColumn {
-                values,
-                options: Some(SortOptions {
-                    descending: s.descending,
-                    nulls_first: !s.descending,
-                }),
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let indices = lexsort_to_indices(&columns, None)?;
-    let sorted = take_record_batch(&batch, &indices)?;
-    file.writer.write(&sorted).await?;
-    file.writer.flush().await?;
-    Ok(())
 }
 
 /// Splits a batch into `(partition values, rows without partition columns)` groups.

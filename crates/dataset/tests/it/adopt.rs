@@ -101,3 +101,30 @@ async fn adoption_refuses_files_with_another_schema() {
     );
     assert!(!root.join("_dala").exists());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn files_of_a_dala_writer_creating_the_dataset_are_not_adopted() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("creating");
+    write_plain(&root.join("k=1"), "a.parquet", &common::batch(0, 10));
+    // A writer creating a dataset announces itself in `_dala/` before its data files.
+    std::fs::create_dir_all(root.join("_dala/_creating")).unwrap();
+    std::fs::write(root.join("_dala/_creating/0193"), b"{}").unwrap();
+    let err = Dataset::open(root.display().to_string()).await.unwrap_err();
+    assert!(matches!(err, dala_dataset::Error::NotFound { .. }), "{err}");
+    // A write creates the dataset with its own rows only.
+    let path = root.display().to_string();
+    let result = Dataset::write_to(
+        &path,
+        crate::common::batches(100, 5, 5),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(result.version, Some(0));
+    let ds = Dataset::open(&path).await.unwrap();
+    assert_eq!(
+        ids(&ds.scan().collect().await.unwrap()),
+        (100..105).collect::<Vec<_>>()
+    );
+}
