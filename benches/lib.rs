@@ -6,10 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{Int32Array, Int64Array, RecordBatch};
-use arrow::compute::kernels::temporal::{DatePart, date_part};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::error::ArrowError;
-use dala_datagen::{GenOptions, Table, batches};
+use dala_datagen::{GenOptions, Table, batches, with_ship_year_month};
 use dala_dataset::{Dataset, WriteOptions};
 
 /// Where generated benchmark data lives (ignored by git).
@@ -23,26 +22,6 @@ pub fn scale_factor() -> f64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1.0)
-}
-
-/// Adds `year` and `month` of `l_shipdate`, the dataset's partition columns.
-pub fn with_ship_year_month(batch: RecordBatch) -> Result<RecordBatch, ArrowError> {
-    let shipdate = batch
-        .column_by_name("l_shipdate")
-        .ok_or_else(|| ArrowError::SchemaError("no l_shipdate".into()))?;
-    let year = date_part(shipdate, DatePart::Year)?;
-    let month = date_part(shipdate, DatePart::Month)?;
-    let mut fields: Vec<Field> = batch
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
-    fields.push(Field::new("year", DataType::Int32, false));
-    fields.push(Field::new("month", DataType::Int32, false));
-    let mut columns = batch.columns().to_vec();
-    columns.extend([year, month]);
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
 }
 
 /// TPC-H lineitem at the benchmark scale, as one Parquet file (generated once).

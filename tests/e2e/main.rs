@@ -3,30 +3,14 @@
 //! checked against a direct computation over the generated rows.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::sync::Arc;
-
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::compute::kernels::temporal::{DatePart, date_part};
-use arrow::datatypes::{Date32Type, Decimal128Type, Field, Schema};
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::{Date32Type, Decimal128Type};
 use dala_datagen::{GenOptions, Table, batches};
 use dala_dataset::{Dataset, Scalar, WriteOptions};
 use futures::StreamExt;
 
 fn with_year_month(batch: RecordBatch) -> RecordBatch {
-    let shipdate = batch.column_by_name("l_shipdate").unwrap();
-    let year = date_part(shipdate, DatePart::Year).unwrap();
-    let month = date_part(shipdate, DatePart::Month).unwrap();
-    let mut fields: Vec<Field> = batch
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
-    fields.push(Field::new("year", year.data_type().clone(), false));
-    fields.push(Field::new("month", month.data_type().clone(), false));
-    let mut columns = batch.columns().to_vec();
-    columns.extend([year, month]);
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+    dala_datagen::with_ship_year_month(batch).unwrap()
 }
 
 /// TPC-H Q6's predicate, computed row by row over the generated data: revenue in cents².

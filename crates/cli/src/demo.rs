@@ -1,15 +1,12 @@
 //! `dala demo`: generate TPC-H lineitem, write it as a partitioned dataset, scan it.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use arrow::compute::kernels::temporal::{DatePart, date_part};
-use arrow::datatypes::{Decimal128Type, Field, Schema};
-use arrow::error::ArrowError;
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::Decimal128Type;
 use clap::Args;
-use dala_datagen::{GenOptions, Table, batches};
+use dala_datagen::{GenOptions, Table, batches, with_ship_year_month};
 use dala_dataset::{Dataset, ScanBuilder, WriteMode, WriteOptions};
 use futures::StreamExt;
 
@@ -22,27 +19,6 @@ pub struct DemoArgs {
     /// Where to write the dataset.
     #[arg(long, default_value = "catalog/demo/lineitem")]
     path: String,
-}
-
-/// Adds `year` and `month` columns derived from `l_shipdate`.
-fn with_ship_year_month(batch: RecordBatch) -> Result<RecordBatch, ArrowError> {
-    let shipdate = batch
-        .column_by_name("l_shipdate")
-        .ok_or_else(|| ArrowError::SchemaError("no l_shipdate column".into()))?;
-    let year: ArrayRef = date_part(shipdate, DatePart::Year)?;
-    let month: ArrayRef = date_part(shipdate, DatePart::Month)?;
-    let mut fields: Vec<Field> = batch
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
-    fields.push(Field::new("year", year.data_type().clone(), false));
-    fields.push(Field::new("month", month.data_type().clone(), false));
-    let mut columns = batch.columns().to_vec();
-    columns.push(year);
-    columns.push(month);
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
 }
 
 /// Runs the demo.

@@ -366,3 +366,25 @@ fn string_array(values: &[&str]) -> arrow::array::StringArray {
     }
     builder.finish()
 }
+
+/// Adds `year` and `month` (Int32) of `l_shipdate` to a lineitem batch: the partition
+/// columns of the demo and benchmark datasets.
+pub fn with_ship_year_month(batch: RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> {
+    use arrow::compute::kernels::temporal::{DatePart, date_part};
+    let shipdate = batch.column_by_name("l_shipdate").ok_or_else(|| {
+        arrow::error::ArrowError::SchemaError("the batch has no l_shipdate column".into())
+    })?;
+    let year = date_part(shipdate, DatePart::Year)?;
+    let month = date_part(shipdate, DatePart::Month)?;
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new("year", DataType::Int32, false));
+    fields.push(Field::new("month", DataType::Int32, false));
+    let mut columns = batch.columns().to_vec();
+    columns.extend([year, month]);
+    RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns)
+}

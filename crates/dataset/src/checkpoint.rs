@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, UInt64Type};
-use bytes::Bytes;
 use object_store::{ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -146,14 +145,7 @@ fn to_batch(snapshot: &Snapshot) -> Result<RecordBatch> {
 /// Reads the checkpoint of `version`.
 pub async fn read_checkpoint(log: &LogStore, version: u64) -> Result<Snapshot> {
     let path = log.checkpoint_path(version);
-    let bytes: Bytes = log
-        .store()
-        .get(&path)
-        .await
-        .map_err(|e| Error::store(&path, e))?
-        .bytes()
-        .await
-        .map_err(|e| Error::store(&path, e))?;
+    let bytes = log.read_bytes(&path).await?;
     let corrupt = |message: String| Error::CorruptLog {
         path: path.to_string(),
         message,

@@ -584,7 +584,7 @@ async fn write_and_commit(
         options: serde_json::to_value(options).unwrap_or_default(),
         schema,
         partitioning,
-        properties: None,
+        properties: (!options.properties.is_empty()).then(|| options.properties.clone()),
         add: entries,
         remove,
         scope,

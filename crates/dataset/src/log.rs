@@ -241,17 +241,21 @@ impl LogStore {
         Ok(listing)
     }
 
+    /// Reads a whole object.
+    pub async fn read_bytes(&self, path: &Path) -> Result<bytes::Bytes> {
+        self.store
+            .get(path)
+            .await
+            .map_err(|e| Error::store(path, e))?
+            .bytes()
+            .await
+            .map_err(|e| Error::store(path, e))
+    }
+
     /// Reads the commit of `version`.
     pub async fn read_commit(&self, version: u64) -> Result<Commit> {
         let path = self.commit_path(version);
-        let bytes = self
-            .store
-            .get(&path)
-            .await
-            .map_err(|e| Error::store(&path, e))?
-            .bytes()
-            .await
-            .map_err(|e| Error::store(&path, e))?;
+        let bytes = self.read_bytes(&path).await?;
         let commit: Commit = serde_json::from_slice(&bytes).map_err(|e| Error::CorruptLog {
             path: path.to_string(),
             message: e.to_string(),
@@ -321,8 +325,7 @@ impl LogStore {
 
     /// The newest checkpoint's version, from the hint file (which may be missing or stale).
     pub async fn last_checkpoint_hint(&self) -> Option<u64> {
-        let path = self.last_checkpoint_path();
-        let bytes = self.store.get(&path).await.ok()?.bytes().await.ok()?;
+        let bytes = self.read_bytes(&self.last_checkpoint_path()).await.ok()?;
         let value: Value = serde_json::from_slice(&bytes).ok()?;
         value.get("version")?.as_u64()
     }

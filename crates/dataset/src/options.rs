@@ -241,6 +241,10 @@ pub struct WriteOptions {
     pub max_buffered_bytes: usize,
     /// Free-form metadata recorded in the commit.
     pub metadata: BTreeMap<String, serde_json::Value>,
+    /// Dataset properties this commit sets: `checkpoint.interval` (commits between
+    /// checkpoints, default 100) and `retention.seconds` (keep removed files for vacuum
+    /// instead of deleting them when the commit lands).
+    pub properties: BTreeMap<String, String>,
 }
 
 impl Default for WriteOptions {
@@ -259,6 +263,7 @@ impl Default for WriteOptions {
             max_open_files: 128,
             max_buffered_bytes: 256 * 1024 * 1024,
             metadata: BTreeMap::new(),
+            properties: BTreeMap::new(),
         }
     }
 }

@@ -102,6 +102,51 @@ async fn checkpoints_bound_what_opening_reads() {
     assert_eq!(v101.snapshot().rows(), 1020);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn properties_set_the_checkpoint_interval_and_keep_removed_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    let mut options = WriteOptions::default();
+    options
+        .properties
+        .insert("checkpoint.interval".into(), "3".into());
+    options
+        .properties
+        .insert("retention.seconds".into(), "3600".into());
+    let mut ds = Dataset::builder(&path)
+        .write(batches(0, 10, 10), &options)
+        .await
+        .unwrap()
+        .0;
+    let first_files: Vec<String> = ds.snapshot().files().map(|f| f.path.clone()).collect();
+    for i in 1..=3 {
+        ds.write(batches(i * 10, 10, 10), &WriteOptions::default())
+            .await
+            .unwrap();
+    }
+    assert!(
+        dir.path()
+            .join("ds/_dala/00000000000000000003.checkpoint.parquet")
+            .exists()
+    );
+    let reopened = Dataset::open(&path).await.unwrap();
+    assert_eq!(reopened.snapshot().checkpoint_interval(), 3);
+    // With a retention set, an overwrite keeps the files it removed (for time travel).
+    let overwrite = WriteOptions::default().with_mode(WriteMode::Overwrite);
+    ds.write(batches(100, 10, 10), &overwrite).await.unwrap();
+    for file in &first_files {
+        assert!(
+            dir.path().join("ds").join(file).exists(),
+            "{file} was deleted"
+        );
+    }
+    let old = Dataset::open_at(&path, 3).await.unwrap();
+    assert_eq!(
+        ids(&old.scan().collect().await.unwrap()),
+        (0..40).collect::<Vec<_>>()
+    );
+}
+
 /// A store that counts listings outside the log directory.
 #[derive(Debug)]
 struct CountingStore {
