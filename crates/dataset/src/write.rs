@@ -277,46 +277,38 @@ impl<'a> FileWriter<'a> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let mut work: Vec<(String, Vec<Scalar>, RecordBatch)> = Vec::new();
+        let mut work: HashMap<String, (Vec<Scalar>, RecordBatch)> = HashMap::new();
         for (values, rows) in split_by_partition(batch, &self.partitioning, &self.schema)? {
-            work.push((partition_dir(&self.partitioning, &values)?, values, rows));
+            work.insert(partition_dir(&self.partitioning, &values)?, (values, rows));
         }
-        // Each round encodes every partition's rows in parallel; rows that did not fit
-        // in a file that filled up go to a new file in the next round.
+        // Each round encodes every partition's rows in parallel. Rows that did not fit in a
+        // file that filled up, and partitions whose file was closed to make room for
+        // others, wait in `work` for the next round.
         while !work.is_empty() {
-            for (dir, values, _) in &work {
+            for (dir, (values, _)) in &work {
                 if !self.open.contains_key(dir) {
                     self.make_room().await?;
                     let file = self.open_file(dir, values.clone())?;
                     self.open.insert(dir.clone(), file);
                 }
             }
-            let mut rows_by_dir: HashMap<String, RecordBatch> = work
-                .iter()
-                .map(|(d, _, r)| (d.clone(), r.clone()))
-                .collect();
-            let values_by_dir: HashMap<String, Vec<Scalar>> =
-                work.drain(..).map(|(d, v, _)| (d, v)).collect();
             let options = self.options;
-            let jobs: Vec<(&String, &mut OpenFile, RecordBatch)> = self
+            let jobs: Vec<_> = self
                 .open
                 .iter_mut()
-                .filter_map(|(dir, file)| Some((dir, file, rows_by_dir.remove(dir)?)))
+                .filter_map(|(dir, file)| {
+                    let (values, rows) = work.remove(dir)?;
+                    Some((dir.clone(), values, file, rows))
+                })
                 .collect();
-            // Partitions whose file was closed to make room for others wait a round.
-            for (dir, rows) in rows_by_dir {
-                let values = values_by_dir.get(&dir).cloned().unwrap_or_default();
-                work.push((dir, values, rows));
-            }
-            let leftovers = jobs
+            let encoded = jobs
                 .into_par_iter()
-                .map(|(dir, file, rows)| Ok((dir.clone(), file.encode(rows, options)?)))
+                .map(|(dir, values, file, rows)| Ok((dir, values, file.encode(rows, options)?)))
                 .collect::<Result<Vec<_>>>()?;
-            for (dir, left) in leftovers {
+            for (dir, values, left) in encoded {
                 self.upload(&dir).await?;
                 if let Some(rows) = left {
-                    let values = values_by_dir.get(&dir).cloned().unwrap_or_default();
-                    work.push((dir, values, rows));
+                    work.insert(dir, (values, rows));
                 }
             }
         }
