@@ -80,9 +80,17 @@ pub async fn lineitem_dataset() -> String {
 pub async fn many_files_dataset(files: usize) -> String {
     let path = data_dir().join(format!("many_files_{files}"));
     let location = path.display().to_string();
-    if path.join("_dala").exists() {
-        return location;
+    if !path.join("_dala").exists() {
+        write_many_files(&location, files)
+            .await
+            .expect("write many files");
     }
+    location
+}
+
+/// Writes `files` one-row files (`id`, partition `part` = id % 1000) at `location`, and a
+/// checkpoint, so that opening reads one file.
+pub async fn write_many_files(location: &str, files: usize) -> dala_dataset::Result<()> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int64, false),
         Field::new("part", DataType::Int32, false),
@@ -105,10 +113,6 @@ pub async fn many_files_dataset(files: usize) -> String {
         max_open_files: 1024,
         ..WriteOptions::default()
     };
-    let (dataset, _) = Dataset::builder(&location)
-        .write(input, &options)
-        .await
-        .expect("write many files");
-    dataset.checkpoint().await.expect("checkpoint");
-    location
+    let (dataset, _) = Dataset::builder(location).write(input, &options).await?;
+    dataset.checkpoint().await
 }

@@ -21,6 +21,68 @@ pub struct DemoArgs {
     path: String,
 }
 
+/// Options of `dala generate`.
+#[derive(Args)]
+pub struct GenerateArgs {
+    /// lineitem or orders.
+    #[arg(long, default_value = "lineitem")]
+    table: String,
+    /// TPC-H scale factor.
+    #[arg(long, default_value_t = 1.0)]
+    scale_factor: f64,
+    /// Add `year` and `month` of `l_shipdate` (lineitem only).
+    #[arg(long)]
+    ship_year_month: bool,
+    /// The Parquet file to write.
+    #[arg(long)]
+    output: std::path::PathBuf,
+}
+
+/// Writes a generated table to one Parquet file (uncompressed, so every reader pays the
+/// same small decoding cost).
+pub fn generate(args: GenerateArgs) -> Result<()> {
+    let table = match args.table.as_str() {
+        "lineitem" => Table::Lineitem,
+        "orders" => Table::Orders,
+        other => anyhow::bail!("unknown table {other:?} (lineitem or orders)"),
+    };
+    let options = GenOptions {
+        scale_factor: args.scale_factor,
+        ..GenOptions::default()
+    };
+    if let Err(e) = options.validate() {
+        anyhow::bail!("{e}");
+    }
+    let tmp = args.output.with_extension("tmp");
+    let mut writer: Option<parquet::arrow::ArrowWriter<std::fs::File>> = None;
+    let mut rows = 0usize;
+    for batch in batches(table, &options) {
+        let batch = if args.ship_year_month {
+            with_ship_year_month(batch)?
+        } else {
+            batch
+        };
+        rows += batch.num_rows();
+        if writer.is_none() {
+            let file = std::fs::File::create(&tmp)?;
+            writer = Some(parquet::arrow::ArrowWriter::try_new(
+                file,
+                batch.schema(),
+                None,
+            )?);
+        }
+        if let Some(w) = writer.as_mut() {
+            w.write(&batch)?;
+        }
+    }
+    if let Some(w) = writer {
+        w.close()?;
+        std::fs::rename(&tmp, &args.output)?;
+    }
+    println!("{rows} rows written to {}", args.output.display());
+    Ok(())
+}
+
 /// Runs the demo.
 pub async fn run(args: DemoArgs) -> Result<()> {
     let generate = GenOptions {

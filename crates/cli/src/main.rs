@@ -49,6 +49,9 @@ enum Command {
     /// Generate TPC-H lineitem data, write it partitioned by year and month of its ship
     /// date, and scan it with filters, printing what was pruned.
     Demo(demo::DemoArgs),
+    /// Generate a TPC-H table as one Parquet file (lineitem gets `year` and `month` of
+    /// `l_shipdate` with `--ship-year-month`).
+    Generate(demo::GenerateArgs),
 }
 
 #[derive(Args)]
@@ -138,6 +141,7 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo(args) => demo::run(args).await,
+        Command::Generate(args) => demo::generate(args),
     }
 }
 

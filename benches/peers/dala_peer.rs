@@ -1,0 +1,98 @@
+//! dala through its Rust API, for the peer comparison (`benches/peers/harness.py`).
+//!
+//! ```text
+//! dala-peer write INPUT.parquet DATASET     P1: partitioned by year, month; zstd
+//! dala-peer scan DATASET                    P2: one month, l_quantity < 10, sum(l_extendedprice)
+//! dala-peer plan DATASET ID                 P3: open and answer `id = ID`
+//! dala-peer many-files DATASET N            writes P3's dataset of N one-row files
+//! ```
+//! Prints one JSON line: the operation's own time in seconds, rows, and the sum if any.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::Decimal128Type;
+use dala_dataset::{CompressionSpec, Dataset, WriteOptions, col, lit};
+use futures::StreamExt;
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+async fn write(input: &str, output: &str) -> Result<(u64, Option<String>)> {
+    let file = std::fs::File::open(input)?;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?
+        .with_batch_size(65_536)
+        .build()?;
+    let options = WriteOptions {
+        compression: "zstd:3".parse::<CompressionSpec>()?,
+        ..WriteOptions::default().with_partition_by(["year", "month"])
+    };
+    let result = Dataset::write_to(output, reader, &options).await?;
+    Ok((result.rows_inserted, None))
+}
+
+async fn scan(dataset: &str) -> Result<(u64, Option<String>)> {
+    let dataset = Dataset::open(dataset).await?;
+    let scan = dataset
+        .scan()
+        .with_filter_str("year = 1995 AND month = 3 AND l_quantity < 10")?
+        .with_columns(["l_extendedprice"]);
+    let mut stream = scan.stream()?;
+    let (mut rows, mut cents) = (0u64, 0i128);
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        rows += batch.num_rows() as u64;
+        let prices = batch.column(0).as_primitive::<Decimal128Type>();
+        if prices.null_count() < prices.len() {
+            cents += arrow::compute::sum(prices).unwrap_or(0);
+        }
+    }
+    Ok((
+        rows,
+        Some(format!("{}.{:02}", cents / 100, (cents % 100).abs())),
+    ))
+}
+
+async fn plan(dataset: &str, id: i64) -> Result<(u64, Option<String>)> {
+    let dataset = Dataset::open(dataset).await?;
+    let rows = dataset
+        .scan()
+        .with_filter(col("id").eq(lit(id)))
+        .count_rows()
+        .await?;
+    Ok((rows, None))
+}
+
+async fn run(args: &[String]) -> Result<(u64, Option<String>)> {
+    match args {
+        [op, input, output] if op == "write" => write(input, output).await,
+        [op, dataset] if op == "scan" => scan(dataset).await,
+        [op, dataset, id] if op == "plan" => plan(dataset, id.parse()?).await,
+        [op, dataset, files] if op == "many-files" => {
+            let files: usize = files.parse()?;
+            dala_benches::write_many_files(dataset, files).await?;
+            Ok((files as u64, None))
+        }
+        _ => Err("usage: dala-peer write INPUT DATASET | scan DATASET | plan DATASET ID".into()),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let started = Instant::now();
+    match run(&args).await {
+        Ok((rows, sum)) => {
+            let seconds = started.elapsed().as_secs_f64();
+            let sum = sum
+                .map(|s| format!(", \"sum\": \"{s}\""))
+                .unwrap_or_default();
+            println!("{{\"seconds\": {seconds}, \"rows\": {rows}{sum}}}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dala-peer: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
