@@ -447,7 +447,7 @@ def main():
         f"- command: `benches/peers/run --scale-factor {sf} --runs {options.runs}` ({time.time() - started:.0f} s)",
         "",
     ]
-    report = "\n".join(header) + "\n".join(sections)
+    report = "\n".join(header) + "\n" + "\n".join(sections)
     Path(options.output).write_text(report)
     print(report)
 
