@@ -624,13 +624,14 @@ async fn write_all(
     first: RecordBatch,
     rest: impl Iterator<Item = std::result::Result<RecordBatch, ArrowError>>,
 ) -> Result<()> {
-    writer.write(&first).await?;
-    for batch in rest {
+    let rest = rest.map(|batch| {
         let batch = batch?;
         if batch.schema() != *input_schema {
             check_schema(input_schema, &batch.schema())?;
         }
-        writer.write(&batch).await?;
-    }
-    Ok(())
+        Ok(batch)
+    });
+    writer
+        .write_all(std::iter::once(Ok(first)).chain(rest))
+        .await
 }

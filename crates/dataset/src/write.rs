@@ -208,6 +208,17 @@ impl OpenFile {
     }
 }
 
+/// Rows waiting to be encoded, by partition directory, with the partition values.
+type Work = HashMap<String, (Vec<Scalar>, RecordBatch)>;
+
+/// One partition's result of an encoding round: its file, and the rows that did not fit.
+type Encoded = (String, Vec<Scalar>, OpenFile, Result<Option<RecordBatch>>);
+
+/// An encoding round running on the rayon pool.
+struct Round {
+    receiver: tokio::sync::oneshot::Receiver<Vec<Encoded>>,
+}
+
 /// Writes input batches into data files under a dataset root.
 ///
 /// Each batch is split by partition; the partitions' files are encoded in parallel (rayon),
@@ -216,7 +227,7 @@ pub(crate) struct FileWriter<'a> {
     log: &'a LogStore,
     schema: SchemaRef,
     partitioning: Vec<PartitionField>,
-    options: &'a WriteOptions,
+    options: Arc<WriteOptions>,
     properties: WriterProperties,
     open: HashMap<String, OpenFile>,
     done: Vec<FileEntry>,
@@ -230,7 +241,7 @@ impl<'a> FileWriter<'a> {
         log: &'a LogStore,
         schema: SchemaRef,
         partitioning: Vec<PartitionField>,
-        options: &'a WriteOptions,
+        options: &WriteOptions,
     ) -> Result<Self> {
         options.validate()?;
         for sort in &options.sort_by {
@@ -264,7 +275,7 @@ impl<'a> FileWriter<'a> {
             log,
             schema,
             partitioning,
-            options,
+            options: Arc::new(options.clone()),
             properties: builder.build(),
             open: HashMap::new(),
             done: Vec::new(),
@@ -272,47 +283,121 @@ impl<'a> FileWriter<'a> {
         })
     }
 
-    /// Writes one input batch (with partition columns).
-    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        if batch.num_rows() == 0 {
-            return Ok(());
+    /// Writes every batch (each with the partition columns). The next batch is read and
+    /// split by partition while the previous one is encoded on the rayon pool.
+    pub async fn write_all(
+        &mut self,
+        batches: impl Iterator<Item = Result<RecordBatch>>,
+    ) -> Result<()> {
+        let mut in_flight: Option<Round> = None;
+        let mut work = Work::new();
+        for batch in batches {
+            let next = self.split(&batch?)?;
+            if let Some(round) = in_flight.take() {
+                self.finish_round(round, &mut work).await?;
+            }
+            self.drain(&mut work).await?;
+            self.enforce_memory_budget().await?;
+            work = next;
+            in_flight = Some(self.start_round(&mut work).await?);
         }
-        let mut work: HashMap<String, (Vec<Scalar>, RecordBatch)> = HashMap::new();
+        if let Some(round) = in_flight.take() {
+            self.finish_round(round, &mut work).await?;
+        }
+        self.drain(&mut work).await?;
+        self.enforce_memory_budget().await
+    }
+
+    /// Splits a batch into the rows of each partition directory.
+    fn split(&self, batch: &RecordBatch) -> Result<Work> {
+        let mut work = Work::new();
+        if batch.num_rows() == 0 {
+            return Ok(work);
+        }
         for (values, rows) in split_by_partition(batch, &self.partitioning, &self.schema)? {
             work.insert(partition_dir(&self.partitioning, &values)?, (values, rows));
         }
-        // Each round encodes every partition's rows in parallel. Rows that did not fit in a
-        // file that filled up, and partitions whose file was closed to make room for
-        // others, wait in `work` for the next round.
+        Ok(work)
+    }
+
+    /// Encodes rows left over from a round (a file filled up, or was closed to make room
+    /// for others) until none are left.
+    async fn drain(&mut self, work: &mut Work) -> Result<()> {
         while !work.is_empty() {
-            for (dir, (values, _)) in &work {
-                if !self.open.contains_key(dir) {
-                    self.make_room().await?;
-                    let file = self.open_file(dir, values.clone())?;
-                    self.open.insert(dir.clone(), file);
-                }
+            let round = self.start_round(work).await?;
+            self.finish_round(round, work).await?;
+        }
+        Ok(())
+    }
+
+    /// Opens the files `work` needs and starts encoding its rows on the rayon pool; the
+    /// files travel with the task. Partitions whose file was closed to make room for others
+    /// stay in `work`.
+    async fn start_round(&mut self, work: &mut Work) -> Result<Round> {
+        for (dir, (values, _)) in work.iter() {
+            if !self.open.contains_key(dir) {
+                self.make_room().await?;
+                let file = self.open_file(dir, values.clone())?;
+                self.open.insert(dir.clone(), file);
             }
-            let options = self.options;
-            let jobs: Vec<_> = self
-                .open
-                .iter_mut()
-                .filter_map(|(dir, file)| {
-                    let (values, rows) = work.remove(dir)?;
-                    Some((dir.clone(), values, file, rows))
+        }
+        let dirs: Vec<String> = work
+            .keys()
+            .filter(|d| self.open.contains_key(*d))
+            .cloned()
+            .collect();
+        let mut jobs = Vec::with_capacity(dirs.len());
+        for dir in dirs {
+            if let (Some(file), Some((values, rows))) = (self.open.remove(&dir), work.remove(&dir))
+            {
+                jobs.push((dir, values, file, rows));
+            }
+        }
+        let options = self.options.clone();
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        rayon::spawn(move || {
+            let encoded: Vec<Encoded> = jobs
+                .into_par_iter()
+                .map(|(dir, values, mut file, rows)| {
+                    let left = file.encode(rows, &options);
+                    (dir, values, file, left)
                 })
                 .collect();
-            let encoded = jobs
-                .into_par_iter()
-                .map(|(dir, values, file, rows)| Ok((dir, values, file.encode(rows, options)?)))
-                .collect::<Result<Vec<_>>>()?;
-            for (dir, values, left) in encoded {
-                self.upload(&dir).await?;
-                if let Some(rows) = left {
-                    work.insert(dir, (values, rows));
+            let _ = sender.send(encoded);
+        });
+        Ok(Round { receiver })
+    }
+
+    /// Waits for a round, takes its files back and uploads what they encoded; rows that
+    /// did not fit go back to `work`.
+    async fn finish_round(&mut self, round: Round, work: &mut Work) -> Result<()> {
+        let encoded = round
+            .receiver
+            .await
+            .map_err(|_| Error::InvalidArgument("a Parquet encoding task stopped".into()))?;
+        let mut first_error = None;
+        let mut uploads = Vec::new();
+        for (dir, values, file, left) in encoded {
+            self.open.insert(dir.clone(), file);
+            match left {
+                Ok(left) => {
+                    uploads.push(dir.clone());
+                    if let Some(rows) = left {
+                        work.insert(dir, (values, rows));
+                    }
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
                 }
             }
         }
-        self.enforce_memory_budget().await
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        for dir in uploads {
+            self.upload(&dir).await?;
+        }
+        Ok(())
     }
 
     /// Uploads a file's encoded bytes; completes it if it is finished.
@@ -382,7 +467,7 @@ impl<'a> FileWriter<'a> {
                 return Ok(());
             };
             let before = file.buffered_bytes();
-            file.flush(self.options)?;
+            file.flush(&self.options)?;
             let dir = dir.clone();
             self.upload(&dir).await?;
             let after = self
@@ -399,7 +484,7 @@ impl<'a> FileWriter<'a> {
     /// Finishes, uploads and completes one open file.
     async fn close(&mut self, dir: &str) -> Result<()> {
         if let Some(file) = self.open.get_mut(dir) {
-            file.finish(self.options)?;
+            file.finish(&self.options)?;
             file.upload().await?;
             self.complete(dir).await?;
         }
