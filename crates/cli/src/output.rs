@@ -13,7 +13,7 @@ use crate::Format;
 
 /// Streams the scan's rows to `output` (or standard output) in `format`.
 pub async fn write(scan: ScanBuilder, format: Format, output: Option<&Path>) -> Result<()> {
-    let schema = scan.plan()?.schema;
+    let schema = scan.output_schema()?;
     let mut stream = scan.stream()?;
     let sink: Box<dyn Write + Send> = match output {
         Some(path) => Box::new(File::create(path)?),

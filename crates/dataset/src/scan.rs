@@ -184,13 +184,19 @@ impl ScanBuilder {
         &self.snapshot
     }
 
+    /// The schema of the batches the scan returns (no pruning is done).
+    pub fn output_schema(&self) -> Result<SchemaRef> {
+        let full = self.snapshot.schema();
+        Ok(match &self.columns {
+            Some(columns) => Arc::new(project_schema(&full, columns)?),
+            None => full,
+        })
+    }
+
     /// Prunes files by partition values and statistics, without reading any file.
     pub fn plan(&self) -> Result<ScanPlan> {
         let full = self.snapshot.schema();
-        let schema = match &self.columns {
-            Some(columns) => Arc::new(project_schema(&full, columns)?),
-            None => full.clone(),
-        };
+        let schema = self.output_schema()?;
         let filter = self.filter.as_ref().map(|f| f.bind(&full)).transpose()?;
         let mut plan = ScanPlan {
             schema,
