@@ -231,13 +231,15 @@ pub struct WriteOptions {
     pub statistics: StatisticsLevel,
     /// Columns that get a bloom filter.
     pub bloom_filter_columns: Vec<String>,
-    /// Dictionary-encode columns where it pays (default true).
+    /// Dictionary-encode columns where it pays (default true): in each file, a column is
+    /// dictionary-encoded when at most half of its first 4096 values are distinct.
     pub dictionary: bool,
     /// Files open for writing at once across partitions (default 128); the largest is
     /// closed when a new one would exceed this.
     pub max_open_files: usize,
-    /// Bytes buffered across open files before the largest row group is flushed
-    /// (default 256 MiB).
+    /// Memory budget of a write (default 256 MiB): rows waiting to be encoded, rows being
+    /// encoded, and encoded bytes not yet stored. Past half of it, the largest partitions'
+    /// rows are encoded early, as row groups smaller than `row_group_size`.
     pub max_buffered_bytes: usize,
     /// Free-form metadata recorded in the commit.
     pub metadata: BTreeMap<String, serde_json::Value>,

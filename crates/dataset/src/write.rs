@@ -1,19 +1,25 @@
 //! Writing data files: splits input batches by partition, writes Parquet files at hive
 //! paths with bounded memory, and returns their index entries with statistics.
 //!
-//! Memory stays bounded by [`WriteOptions::max_open_files`] and
-//! [`WriteOptions::max_buffered_bytes`]: when the buffered bytes of all open files exceed
-//! the budget, the largest buffer is flushed as a row group.
+//! Rows wait in memory, as compact Arrow batches per partition, until a partition has a
+//! whole row group; then the row group is encoded in one go, so that no Parquet encoder
+//! (with its compressor state) outlives it. Memory stays bounded by
+//! [`WriteOptions::max_buffered_bytes`], which counts the rows waiting, the rows being
+//! encoded and the encoded bytes not yet stored: past half of it, the largest partitions
+//! are encoded early as smaller row groups, and past all of it, reading waits for the
+//! encoders. [`WriteOptions::max_open_files`] bounds the files open at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
 use arrow::compute::{SortColumn as ArrowSortColumn, SortOptions, concat_batches};
 use arrow::compute::{lexsort_to_indices, take_record_batch};
 use arrow::datatypes::{Schema, SchemaRef};
+use arrow::row::{RowConverter, SortField};
 use bytes::Bytes;
 use object_store::ObjectStore;
+use object_store::buffered::BufWriter;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::async_writer::{AsyncFileWriter, ParquetObjectWriter};
 use parquet::file::metadata::ParquetMetaData;
@@ -77,74 +83,150 @@ pub(crate) fn data_schema(input: &Schema, partitioning: &[PartitionField]) -> Sc
     Arc::new(Schema::new_with_metadata(fields, input.metadata().clone()))
 }
 
-/// One data file being written: a synchronous Parquet encoder whose output is moved to
-/// the object store between encoding rounds.
+/// Bytes the object-store writer buffers per file before it starts a multipart upload
+/// (and the size of each part after that).
+const SINK_BUFFER: usize = 10 * 1024 * 1024;
+
+/// Rows sampled to decide whether a column is dictionary-encoded.
+const DICTIONARY_SAMPLE_ROWS: usize = 4096;
+
+/// Rows of one partition waiting to be encoded.
+struct Pending {
+    values: Vec<Scalar>,
+    batches: Vec<RecordBatch>,
+    rows: usize,
+    bytes: usize,
+}
+
+impl Pending {
+    fn new(values: Vec<Scalar>) -> Self {
+        Pending {
+            values,
+            batches: Vec::new(),
+            rows: 0,
+            bytes: 0,
+        }
+    }
+
+    fn push(&mut self, batch: RecordBatch) {
+        self.rows += batch.num_rows();
+        self.bytes += batch.get_array_memory_size();
+        self.batches.push(batch);
+    }
+
+    /// Removes up to `max_rows` rows from the front.
+    fn take(&mut self, max_rows: usize) -> Vec<RecordBatch> {
+        if max_rows >= self.rows {
+            self.rows = 0;
+            self.bytes = 0;
+            return std::mem::take(&mut self.batches);
+        }
+        let mut taken = Vec::new();
+        let mut wanted = max_rows;
+        while wanted > 0 && !self.batches.is_empty() {
+            let batch = self.batches.remove(0);
+            let size = batch.get_array_memory_size();
+            if batch.num_rows() <= wanted {
+                wanted -= batch.num_rows();
+                self.rows -= batch.num_rows();
+                self.bytes = self.bytes.saturating_sub(size);
+                taken.push(batch);
+            } else {
+                let rest = batch.slice(wanted, batch.num_rows() - wanted);
+                let share = size * wanted / batch.num_rows().max(1);
+                self.rows -= wanted;
+                self.bytes = self.bytes.saturating_sub(share);
+                taken.push(batch.slice(0, wanted));
+                self.batches.insert(0, rest);
+                wanted = 0;
+            }
+        }
+        taken
+    }
+
+    /// Puts rows back at the front (rows a full file could not take).
+    fn put_back(&mut self, batches: Vec<RecordBatch>) {
+        for batch in batches.into_iter().rev() {
+            self.rows += batch.num_rows();
+            self.bytes += batch.get_array_memory_size();
+            self.batches.insert(0, batch);
+        }
+    }
+}
+
+/// One data file being written. Its row groups are encoded whole, in one go, so between
+/// row groups it holds only the file's metadata and the bytes not yet handed to the store.
 struct OpenFile {
     path: String,
     partition_values: Vec<Scalar>,
     writer: ArrowWriter<Vec<u8>>,
     sink: ParquetObjectWriter,
+    /// Bytes handed to `sink`.
     uploaded: u64,
     rows: u64,
-    /// Batches waiting to be sorted into a row group (only with `sort_by`).
-    pending: Vec<RecordBatch>,
-    pending_rows: usize,
-    pending_bytes: usize,
     /// Set once the footer is written: the file only awaits its upload.
     finished: Option<ParquetMetaData>,
 }
 
 impl OpenFile {
-    /// Memory held for this file: encoder state, encoded bytes not yet uploaded, and
-    /// batches waiting to be sorted.
+    /// Memory held for this file: encoded bytes not yet handed to the store, and those the
+    /// store's writer is buffering.
     fn buffered_bytes(&self) -> usize {
-        self.writer.memory_size() + self.writer.inner().len() + self.pending_bytes
+        self.writer.inner().len() + (self.uploaded as usize).min(SINK_BUFFER)
     }
 
     /// Rows that still fit in this file.
     fn room(&self, options: &WriteOptions) -> usize {
         match options.max_rows_per_file {
-            Some(max) => max.saturating_sub(self.rows as usize).max(1),
+            Some(max) => max.saturating_sub(self.rows as usize),
             None => usize::MAX,
         }
     }
 
     /// Whether the file has reached its row or byte target.
     fn is_full(&self, options: &WriteOptions) -> bool {
-        let by_rows = options
-            .max_rows_per_file
-            .is_some_and(|max| self.rows as usize >= max);
-        let bytes = self.writer.bytes_written() + self.writer.in_progress_size();
-        by_rows || bytes as u64 >= options.target_file_size
+        self.room(options) == 0 || self.writer.bytes_written() as u64 >= options.target_file_size
     }
 
-    /// Encodes as many of `rows` as fit (CPU only, no I/O); returns the rows left over
-    /// when the file filled up and was finished.
-    fn encode(&mut self, rows: RecordBatch, options: &WriteOptions) -> Result<Option<RecordBatch>> {
-        let take = rows.num_rows().min(self.room(options));
-        let chunk = rows.slice(0, take);
-        self.rows += take as u64;
-        if options.sort_by.is_empty() {
-            self.writer.write(&chunk)?;
-        } else {
-            self.pending_bytes += chunk.get_array_memory_size();
-            self.pending_rows += take;
-            self.pending.push(chunk);
-            if self.pending_rows >= options.row_group_size {
-                self.write_sorted(options)?;
-            }
+    /// Encodes `batches` as row groups of at most `row_group_size` rows (CPU only, no
+    /// I/O). Stops when the file fills up and returns the rows it did not take.
+    fn encode(
+        &mut self,
+        mut batches: Vec<RecordBatch>,
+        options: &WriteOptions,
+    ) -> Result<Vec<RecordBatch>> {
+        let mut queue = Pending::new(Vec::new());
+        for batch in batches.drain(..) {
+            queue.push(batch);
+        }
+        while queue.rows > 0 && !self.is_full(options) {
+            let rows = queue.take(options.row_group_size.min(self.room(options)));
+            self.write_row_group(rows, options)?;
         }
         if self.is_full(options) {
-            self.finish(options)?;
+            self.finish()?;
         }
-        let left = rows.num_rows() - take;
-        Ok((left > 0).then(|| rows.slice(take, left)))
+        Ok(queue.take(usize::MAX))
     }
 
-    /// Writes the footer (after any rows waiting to be sorted).
-    fn finish(&mut self, options: &WriteOptions) -> Result<()> {
+    /// Writes rows as one row group, sorted by `sort_by` if any.
+    fn write_row_group(&mut self, rows: Vec<RecordBatch>, options: &WriteOptions) -> Result<()> {
+        if options.sort_by.is_empty() {
+            for batch in &rows {
+                self.rows += batch.num_rows() as u64;
+                self.writer.write(batch)?;
+            }
+        } else if let Some(first) = rows.first() {
+            let batch = concat_batches(&first.schema(), &rows)?;
+            self.rows += batch.num_rows() as u64;
+            self.writer.write(&sort_rows(&batch, options)?)?;
+        }
+        Ok(self.writer.flush()?)
+    }
+
+    /// Writes the footer.
+    fn finish(&mut self) -> Result<()> {
         if self.finished.is_none() {
-            self.write_sorted(options)?;
             let metadata = self
                 .writer
                 .finish()
@@ -154,47 +236,7 @@ impl OpenFile {
         Ok(())
     }
 
-    /// Ends the row group in progress, so that its memory can be released.
-    fn flush(&mut self, options: &WriteOptions) -> Result<()> {
-        self.write_sorted(options)?;
-        Ok(self.writer.flush()?)
-    }
-
-    /// Sorts the pending batches by `sort_by` and writes them as one row group.
-    fn write_sorted(&mut self, options: &WriteOptions) -> Result<()> {
-        let Some(first) = self.pending.first() else {
-            return Ok(());
-        };
-        let batch = concat_batches(&first.schema(), &self.pending)?;
-        self.pending.clear();
-        self.pending_rows = 0;
-        self.pending_bytes = 0;
-        let columns = options
-            .sort_by
-            .iter()
-            .map(|s| {
-                let values = batch
-                    .column_by_name(&s.column)
-                    .ok_or_else(|| Error::UnknownColumn {
-                        column: s.column.clone(),
-                        context: Some("named in sort_by".into()),
-                    })?
-                    .clone();
-                Ok(ArrowSortColumn {
-                    values,
-                    options: Some(SortOptions {
-                        descending: s.descending,
-                        nulls_first: !s.descending,
-                    }),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let indices = lexsort_to_indices(&columns, None)?;
-        self.writer.write(&take_record_batch(&batch, &indices)?)?;
-        Ok(self.writer.flush()?)
-    }
-
-    /// Moves the encoded bytes to the object store.
+    /// Hands the encoded bytes to the object store.
     async fn upload(&mut self) -> Result<()> {
         let bytes = std::mem::take(self.writer.inner_mut());
         if !bytes.is_empty() {
@@ -208,28 +250,61 @@ impl OpenFile {
     }
 }
 
-/// Rows waiting to be encoded, by partition directory, with the partition values.
-type Work = HashMap<String, (Vec<Scalar>, RecordBatch)>;
+/// Sorts rows by the `sort_by` columns.
+fn sort_rows(batch: &RecordBatch, options: &WriteOptions) -> Result<RecordBatch> {
+    let columns = options
+        .sort_by
+        .iter()
+        .map(|s| {
+            let values = batch
+                .column_by_name(&s.column)
+                .ok_or_else(|| Error::UnknownColumn {
+                    column: s.column.clone(),
+                    context: Some("named in sort_by".into()),
+                })?
+                .clone();
+            Ok(ArrowSortColumn {
+                values,
+                options: Some(SortOptions {
+                    descending: s.descending,
+                    nulls_first: !s.descending,
+                }),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let indices = lexsort_to_indices(&columns, None)?;
+    Ok(take_record_batch(batch, &indices)?)
+}
+
+/// One partition's share of an encoding round: its directory, its file, and its rows.
+type Job = (String, OpenFile, Vec<RecordBatch>);
 
 /// One partition's result of an encoding round: its file, and the rows that did not fit.
-type Encoded = (String, Vec<Scalar>, OpenFile, Result<Option<RecordBatch>>);
+type Encoded = (String, OpenFile, Result<Vec<RecordBatch>>);
 
 /// An encoding round running on the rayon pool.
 struct Round {
     receiver: tokio::sync::oneshot::Receiver<Vec<Encoded>>,
+    /// Bytes of the rows being encoded.
+    bytes: usize,
 }
 
 /// Writes input batches into data files under a dataset root.
 ///
-/// Each batch is split by partition; the partitions' files are encoded in parallel (rayon),
-/// then their bytes are uploaded.
+/// Each input batch is split by partition into compact per-partition batches that wait in
+/// memory until a partition has a row group's worth of rows, or the memory budget makes
+/// the largest ones go early. Row groups are then encoded whole, several partitions in
+/// parallel on the rayon pool, while the next input batches are read and split.
 pub(crate) struct FileWriter<'a> {
     log: &'a LogStore,
     schema: SchemaRef,
     partitioning: Vec<PartitionField>,
     options: Arc<WriteOptions>,
     properties: WriterProperties,
+    pending: HashMap<String, Pending>,
+    pending_bytes: usize,
     open: HashMap<String, OpenFile>,
+    in_flight: Option<Round>,
     done: Vec<FileEntry>,
     /// Files whose upload was begun, to delete if the write fails.
     started: Vec<String>,
@@ -277,114 +352,185 @@ impl<'a> FileWriter<'a> {
             partitioning,
             options: Arc::new(options.clone()),
             properties: builder.build(),
+            pending: HashMap::new(),
+            pending_bytes: 0,
             open: HashMap::new(),
+            in_flight: None,
             done: Vec::new(),
             started: Vec::new(),
         })
     }
 
-    /// Writes every batch (each with the partition columns). The next batch is read and
-    /// split by partition while the previous one is encoded on the rayon pool.
+    /// Writes every batch (each with the partition columns).
     pub async fn write_all(
         &mut self,
         batches: impl Iterator<Item = Result<RecordBatch>>,
     ) -> Result<()> {
-        let mut in_flight: Option<Round> = None;
-        let mut work = Work::new();
         for batch in batches {
-            let next = self.split(&batch?)?;
-            if let Some(round) = in_flight.take() {
-                self.finish_round(round, &mut work).await?;
+            let batch = batch?;
+            if batch.num_rows() == 0 {
+                continue;
             }
-            self.drain(&mut work).await?;
-            self.enforce_memory_budget().await?;
-            work = next;
-            in_flight = Some(self.start_round(&mut work).await?);
+            for (values, rows) in split_by_partition(&batch, &self.partitioning, &self.schema)? {
+                let dir = partition_dir(&self.partitioning, &values)?;
+                self.pending_bytes += rows.get_array_memory_size();
+                self.pending
+                    .entry(dir)
+                    .or_insert_with(|| Pending::new(values))
+                    .push(rows);
+            }
+            self.step(false).await?;
         }
-        if let Some(round) = in_flight.take() {
-            self.finish_round(round, &mut work).await?;
-        }
-        self.drain(&mut work).await?;
-        self.enforce_memory_budget().await
-    }
-
-    /// Splits a batch into the rows of each partition directory.
-    fn split(&self, batch: &RecordBatch) -> Result<Work> {
-        let mut work = Work::new();
-        if batch.num_rows() == 0 {
-            return Ok(work);
-        }
-        for (values, rows) in split_by_partition(batch, &self.partitioning, &self.schema)? {
-            work.insert(partition_dir(&self.partitioning, &values)?, (values, rows));
-        }
-        Ok(work)
-    }
-
-    /// Encodes rows left over from a round (a file filled up, or was closed to make room
-    /// for others) until none are left.
-    async fn drain(&mut self, work: &mut Work) -> Result<()> {
-        while !work.is_empty() {
-            let round = self.start_round(work).await?;
-            self.finish_round(round, work).await?;
+        while !self.pending.is_empty() || self.in_flight.is_some() {
+            self.step(true).await?;
         }
         Ok(())
     }
 
-    /// Opens the files `work` needs and starts encoding its rows on the rayon pool; the
-    /// files travel with the task. Partitions whose file was closed to make room for others
-    /// stay in `work`.
-    async fn start_round(&mut self, work: &mut Work) -> Result<Round> {
-        for (dir, (values, _)) in work.iter() {
-            if !self.open.contains_key(dir) {
-                self.make_room().await?;
-                let file = self.open_file(dir, values.clone())?;
-                self.open.insert(dir.clone(), file);
+    /// Bytes held in memory: rows waiting, rows being encoded, encoded bytes not yet stored.
+    fn memory(&self) -> usize {
+        let files: usize = self.open.values().map(OpenFile::buffered_bytes).sum();
+        self.pending_bytes + self.in_flight.as_ref().map_or(0, |r| r.bytes) + files
+    }
+
+    /// Collects a finished round if there is one (waiting for it when memory is over the
+    /// budget or `flush_all` is set) and starts the next: partitions with a full row group,
+    /// then, over the budget, the largest, then with `flush_all` all of them.
+    async fn step(&mut self, flush_all: bool) -> Result<()> {
+        if let Some(mut round) = self.in_flight.take() {
+            let wait = flush_all || self.memory() > self.options.max_buffered_bytes;
+            let encoded = if wait {
+                Some((&mut round.receiver).await.map_err(|_| stopped())?)
+            } else {
+                match round.receiver.try_recv() {
+                    Ok(encoded) => Some(encoded),
+                    Err(tokio::sync::oneshot::error::TryRecvError::Empty) => None,
+                    Err(_) => return Err(stopped()),
+                }
+            };
+            match encoded {
+                Some(encoded) => self.finish_round(encoded).await?,
+                None => {
+                    self.in_flight = Some(round);
+                    return Ok(());
+                }
             }
         }
-        let dirs: Vec<String> = work
-            .keys()
-            .filter(|d| self.open.contains_key(*d))
-            .cloned()
-            .collect();
-        let mut jobs = Vec::with_capacity(dirs.len());
-        for dir in dirs {
-            if let (Some(file), Some((values, rows))) = (self.open.remove(&dir), work.remove(&dir))
-            {
-                jobs.push((dir, values, file, rows));
+        let chosen = self.choose(flush_all);
+        if !chosen.is_empty() {
+            self.in_flight = self.start_round(chosen).await?;
+        }
+        Ok(())
+    }
+
+    /// The partitions to encode now, with how many rows of each.
+    fn choose(&self, flush_all: bool) -> Vec<(String, usize)> {
+        let row_group = self.options.row_group_size;
+        let mut chosen: Vec<(String, usize)> = Vec::new();
+        let mut left = self.pending_bytes;
+        for (dir, pending) in &self.pending {
+            if flush_all {
+                chosen.push((dir.clone(), pending.rows));
+            } else if pending.rows >= row_group {
+                let rows = pending.rows - pending.rows % row_group;
+                left = left.saturating_sub(pending.bytes * rows / pending.rows);
+                chosen.push((dir.clone(), rows));
             }
+        }
+        if flush_all {
+            return chosen;
+        }
+        let files: usize = self.open.values().map(OpenFile::buffered_bytes).sum();
+        let budget = self.options.max_buffered_bytes;
+        // Past half the budget, encode the largest partitions until no more than half is
+        // in use: the encoders get a steady stream of work, and the next input batches room.
+        if left + files > budget / 2 {
+            let mut rest: Vec<(&String, &Pending)> = self
+                .pending
+                .iter()
+                .filter(|(dir, _)| !chosen.iter().any(|(d, _)| d == *dir))
+                .collect();
+            rest.sort_by_key(|(_, p)| std::cmp::Reverse(p.bytes));
+            for (dir, pending) in rest {
+                if left + files <= budget / 2 {
+                    break;
+                }
+                left = left.saturating_sub(pending.bytes);
+                chosen.push((dir.clone(), pending.rows));
+            }
+        }
+        chosen
+    }
+
+    /// Opens the files the chosen partitions need and starts encoding their rows on the
+    /// rayon pool; the files travel with the task.
+    async fn start_round(&mut self, chosen: Vec<(String, usize)>) -> Result<Option<Round>> {
+        let mut jobs: Vec<Job> = Vec::with_capacity(chosen.len());
+        let mut bytes = 0;
+        for (dir, rows) in chosen {
+            if !self.open.contains_key(&dir) {
+                self.make_room(jobs.len()).await?;
+                if self.open.len() + jobs.len() >= self.options.max_open_files {
+                    // Every open file is in this round: the rest wait for the next.
+                    break;
+                }
+            }
+            let Some(pending) = self.pending.get_mut(&dir) else {
+                continue;
+            };
+            let before = pending.bytes;
+            let batches = pending.take(rows);
+            let values = pending.values.clone();
+            let taken = before - pending.bytes;
+            if pending.rows == 0 {
+                self.pending.remove(&dir);
+            }
+            self.pending_bytes = self.pending_bytes.saturating_sub(taken);
+            bytes += taken;
+            let file = match self.open.remove(&dir) {
+                Some(file) => file,
+                None => self.open_file(&dir, values, &batches)?,
+            };
+            jobs.push((dir, file, batches));
+        }
+        if jobs.is_empty() {
+            return Ok(None);
         }
         let options = self.options.clone();
         let (sender, receiver) = tokio::sync::oneshot::channel();
         rayon::spawn(move || {
             let encoded: Vec<Encoded> = jobs
                 .into_par_iter()
-                .map(|(dir, values, mut file, rows)| {
-                    let left = file.encode(rows, &options);
-                    (dir, values, file, left)
+                .map(|(dir, mut file, batches)| {
+                    let left = file.encode(batches, &options);
+                    (dir, file, left)
                 })
                 .collect();
             let _ = sender.send(encoded);
         });
-        Ok(Round { receiver })
+        Ok(Some(Round { receiver, bytes }))
     }
 
-    /// Waits for a round, takes its files back and uploads what they encoded; rows that
-    /// did not fit go back to `work`.
-    async fn finish_round(&mut self, round: Round, work: &mut Work) -> Result<()> {
-        let encoded = round
-            .receiver
-            .await
-            .map_err(|_| Error::InvalidArgument("a Parquet encoding task stopped".into()))?;
+    /// Takes the files of a finished round back and uploads what they encoded; rows that
+    /// did not fit (their file filled up) go back to the front of their partition's queue.
+    async fn finish_round(&mut self, encoded: Vec<Encoded>) -> Result<()> {
         let mut first_error = None;
         let mut uploads = Vec::new();
-        for (dir, values, file, left) in encoded {
+        for (dir, file, left) in encoded {
+            let values = file.partition_values.clone();
             self.open.insert(dir.clone(), file);
             match left {
                 Ok(left) => {
-                    uploads.push(dir.clone());
-                    if let Some(rows) = left {
-                        work.insert(dir, (values, rows));
+                    if !left.is_empty() {
+                        let pending = self
+                            .pending
+                            .entry(dir.clone())
+                            .or_insert_with(|| Pending::new(values));
+                        let before = pending.bytes;
+                        pending.put_back(left);
+                        self.pending_bytes += pending.bytes - before;
                     }
+                    uploads.push(dir);
                 }
                 Err(e) => {
                     first_error.get_or_insert(e);
@@ -415,15 +561,36 @@ impl<'a> FileWriter<'a> {
         Ok(())
     }
 
-    fn open_file(&mut self, dir: &str, partition_values: Vec<Scalar>) -> Result<OpenFile> {
+    /// Opens a file for a partition; `first_rows` (the first rows it will hold) decide
+    /// which columns are dictionary-encoded.
+    fn open_file(
+        &mut self,
+        dir: &str,
+        partition_values: Vec<Scalar>,
+        first_rows: &[RecordBatch],
+    ) -> Result<OpenFile> {
         let path = new_file_path(dir);
         let store: Arc<dyn ObjectStore> = self.log.store().clone();
-        let sink = ParquetObjectWriter::new(store, self.log.child(&path)?);
-        let writer = ArrowWriter::try_new(
-            Vec::new(),
-            self.schema.clone(),
-            Some(self.properties.clone()),
-        )?;
+        let sink = ParquetObjectWriter::from_buf_writer(BufWriter::with_capacity(
+            store,
+            self.log.child(&path)?,
+            SINK_BUFFER,
+        ));
+        let mut properties = self.properties.clone();
+        if self.options.dictionary {
+            let sample = sample_rows(&self.schema, first_rows, DICTIONARY_SAMPLE_ROWS)?;
+            let mut builder = properties.into_builder();
+            for (field, values) in self.schema.fields().iter().zip(sample.columns()) {
+                if !field.data_type().is_nested() && !dictionary_pays(values) {
+                    builder = builder.set_column_dictionary_enabled(
+                        ColumnPath::from(field.name().as_str()),
+                        false,
+                    );
+                }
+            }
+            properties = builder.build();
+        }
+        let writer = ArrowWriter::try_new(Vec::new(), self.schema.clone(), Some(properties))?;
         self.started.push(path.clone());
         Ok(OpenFile {
             path,
@@ -432,22 +599,26 @@ impl<'a> FileWriter<'a> {
             sink,
             uploaded: 0,
             rows: 0,
-            pending: Vec::new(),
-            pending_rows: 0,
-            pending_bytes: 0,
             finished: None,
         })
     }
 
-    /// Closes the largest open file when opening another would exceed the limit.
-    async fn make_room(&mut self) -> Result<()> {
-        while self.open.len() >= self.options.max_open_files {
-            let largest = self
+    /// Closes files until another may be opened: first those with no rows waiting, then
+    /// the largest. `assembling` files, taken out for the round being assembled, count as
+    /// open.
+    async fn make_room(&mut self, assembling: usize) -> Result<()> {
+        while self.open.len() + assembling >= self.options.max_open_files {
+            let victim = self
                 .open
                 .iter()
-                .max_by_key(|(_, f)| f.uploaded as usize + f.buffered_bytes())
+                .max_by_key(|(dir, f)| {
+                    (
+                        !self.pending.contains_key(*dir),
+                        f.uploaded as usize + f.buffered_bytes(),
+                    )
+                })
                 .map(|(k, _)| k.clone());
-            match largest {
+            match victim {
                 Some(dir) => self.close(&dir).await?,
                 None => break,
             }
@@ -455,36 +626,10 @@ impl<'a> FileWriter<'a> {
         Ok(())
     }
 
-    /// Flushes the largest buffers until the total is under the budget.
-    async fn enforce_memory_budget(&mut self) -> Result<()> {
-        loop {
-            let total: usize = self.open.values().map(OpenFile::buffered_bytes).sum();
-            if total <= self.options.max_buffered_bytes {
-                return Ok(());
-            }
-            let Some((dir, file)) = self.open.iter_mut().max_by_key(|(_, f)| f.buffered_bytes())
-            else {
-                return Ok(());
-            };
-            let before = file.buffered_bytes();
-            file.flush(&self.options)?;
-            let dir = dir.clone();
-            self.upload(&dir).await?;
-            let after = self
-                .open
-                .get(&dir)
-                .map(OpenFile::buffered_bytes)
-                .unwrap_or(0);
-            if after >= before {
-                return Ok(());
-            }
-        }
-    }
-
     /// Finishes, uploads and completes one open file.
     async fn close(&mut self, dir: &str) -> Result<()> {
         if let Some(file) = self.open.get_mut(dir) {
-            file.finish(&self.options)?;
+            file.finish()?;
             file.upload().await?;
             self.complete(dir).await?;
         }
@@ -524,6 +669,9 @@ impl<'a> FileWriter<'a> {
 
     /// Closes every open file and returns the entries of all files written.
     pub async fn finish(&mut self) -> Result<Vec<FileEntry>> {
+        while !self.pending.is_empty() || self.in_flight.is_some() {
+            self.step(true).await?;
+        }
         let dirs: Vec<String> = self.open.keys().cloned().collect();
         for dir in dirs {
             self.close(&dir).await?;
@@ -533,11 +681,58 @@ impl<'a> FileWriter<'a> {
 
     /// Deletes the files written so far (after a failure; they were never committed).
     pub async fn abort(&mut self) {
+        if let Some(round) = self.in_flight.take() {
+            // Let the encoding tasks end before the files are deleted.
+            let _ = round.receiver.await;
+        }
+        self.pending.clear();
         self.open.clear();
         self.done.clear();
         let paths = std::mem::take(&mut self.started);
         delete_files(self.log, paths.iter().map(String::as_str)).await;
     }
+}
+
+/// The error when an encoding task ended without answering (it panicked).
+fn stopped() -> Error {
+    Error::InvalidArgument("a Parquet encoding task stopped".into())
+}
+
+/// The first `max_rows` rows of `batches`, as one batch.
+fn sample_rows(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    max_rows: usize,
+) -> Result<RecordBatch> {
+    let mut parts = Vec::new();
+    let mut wanted = max_rows;
+    for batch in batches {
+        if wanted == 0 {
+            break;
+        }
+        let take = batch.num_rows().min(wanted);
+        parts.push(batch.slice(0, take));
+        wanted -= take;
+    }
+    Ok(concat_batches(schema, &parts)?)
+}
+
+/// Whether dictionary encoding pays for a column, judged on a sample of its values: it
+/// does when at most half of them are distinct. Mostly-distinct columns (keys, prices,
+/// free text) would only fill a dictionary that the encoder abandons, at the cost of
+/// hashing every value, and they compress better without one.
+fn dictionary_pays(sample: &ArrayRef) -> bool {
+    if sample.len() < 2 {
+        return true;
+    }
+    let Ok(converter) = RowConverter::new(vec![SortField::new(sample.data_type().clone())]) else {
+        return true;
+    };
+    let Ok(rows) = converter.convert_columns(std::slice::from_ref(sample)) else {
+        return true;
+    };
+    let distinct: HashSet<&[u8]> = rows.iter().map(|row| row.data()).collect();
+    distinct.len() * 2 <= sample.len()
 }
 
 /// Deletes files relative to the dataset root, best effort.
@@ -604,28 +799,85 @@ fn split_by_partition(
             })
         })
         .collect::<Result<_>>()?;
-    let sort_columns: Vec<ArrowSortColumn> = keys
-        .iter()
-        .map(|k| ArrowSortColumn {
-            values: k.clone(),
-            options: None,
-        })
-        .collect();
-    let indices: UInt32Array = lexsort_to_indices(&sort_columns, None)?;
-    let sorted_keys: Vec<ArrayRef> = keys
-        .iter()
-        .map(|k| arrow::compute::take(k.as_ref(), &indices, None))
-        .collect::<std::result::Result<_, _>>()?;
-    let sorted = take_record_batch(batch, &indices)?;
-    let ranges = arrow::compute::partition(&sorted_keys)?.ranges();
-    let mut out = Vec::with_capacity(ranges.len());
-    for range in ranges {
-        let values = sorted_keys
+    let converter = RowConverter::new(
+        keys.iter()
+            .map(|k| SortField::new(k.data_type().clone()))
+            .collect(),
+    )?;
+    let key_rows = converter.convert_columns(&keys)?;
+    let mut groups: HashMap<&[u8], Vec<u32>> = HashMap::new();
+    for (i, row) in key_rows.iter().enumerate() {
+        groups.entry(row.data()).or_default().push(i as u32);
+    }
+    let data = data_columns(batch)?;
+    let mut out = Vec::with_capacity(groups.len());
+    for indices in groups.into_values() {
+        let first = indices[0] as usize;
+        let values = keys
             .iter()
-            .map(|k| Scalar::from_array(k.as_ref(), range.start))
+            .map(|k| Scalar::from_array(k.as_ref(), first))
             .collect::<Result<Vec<_>>>()?;
-        let rows = sorted.slice(range.start, range.end - range.start);
-        out.push((values, data_columns(&rows)?));
+        let rows = if indices.len() == data.num_rows() {
+            data.clone()
+        } else {
+            take_record_batch(&data, &UInt32Array::from(indices))?
+        };
+        out.push((values, rows));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field};
+
+    fn ids(range: std::ops::Range<i64>) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from_iter_values(range))]).unwrap()
+    }
+
+    fn values(batches: &[RecordBatch]) -> Vec<i64> {
+        batches
+            .iter()
+            .flat_map(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .unwrap()
+                    .values()
+                    .to_vec()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pending_rows_come_out_in_order_and_go_back_in_front() {
+        let mut pending = Pending::new(Vec::new());
+        pending.push(ids(0..10));
+        pending.push(ids(10..25));
+        assert_eq!(pending.rows, 25);
+        let first = pending.take(12);
+        assert_eq!(values(&first), (0..12).collect::<Vec<_>>());
+        assert_eq!(pending.rows, 13);
+        pending.put_back(first);
+        assert_eq!(pending.rows, 25);
+        let all = pending.take(usize::MAX);
+        assert_eq!(values(&all), (0..25).collect::<Vec<_>>());
+        assert_eq!((pending.rows, pending.bytes), (0, 0));
+    }
+
+    #[test]
+    fn dictionaries_pay_for_repeated_values_only() {
+        let repeated: ArrayRef = Arc::new(StringArray::from_iter_values(
+            (0..1000).map(|i| format!("v{}", i % 10)),
+        ));
+        let distinct: ArrayRef = Arc::new(StringArray::from_iter_values(
+            (0..1000).map(|i| format!("v{i}")),
+        ));
+        assert!(dictionary_pays(&repeated));
+        assert!(!dictionary_pays(&distinct));
+        assert!(dictionary_pays(&distinct.slice(0, 1)));
+    }
 }

@@ -304,3 +304,88 @@ async fn page_index_skips_pages_inside_a_row_group() {
     let scan = ds.scan().with_filter_str("qty < 100").unwrap();
     assert_eq!(scan.explain().await.unwrap().rows_selected, 100_000);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dictionary_encodes_only_repetitive_columns() {
+    use parquet::basic::Encoding;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    let ds = common::write(&path, 0, 10_000, &WriteOptions::default()).await;
+    let file = ds.snapshot().files().next().unwrap().path.clone();
+    let reader =
+        SerializedFileReader::new(std::fs::File::open(dir.path().join("ds").join(file)).unwrap())
+            .unwrap();
+    let row_group = reader.metadata().row_group(0);
+    let encodings = |name: &str| {
+        let column = (0..row_group.num_columns())
+            .map(|i| row_group.column(i))
+            .find(|c| c.column_path().string() == name)
+            .unwrap();
+        column.encodings().collect::<Vec<_>>()
+    };
+    // 50 names and 730 days in 10 000 rows: dictionaries pay.
+    assert!(encodings("name").contains(&Encoding::RLE_DICTIONARY));
+    assert!(encodings("day").contains(&Encoding::RLE_DICTIONARY));
+    // Every id is distinct: a dictionary would only be abandoned.
+    assert!(!encodings("id").contains(&Encoding::RLE_DICTIONARY));
+
+    // Off means off.
+    let path = location(&dir, "plain");
+    let options = WriteOptions {
+        dictionary: false,
+        ..WriteOptions::default()
+    };
+    let ds = common::write(&path, 0, 1000, &options).await;
+    let file = ds.snapshot().files().next().unwrap().path.clone();
+    let reader = SerializedFileReader::new(
+        std::fs::File::open(dir.path().join("plain").join(file)).unwrap(),
+    )
+    .unwrap();
+    let row_group = reader.metadata().row_group(0);
+    for i in 0..row_group.num_columns() {
+        let encodings: Vec<_> = row_group.column(i).encodings().collect();
+        assert!(
+            !encodings.contains(&Encoding::RLE_DICTIONARY),
+            "{encodings:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn row_groups_fill_to_the_target_when_memory_allows() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    let options = WriteOptions {
+        row_group_size: 1000,
+        ..partitioned()
+    };
+    // Batches of 100 rows spread over 20 partitions: rows wait in memory until a
+    // partition has a whole row group.
+    let input = batches(0, 40_000, 100);
+    Dataset::write_to(&path, input, &options).await.unwrap();
+    let ds = Dataset::open(&path).await.unwrap();
+    assert_eq!(ds.snapshot().rows(), 40_000);
+    for file in ds.snapshot().files() {
+        let reader = SerializedFileReader::new(
+            std::fs::File::open(dir.path().join("ds").join(&file.path)).unwrap(),
+        )
+        .unwrap();
+        let sizes: Vec<i64> = reader
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|rg| rg.num_rows())
+            .collect();
+        let (last, full) = sizes.split_last().unwrap();
+        assert!(full.iter().all(|&n| n == 1000), "{}: {sizes:?}", file.path);
+        assert!(*last <= 1000);
+    }
+    assert_eq!(
+        ids(&ds.scan().collect().await.unwrap()),
+        (0..40_000).collect::<Vec<_>>()
+    );
+}
