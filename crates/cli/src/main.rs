@@ -41,6 +41,14 @@ enum Command {
         /// The dataset path or URL.
         dataset: String,
     },
+    /// Remove the rows a filter matches (files matched whole are dropped unread).
+    Delete {
+        /// The dataset path or URL.
+        dataset: String,
+        /// The rows to remove, e.g. `year = 2020 AND qty < 10` (SQL-like).
+        #[arg(long)]
+        filter: String,
+    },
     /// Register data files added to the folder behind dala's back.
     Sync {
         /// The dataset path or URL.
@@ -63,9 +71,14 @@ struct WriteArgs {
     /// Partition columns, comma-separated.
     #[arg(long, value_delimiter = ',')]
     partition_by: Vec<String>,
-    /// append or overwrite.
+    /// append, overwrite, overwrite-partitions, insert (rows with absent keys), update
+    /// (rows with present keys) or upsert (both).
     #[arg(long, default_value = "append")]
     mode: WriteMode,
+    /// Key columns of insert, update and upsert, comma-separated (insert without a key
+    /// matches whole rows).
+    #[arg(long, value_delimiter = ',')]
+    key: Vec<String>,
     /// Codec and level, e.g. zstd:3, snappy, none.
     #[arg(long, default_value = "zstd:3")]
     compression: CompressionSpec,
@@ -134,6 +147,14 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Scan(args) => scan(args).await,
         Command::Info { dataset, version } => info(&dataset, version).await,
         Command::History { dataset } => history(&dataset).await,
+        Command::Delete { dataset, filter } => {
+            let mut ds = Dataset::open(&dataset).await?;
+            let filter = dala_dataset::Expr::parse(&filter)?;
+            let started = Instant::now();
+            let result = ds.delete(filter).await?;
+            println!("{result} in {:.2}s", started.elapsed().as_secs_f64());
+            Ok(())
+        }
         Command::Sync { dataset } => {
             let mut ds = Dataset::open(&dataset).await?;
             let result = ds.refresh().await?;
@@ -149,6 +170,7 @@ async fn write(args: WriteArgs) -> Result<()> {
     let mut options = WriteOptions {
         mode: args.mode,
         partition_by: args.partition_by,
+        key: args.key,
         compression: args.compression,
         max_rows_per_file: args.max_rows_per_file,
         sort_by: args.sort_by,

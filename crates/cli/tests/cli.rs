@@ -201,3 +201,52 @@ fn a_writer_killed_before_its_commit_leaves_the_dataset_as_it_was() {
         assert_eq!(ids, vec!["1", "2", "3", "4"], "{point}");
     }
 }
+
+#[test]
+fn upsert_by_key_and_delete_by_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), CSV).unwrap();
+    ok(
+        &["write", "in.csv", "ds", "--partition-by", "year"],
+        dir.path(),
+    );
+    // id 2 changes, id 3 is sent unchanged, id 5 is new.
+    std::fs::write(
+        dir.path().join("changes.csv"),
+        "id,city,year,amount\n2,Lima,2024,9.5\n3,a/b=c,2024,3.5\n5,Rome,2023,5.5\n",
+    )
+    .unwrap();
+    let out = ok(
+        &[
+            "write",
+            "changes.csv",
+            "ds",
+            "--mode",
+            "upsert",
+            "--key",
+            "id",
+        ],
+        dir.path(),
+    );
+    assert!(
+        out.contains("version 1: 1 rows inserted, 1 updated, 0 deleted, 1 unchanged"),
+        "{out}"
+    );
+    let out = ok(&["delete", "ds", "--filter", "city = 'Oslo'"], dir.path());
+    assert!(
+        out.contains("version 2: 0 rows inserted, 0 updated, 2 deleted"),
+        "{out}"
+    );
+    let csv = ok(
+        &["scan", "ds", "--columns", "id,amount", "--format", "csv"],
+        dir.path(),
+    );
+    let mut lines: Vec<&str> = csv.lines().skip(1).collect();
+    lines.sort();
+    assert_eq!(lines, vec!["2,9.5", "3,3.5", "5,5.5"]);
+    let history = ok(&["history", "ds"], dir.path());
+    assert!(
+        history.contains("upsert") && history.contains("delete"),
+        "{history}"
+    );
+}

@@ -3,6 +3,7 @@
 //! version or fails with [`Error::CommitConflict`].
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use arrow::datatypes::{Schema, SchemaRef};
 
@@ -12,6 +13,7 @@ use crate::checkpoint::write_checkpoint;
 use crate::error::{Error, Result};
 use crate::layout::PartitionField;
 use crate::log::{Commit, LogStore, Operation};
+use crate::merge::KeyProbe;
 use crate::snapshot::{FileEntry, Snapshot};
 
 /// How many versions a writer walks past before it gives up.
@@ -24,6 +26,11 @@ pub(crate) enum ConflictScope {
     Append,
     /// Replaces everything: conflicts with any concurrent change.
     All,
+    /// Replaces these partitions (directories): conflicts with a concurrent change in any.
+    Partitions(BTreeSet<String>),
+    /// Matched rows by key: conflicts with a concurrently added file that may hold one of
+    /// the keys (it could duplicate a key or hold a row this change replaces).
+    Keys(Arc<KeyProbe>),
 }
 
 /// A change ready to be committed: its data files are already written.
@@ -145,8 +152,8 @@ pub(crate) async fn commit(
                 created
             }
             Some(mut current) => {
-                check_conflict(&theirs, pending)?;
                 current.apply(&theirs, &path)?;
+                check_conflict(&theirs, &current, pending)?;
                 current
             }
         });
@@ -185,8 +192,9 @@ fn build_commit(
     }
 }
 
-/// Fails if the concurrent commit `theirs` changed something `pending` depends on.
-fn check_conflict(theirs: &Commit, pending: &PendingCommit) -> Result<()> {
+/// Fails if the concurrent commit `theirs` changed something `pending` depends on;
+/// `current` is the state with `theirs` applied.
+fn check_conflict(theirs: &Commit, current: &Snapshot, pending: &PendingCommit) -> Result<()> {
     let conflict = |reason: String| Error::CommitConflict {
         version: theirs.version,
         reason,
@@ -223,12 +231,45 @@ fn check_conflict(theirs: &Commit, pending: &PendingCommit) -> Result<()> {
             theirs.version, theirs.operation, f.path
         )));
     }
-    if pending.scope == ConflictScope::All && (!theirs.add.is_empty() || !theirs.remove.is_empty())
-    {
-        return Err(conflict(format!(
-            "version {} ({}) changed the data this {} replaces",
-            theirs.version, theirs.operation, pending.operation
-        )));
+    let changed = || {
+        theirs
+            .add
+            .iter()
+            .map(|a| a.path.as_str())
+            .chain(theirs.remove.iter().map(|r| r.path.as_str()))
+    };
+    match &pending.scope {
+        ConflictScope::Append => {}
+        ConflictScope::All => {
+            if changed().next().is_some() {
+                return Err(conflict(format!(
+                    "version {} ({}) changed the data this {} replaces",
+                    theirs.version, theirs.operation, pending.operation
+                )));
+            }
+        }
+        ConflictScope::Partitions(dirs) => {
+            let dir = |path: &str| path.rsplit_once('/').map_or("", |(d, _)| d).to_string();
+            if let Some(path) = changed().find(|p| dirs.contains(&dir(p))) {
+                return Err(conflict(format!(
+                    "version {} ({}) changed {path}, in a partition this {} replaces",
+                    theirs.version, theirs.operation, pending.operation
+                )));
+            }
+        }
+        ConflictScope::Keys(probe) => {
+            let clash = theirs.add.iter().find(|a| {
+                current
+                    .file(&a.path)
+                    .is_none_or(|entry| probe.may_hold(&current.stats_view(entry, false)))
+            });
+            if let Some(added) = clash {
+                return Err(conflict(format!(
+                    "version {} ({}) added {}, which may hold keys this {} matched",
+                    theirs.version, theirs.operation, added.path, pending.operation
+                )));
+            }
+        }
     }
     Ok(())
 }

@@ -1,10 +1,11 @@
 //! [`Dataset`]: open a dataset at a version, write to it, scan it, read its history.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
+use arrow::compute::concat_batches;
 use arrow::error::ArrowError;
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt, stream};
@@ -16,6 +17,7 @@ use crate::adopt::{adoptable_files, index_files, infer_partitioning, list_data_f
 use crate::checkpoint::{read_checkpoint, write_checkpoint};
 use crate::commit::{ConflictScope, PendingCommit, check_schema, commit};
 use crate::error::{Error, Result};
+use crate::filter::Expr;
 use crate::log::{Commit, LogStore, Operation};
 use crate::options::{WriteMode, WriteOptions};
 use crate::scan::ScanBuilder;
@@ -31,13 +33,14 @@ const LOG_READ_CONCURRENCY: usize = 16;
 pub struct WriteResult {
     /// The version committed, or None when there was nothing to commit.
     pub version: Option<u64>,
-    /// Rows added.
+    /// Rows added (by a merge: input rows with a key the dataset did not have).
     pub rows_inserted: u64,
-    /// Rows replaced by a newer row with the same key.
+    /// Dataset rows replaced by a different input row with the same key.
     pub rows_updated: u64,
-    /// Rows removed.
+    /// Rows removed (by `delete`, `overwrite` or `overwrite-partitions`).
     pub rows_deleted: u64,
-    /// Rows in rewritten files that kept their values.
+    /// Input rows that changed nothing: with `insert`, rows whose key was present; with
+    /// `update` and `upsert`, rows equal to the dataset's row with their key.
     pub rows_unchanged: u64,
     /// Data files added.
     pub files_added: u64,
@@ -154,8 +157,12 @@ impl DatasetBuilder {
         let snapshot = match (snapshot, base) {
             (Some(s), _) | (None, Some(s)) => s,
             (None, None) => {
+                let why = match options.mode {
+                    WriteMode::Update => "an update only changes rows that exist",
+                    _ => "the input had no rows",
+                };
                 return Err(Error::NotFound {
-                    what: format!("dataset at {url} (the input had no rows)"),
+                    what: format!("dataset at {url} ({why})"),
                 });
             }
         };
@@ -229,6 +236,28 @@ impl Dataset {
         I: IntoIterator<Item = std::result::Result<RecordBatch, ArrowError>>,
     {
         let (snapshot, result) = write_impl(&self.log, Some(&self.snapshot), data, options).await?;
+        if let Some(snapshot) = snapshot {
+            self.snapshot = Arc::new(snapshot);
+        }
+        Ok(result)
+    }
+
+    /// Removes the rows `filter` matches, in one commit, and moves to the new version.
+    /// Files it matches whole are dropped without being read; files it matches in part are
+    /// written again without those rows (with default write options); other files are
+    /// left alone. Nothing is committed when no row matches.
+    pub async fn delete(&mut self, filter: Expr) -> Result<WriteResult> {
+        self.delete_with(filter, &WriteOptions::default()).await
+    }
+
+    /// [`Dataset::delete`], writing the rewritten files with `options`.
+    pub async fn delete_with(
+        &mut self,
+        filter: Expr,
+        options: &WriteOptions,
+    ) -> Result<WriteResult> {
+        options.validate()?;
+        let (snapshot, result) = delete_impl(&self.log, &self.snapshot, &filter, options).await?;
         if let Some(snapshot) = snapshot {
             self.snapshot = Arc::new(snapshot);
         }
@@ -511,6 +540,36 @@ where
             }
         }
     };
+    if options.mode.is_merge() {
+        let mut input = vec![first];
+        for batch in batches {
+            input.push(batch?);
+        }
+        return match base {
+            Some(base) => merge_and_commit(log, base, input, options).await,
+            // Nothing to update.
+            None if options.mode == WriteMode::Update => Ok((None, WriteResult::default())),
+            // A merge into a dataset that does not exist creates it from the input,
+            // deduplicated by key.
+            None => {
+                let schema = input[0].schema();
+                let key = crate::merge::resolve_key(&options.key, &schema, &schema)?;
+                let deduped = crate::merge::dedup_last(&concat_batches(&schema, &input)?, &key)?;
+                create_or_append(log, None, deduped, std::iter::empty(), options).await
+            }
+        };
+    }
+    create_or_append(log, base, first, batches, options).await
+}
+
+/// Appends or overwrites (creating the dataset if there is no `base`).
+async fn create_or_append(
+    log: &LogStore,
+    base: Option<&Snapshot>,
+    first: RecordBatch,
+    batches: impl Iterator<Item = std::result::Result<RecordBatch, ArrowError>>,
+    options: &WriteOptions,
+) -> Result<(Option<Snapshot>, WriteResult)> {
     let input_schema = first.schema();
     let partitioning =
         resolve_partitioning(&input_schema, options, base.map(|s| s.partitioning()))?;
@@ -577,6 +636,25 @@ async fn write_and_commit(
             Operation::Overwrite,
         ),
         (WriteMode::Overwrite, None) => (Vec::new(), ConflictScope::All, Operation::Overwrite),
+        (WriteMode::OverwritePartitions, base) => {
+            let dirs: BTreeSet<String> = entries
+                .iter()
+                .map(|f| f.partition_dir().to_string())
+                .collect();
+            let remove = base
+                .map(|b| {
+                    b.files()
+                        .filter(|f| dirs.contains(f.partition_dir()))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            (
+                remove,
+                ConflictScope::Partitions(dirs),
+                Operation::OverwritePartitions,
+            )
+        }
         _ => (Vec::new(), ConflictScope::Append, Operation::Append),
     };
     let pending = PendingCommit {
@@ -591,11 +669,26 @@ async fn write_and_commit(
         metadata: options.metadata.clone(),
     };
     let summary = summarize(&pending);
+    let snapshot = commit_written(log, base, &pending).await?;
+    let result = WriteResult {
+        version: Some(snapshot.version()),
+        ..summary
+    };
+    Ok((Some(snapshot), result))
+}
+
+/// Commits a change whose files are written. When the commit certainly did not land, its
+/// files are deleted; when it did, the files it removed are deleted (unless the dataset
+/// keeps them for a retention period).
+async fn commit_written(
+    log: &LogStore,
+    base: Option<&Snapshot>,
+    pending: &PendingCommit,
+) -> Result<Snapshot> {
     crate::failpoint::hit("write:after-data");
-    let snapshot = match commit(log, base, &pending).await {
+    let snapshot = match commit(log, base, pending).await {
         Ok(s) => s,
         Err(e) => {
-            // The commit definitely did not land: its files are garbage.
             if matches!(
                 e,
                 Error::CommitConflict { .. }
@@ -611,11 +704,123 @@ async fn write_and_commit(
     if snapshot.retention().is_none() {
         delete_files(log, pending.remove.iter().map(|f| f.path.as_str())).await;
     }
-    let result = WriteResult {
-        version: Some(snapshot.version()),
-        ..summary
+    Ok(snapshot)
+}
+
+/// Runs a merge (`insert`, `update`, `upsert`) of `input` into `base` and commits it.
+async fn merge_and_commit(
+    log: &LogStore,
+    base: &Snapshot,
+    input: Vec<RecordBatch>,
+    options: &WriteOptions,
+) -> Result<(Option<Snapshot>, WriteResult)> {
+    let snapshot = Arc::new(base.clone());
+    let schema = snapshot.schema();
+    let partitions: Vec<String> = base.partitioning().iter().map(|p| p.name.clone()).collect();
+    let input_schema = input[0].schema();
+    let key = crate::merge::resolve_key(&options.key, &schema, &input_schema)?;
+    let input = crate::merge::prepare_input(input, &schema, &partitions, &key)?;
+    let mut writer = FileWriter::try_new(
+        log,
+        base.data_schema().clone(),
+        base.partitioning().to_vec(),
+        options,
+    )?;
+    let merged = crate::merge::merge(log, &snapshot, &input, &key, options.mode, &mut writer).await;
+    let (rewrite, probe) = match merged {
+        Ok(done) => done,
+        Err(e) => {
+            writer.abort().await;
+            return Err(e);
+        }
     };
+    let operation = match options.mode {
+        WriteMode::Insert => Operation::Insert,
+        WriteMode::Update => Operation::Update,
+        _ => Operation::Upsert,
+    };
+    let scope = ConflictScope::Keys(Arc::new(probe));
+    finish_rewrite(log, base, writer, rewrite, operation, scope, options).await
+}
+
+/// Finishes the files of a merge or delete and commits them with the files it removes;
+/// commits nothing when nothing changed.
+async fn finish_rewrite(
+    log: &LogStore,
+    base: &Snapshot,
+    mut writer: FileWriter<'_>,
+    rewrite: crate::merge::Rewrite,
+    operation: Operation,
+    scope: ConflictScope,
+    options: &WriteOptions,
+) -> Result<(Option<Snapshot>, WriteResult)> {
+    let entries = match writer.finish().await {
+        Ok(entries) => entries,
+        Err(e) => {
+            writer.abort().await;
+            return Err(e);
+        }
+    };
+    let mut result = WriteResult {
+        version: None,
+        rows_inserted: rewrite.rows_inserted,
+        rows_updated: rewrite.rows_updated,
+        rows_deleted: rewrite.rows_deleted,
+        rows_unchanged: rewrite.rows_unchanged,
+        files_added: entries.len() as u64,
+        files_removed: rewrite.remove.len() as u64,
+        bytes_written: entries.iter().map(|f| f.size).sum(),
+    };
+    if entries.is_empty() && rewrite.remove.is_empty() {
+        return Ok((None, result));
+    }
+    let pending = PendingCommit {
+        operation,
+        options: serde_json::to_value(options).unwrap_or_default(),
+        schema: base.data_schema().clone(),
+        partitioning: base.partitioning().to_vec(),
+        properties: (!options.properties.is_empty()).then(|| options.properties.clone()),
+        add: entries,
+        remove: rewrite.remove,
+        scope,
+        metadata: options.metadata.clone(),
+    };
+    let snapshot = commit_written(log, Some(base), &pending).await?;
+    result.version = Some(snapshot.version());
     Ok((Some(snapshot), result))
+}
+
+/// Deletes the rows `filter` matches from `base` and commits.
+async fn delete_impl(
+    log: &LogStore,
+    base: &Snapshot,
+    filter: &Expr,
+    options: &WriteOptions,
+) -> Result<(Option<Snapshot>, WriteResult)> {
+    let snapshot = Arc::new(base.clone());
+    let mut writer = FileWriter::try_new(
+        log,
+        base.data_schema().clone(),
+        base.partitioning().to_vec(),
+        options,
+    )?;
+    let rewrite = match crate::merge::delete(log, &snapshot, filter, &mut writer).await {
+        Ok(rewrite) => rewrite,
+        Err(e) => {
+            writer.abort().await;
+            return Err(e);
+        }
+    };
+    finish_rewrite(
+        log,
+        base,
+        writer,
+        rewrite,
+        Operation::Delete,
+        ConflictScope::Append,
+        options,
+    )
+    .await
 }
 
 async fn write_all(

@@ -401,6 +401,37 @@ impl Expr {
         self.may_be_true(stats)
     }
 
+    /// Whether every row described by `stats` satisfies the filter (true, not null). `true`
+    /// only when it is certain, so that a whole file can be dropped without being read.
+    pub fn must_match(&self, stats: &dyn StatsSource) -> bool {
+        !self.may_be_false(stats)
+            && !self.has_null_literal()
+            && self
+                .columns()
+                .iter()
+                .all(|c| stats.null_count(c) == Some(0))
+    }
+
+    /// Whether a null literal appears anywhere (it makes comparisons unknown).
+    fn has_null_literal(&self) -> bool {
+        match self {
+            Expr::Column(_) => false,
+            Expr::Literal(v) => v.is_null(),
+            Expr::Compare { left, right, .. } => {
+                left.has_null_literal() || right.has_null_literal()
+            }
+            Expr::InList { expr, list, .. } => {
+                expr.has_null_literal() || list.iter().any(Scalar::is_null)
+            }
+            Expr::Between {
+                expr, low, high, ..
+            } => expr.has_null_literal() || low.is_null() || high.is_null(),
+            Expr::Like { expr, .. } | Expr::IsNull { expr, .. } => expr.has_null_literal(),
+            Expr::And(a, b) | Expr::Or(a, b) => a.has_null_literal() || b.has_null_literal(),
+            Expr::Not(a) => a.has_null_literal(),
+        }
+    }
+
     fn in_context(&self, error: Error) -> Error {
         match error {
             Error::UnknownColumn {

@@ -1,15 +1,16 @@
 //! # dala-dataset
 //!
 //! Hive-partitioned Parquet datasets on a local disk or an object store, with an atomic
-//! commit log, snapshots and time travel, a file index with per-file statistics, and a
+//! commit log, snapshots and time travel, a file index with per-file statistics, a
 //! streaming scan that prunes partitions, files and row groups without listing
-//! directories.
+//! directories, and writes that append, overwrite, merge by key or delete, rewriting only
+//! the files they change.
 //!
 //! ```
 //! # use std::sync::Arc;
 //! # use arrow::array::{Int32Array, StringArray, RecordBatch};
 //! # use arrow::datatypes::{DataType, Field, Schema};
-//! use dala_dataset::{Dataset, WriteOptions};
+//! use dala_dataset::{Dataset, WriteMode, WriteOptions, col, lit};
 //! # #[tokio::main(flavor = "multi_thread")]
 //! # async fn main() -> dala_dataset::Result<()> {
 //! # let dir = tempfile::tempdir()?;
@@ -18,9 +19,13 @@
 //! #     Field::new("year", DataType::Int32, false),
 //! #     Field::new("city", DataType::Utf8, false),
 //! # ]));
-//! # let batch = RecordBatch::try_new(schema, vec![
+//! # let batch = RecordBatch::try_new(schema.clone(), vec![
 //! #     Arc::new(Int32Array::from(vec![2023, 2024, 2024])),
 //! #     Arc::new(StringArray::from(vec!["Oslo", "Lima", "Oslo"])),
+//! # ])?;
+//! # let changes = RecordBatch::try_new(schema, vec![
+//! #     Arc::new(Int32Array::from(vec![2024, 2025])),
+//! #     Arc::new(StringArray::from(vec!["Lima", "Rome"])),
 //! # ])?;
 //! // Write a dataset partitioned by year: files land at `year=2024/<uuid>.parquet`.
 //! let options = WriteOptions::default().with_partition_by(["year"]);
@@ -31,6 +36,16 @@
 //! let scan = dataset.scan().with_filter_str("year = 2024 AND city LIKE 'O%'")?;
 //! assert_eq!(scan.explain().await?.files_pruned_by_partition, 1);
 //! assert_eq!(scan.count_rows().await?, 1);
+//!
+//! // Upsert by key: (2024, Lima) is present and left as it is, (2025, Rome) is new.
+//! let mut dataset = dataset;
+//! let upsert = WriteOptions::default().with_mode(WriteMode::Upsert).with_key(["year", "city"]);
+//! let result = dataset.write([Ok(changes)], &upsert).await?;
+//! assert_eq!((result.rows_inserted, result.rows_unchanged), (1, 1));
+//!
+//! // Delete: the 2023 partition's file is dropped without being read.
+//! let result = dataset.delete(col("year").eq(lit(2023))).await?;
+//! assert_eq!(result.rows_deleted, 1);
 //! # Ok(())
 //! # }
 //! ```
@@ -38,12 +53,14 @@
 mod adopt;
 pub mod checkpoint;
 mod commit;
+mod conform;
 mod dataset;
 mod error;
 mod failpoint;
 pub mod filter;
 pub mod layout;
 pub mod log;
+mod merge;
 mod options;
 pub mod scalar;
 mod scan;

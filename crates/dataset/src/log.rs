@@ -36,6 +36,16 @@ pub enum Operation {
     Overwrite,
     /// Registered files that were added behind dala's back.
     Sync,
+    /// Replaced the partitions its input had rows for.
+    OverwritePartitions,
+    /// Added rows whose key was absent.
+    Insert,
+    /// Replaced rows by key.
+    Update,
+    /// Replaced rows by key and added rows with new keys.
+    Upsert,
+    /// Removed the rows that matched a filter.
+    Delete,
 }
 
 impl std::fmt::Display for Operation {

@@ -19,6 +19,26 @@ pub enum WriteMode {
     Append,
     /// Replace every row with the input's.
     Overwrite,
+    /// Replace the partitions the input has rows for; leave the others alone.
+    OverwritePartitions,
+    /// Add the input rows whose key is not in the dataset; leave present keys alone.
+    /// Without [`WriteOptions::key`], the key is the whole row.
+    Insert,
+    /// Replace the rows whose key is in the input with the input's row; ignore input rows
+    /// with new keys.
+    Update,
+    /// Update the rows whose key is in the input and insert the others.
+    Upsert,
+}
+
+impl WriteMode {
+    /// Whether the mode matches input rows to dataset rows by key.
+    pub fn is_merge(self) -> bool {
+        matches!(
+            self,
+            WriteMode::Insert | WriteMode::Update | WriteMode::Upsert
+        )
+    }
 }
 
 impl FromStr for WriteMode {
@@ -27,8 +47,13 @@ impl FromStr for WriteMode {
         match s {
             "append" => Ok(WriteMode::Append),
             "overwrite" => Ok(WriteMode::Overwrite),
+            "overwrite-partitions" => Ok(WriteMode::OverwritePartitions),
+            "insert" => Ok(WriteMode::Insert),
+            "update" => Ok(WriteMode::Update),
+            "upsert" => Ok(WriteMode::Upsert),
             other => Err(Error::InvalidArgument(format!(
-                "unknown write mode {other:?} (expected append or overwrite)"
+                "unknown write mode {other:?} (expected append, overwrite, \
+                 overwrite-partitions, insert, update or upsert)"
             ))),
         }
     }
@@ -39,6 +64,10 @@ impl fmt::Display for WriteMode {
         f.write_str(match self {
             WriteMode::Append => "append",
             WriteMode::Overwrite => "overwrite",
+            WriteMode::OverwritePartitions => "overwrite-partitions",
+            WriteMode::Insert => "insert",
+            WriteMode::Update => "update",
+            WriteMode::Upsert => "upsert",
         })
     }
 }
@@ -217,6 +246,10 @@ pub struct WriteOptions {
     /// Partition columns, in order (the first write sets them; later writes may leave
     /// this empty to use the dataset's).
     pub partition_by: Vec<String>,
+    /// Key columns that match input rows to dataset rows in the `insert`, `update` and
+    /// `upsert` modes. Nulls in a key match nulls. Empty for `insert` means the whole row
+    /// (every column the input and the dataset share); `update` and `upsert` need a key.
+    pub key: Vec<String>,
     /// Compression codec and level (default zstd level 3).
     pub compression: CompressionSpec,
     /// Rows per row group (default 131 072).
@@ -254,6 +287,7 @@ impl Default for WriteOptions {
         WriteOptions {
             mode: WriteMode::Append,
             partition_by: Vec::new(),
+            key: Vec::new(),
             compression: CompressionSpec::default(),
             row_group_size: 131_072,
             max_rows_per_file: None,
@@ -283,6 +317,12 @@ impl WriteOptions {
         columns: impl IntoIterator<Item = S>,
     ) -> Self {
         self.partition_by = columns.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the key columns of the merge modes.
+    pub fn with_key<S: Into<String>>(mut self, columns: impl IntoIterator<Item = S>) -> Self {
+        self.key = columns.into_iter().map(Into::into).collect();
         self
     }
 
@@ -316,6 +356,22 @@ impl WriteOptions {
             ));
         }
         self.compression.to_parquet()?;
+        if matches!(self.mode, WriteMode::Update | WriteMode::Upsert) && self.key.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "{} needs key columns to match rows by",
+                self.mode
+            )));
+        }
+        if let Some(duplicate) = self
+            .key
+            .iter()
+            .enumerate()
+            .find_map(|(i, k)| self.key[..i].contains(k).then_some(k))
+        {
+            return Err(Error::InvalidArgument(format!(
+                "key column {duplicate:?} is named twice"
+            )));
+        }
         Ok(())
     }
 }

@@ -40,6 +40,8 @@ pub struct ScanBuilder {
     limit: Option<usize>,
     batch_size: usize,
     concurrency: usize,
+    /// Only these files of the snapshot (a rewrite reads the files it replaces).
+    files: Option<Vec<FileEntry>>,
 }
 
 impl fmt::Debug for ScanBuilder {
@@ -141,7 +143,14 @@ impl ScanBuilder {
             limit: None,
             batch_size: 8192,
             concurrency: 4,
+            files: None,
         }
+    }
+
+    /// Reads only `files` (entries of the snapshot), in this order.
+    pub(crate) fn with_files(mut self, files: Vec<FileEntry>) -> Self {
+        self.files = Some(files);
+        self
     }
 
     /// Returns only these columns, in this order (data or partition columns).
@@ -201,7 +210,10 @@ impl ScanBuilder {
         let mut plan = ScanPlan {
             schema,
             files: Vec::new(),
-            files_total: self.snapshot.files().len(),
+            files_total: self
+                .files
+                .as_ref()
+                .map_or(self.snapshot.files().len(), Vec::len),
             files_pruned_by_partition: 0,
             files_pruned_by_stats: 0,
             filter: filter.clone(),
@@ -212,7 +224,11 @@ impl ScanBuilder {
             (self.snapshot.partitioning().iter()).any(|p| columns.contains(&p.name));
         let stats_pass =
             (self.snapshot.data_schema().fields().iter()).any(|f| columns.contains(f.name()));
-        for file in self.snapshot.files() {
+        let files: Box<dyn Iterator<Item = &FileEntry>> = match &self.files {
+            Some(files) => Box::new(files.iter()),
+            None => Box::new(self.snapshot.files()),
+        };
+        for file in files {
             if let Some(filter) = &filter {
                 if partition_pass && !filter.may_match(&self.snapshot.stats_view(file, true)) {
                     plan.files_pruned_by_partition += 1;

@@ -367,24 +367,25 @@ impl<'a> FileWriter<'a> {
         batches: impl Iterator<Item = Result<RecordBatch>>,
     ) -> Result<()> {
         for batch in batches {
-            let batch = batch?;
-            if batch.num_rows() == 0 {
-                continue;
-            }
-            for (values, rows) in split_by_partition(&batch, &self.partitioning, &self.schema)? {
-                let dir = partition_dir(&self.partitioning, &values)?;
-                self.pending_bytes += rows.get_array_memory_size();
-                self.pending
-                    .entry(dir)
-                    .or_insert_with(|| Pending::new(values))
-                    .push(rows);
-            }
-            self.step(false).await?;
-        }
-        while !self.pending.is_empty() || self.in_flight.is_some() {
-            self.step(true).await?;
+            self.write(batch?).await?;
         }
         Ok(())
+    }
+
+    /// Writes one batch (with the partition columns; other columns are ignored).
+    pub async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        for (values, rows) in split_by_partition(&batch, &self.partitioning, &self.schema)? {
+            let dir = partition_dir(&self.partitioning, &values)?;
+            self.pending_bytes += rows.get_array_memory_size();
+            self.pending
+                .entry(dir)
+                .or_insert_with(|| Pending::new(values))
+                .push(rows);
+        }
+        self.step(false).await
     }
 
     /// Bytes held in memory: rows waiting, rows being encoded, encoded bytes not yet stored.

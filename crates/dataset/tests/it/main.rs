@@ -7,4 +7,6 @@ mod concurrency;
 mod duckdb_equivalence;
 mod faults;
 mod log;
+mod merge;
+mod merge_model;
 mod write_scan;

@@ -1,0 +1,208 @@
+//! Fitting input batches to a dataset's schema. Only lossless casts are made: a value
+//! that would change is a typed error naming the column and both types.
+
+use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow::compute::{CastOptions, cast_with_options};
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+
+use crate::error::{Error, Result};
+
+/// Whether every value of type `from` is exactly representable in type `to`.
+pub fn widens(from: &DataType, to: &DataType) -> bool {
+    use DataType::*;
+    if from == to {
+        return true;
+    }
+    match (from, to) {
+        (Null, _) => true,
+        (Int8, Int16 | Int32 | Int64 | Float32 | Float64) => true,
+        (Int16, Int32 | Int64 | Float32 | Float64) => true,
+        (Int32, Int64 | Float64) => true,
+        (UInt8, UInt16 | UInt32 | UInt64 | Int16 | Int32 | Int64 | Float32 | Float64) => true,
+        (UInt16, UInt32 | UInt64 | Int32 | Int64 | Float32 | Float64) => true,
+        (UInt32, UInt64 | Int64 | Float64) => true,
+        (Float16, Float32 | Float64) => true,
+        (Float32, Float64) => true,
+        (Utf8, LargeUtf8 | Utf8View)
+        | (LargeUtf8, Utf8 | Utf8View)
+        | (Utf8View, Utf8 | LargeUtf8) => true,
+        (Binary, LargeBinary | BinaryView)
+        | (LargeBinary, Binary | BinaryView)
+        | (BinaryView, Binary | LargeBinary) => true,
+        (Dictionary(_, values), to) => widens(values, to),
+        (Date32, Date64) => true,
+        (Timestamp(a, tz_a), Timestamp(b, tz_b)) => tz_a == tz_b && unit_rank(b) >= unit_rank(a),
+        (Decimal128(p1, s1), Decimal128(p2, s2)) => {
+            s2 >= s1 && i16::from(*p2) - i16::from(*s2) >= i16::from(*p1) - i16::from(*s1)
+        }
+        (Int8 | Int16 | Int32 | Int64, Decimal128(p, s)) => {
+            let digits = match from {
+                Int8 => 3,
+                Int16 => 5,
+                Int32 => 10,
+                _ => 19,
+            };
+            i16::from(*p) - i16::from(*s) >= digits
+        }
+        _ => false,
+    }
+}
+
+/// How fine a time unit is: seconds 0 up to nanoseconds 3.
+fn unit_rank(unit: &TimeUnit) -> u8 {
+    match unit {
+        TimeUnit::Second => 0,
+        TimeUnit::Millisecond => 1,
+        TimeUnit::Microsecond => 2,
+        TimeUnit::Nanosecond => 3,
+    }
+}
+
+/// `batch` with exactly the columns of `target`, in its order, each cast to its type where
+/// that is lossless. A missing column, an extra column, a narrowing type or a null in a
+/// non-nullable column is an error naming the column. Columns named in `partitions` are
+/// cast like partition values are (checked per value, not per type).
+pub(crate) fn conform(
+    batch: &RecordBatch,
+    target: &SchemaRef,
+    partitions: &[String],
+) -> Result<RecordBatch> {
+    let source = batch.schema();
+    if let Some(extra) = source
+        .fields()
+        .iter()
+        .find(|f| target.field_with_name(f.name()).is_err())
+    {
+        return Err(Error::SchemaMismatch {
+            column: extra.name().clone(),
+            expected: "absent".into(),
+            found: extra.data_type().to_string(),
+        });
+    }
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(target.fields().len());
+    for field in target.fields() {
+        let column = batch
+            .column_by_name(field.name())
+            .ok_or_else(|| Error::SchemaMismatch {
+                column: field.name().clone(),
+                expected: field.data_type().to_string(),
+                found: "absent".into(),
+            })?;
+        let column = if column.data_type() == field.data_type() {
+            column.clone()
+        } else if partitions.contains(field.name()) {
+            let options = CastOptions {
+                safe: false,
+                ..Default::default()
+            };
+            cast_with_options(column, field.data_type(), &options).map_err(|e| {
+                Error::InvalidPartition {
+                    column: field.name().clone(),
+                    value: column.data_type().to_string(),
+                    reason: format!("cannot be stored as {}: {e}", field.data_type()),
+                }
+            })?
+        } else if widens(column.data_type(), field.data_type()) {
+            cast_with_options(column, field.data_type(), &CastOptions::default())?
+        } else {
+            return Err(Error::SchemaMismatch {
+                column: field.name().clone(),
+                expected: field.data_type().to_string(),
+                found: column.data_type().to_string(),
+            });
+        };
+        if !field.is_nullable() && column.null_count() > 0 {
+            return Err(Error::InvalidArgument(format!(
+                "column `{}` is not nullable but the input has {} nulls in it",
+                field.name(),
+                column.null_count()
+            )));
+        }
+        columns.push(column);
+    }
+    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    Ok(RecordBatch::try_new_with_options(
+        target.clone(),
+        columns,
+        &options,
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int32Array, Int64Array, StringArray};
+    use arrow::datatypes::Field;
+    use arrow::datatypes::Schema;
+    use std::sync::Arc;
+
+    #[test]
+    fn widening_is_lossless_only() {
+        assert!(widens(&DataType::Int8, &DataType::Int64));
+        assert!(widens(&DataType::Int32, &DataType::Float64));
+        assert!(!widens(&DataType::Int64, &DataType::Float64));
+        assert!(!widens(&DataType::Int64, &DataType::Int32));
+        assert!(widens(&DataType::Float32, &DataType::Float64));
+        assert!(!widens(&DataType::Float64, &DataType::Float32));
+        assert!(widens(&DataType::Utf8, &DataType::LargeUtf8));
+        let ms = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+        let us = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        assert!(widens(&ms, &us));
+        assert!(!widens(&us, &ms));
+        assert!(widens(
+            &DataType::Decimal128(10, 2),
+            &DataType::Decimal128(12, 2)
+        ));
+        assert!(!widens(
+            &DataType::Decimal128(10, 2),
+            &DataType::Decimal128(10, 3)
+        ));
+    }
+
+    #[test]
+    fn conform_casts_reorders_and_names_the_offending_column() {
+        let target = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        let input = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("name", DataType::Utf8, true),
+                Field::new("id", DataType::Int32, true),
+            ])),
+            vec![
+                Arc::new(StringArray::from(vec!["a", "b"])),
+                Arc::new(Int32Array::from(vec![1, 2])),
+            ],
+        )
+        .unwrap();
+        let out = conform(&input, &target, &[]).unwrap();
+        assert_eq!(out.schema(), target);
+        assert_eq!(
+            out.column(0).as_any().downcast_ref::<Int64Array>().unwrap(),
+            &Int64Array::from(vec![1, 2])
+        );
+
+        let narrow = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int32, false),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        let wide = conform(&out, &narrow, &[]).unwrap_err();
+        assert!(
+            matches!(&wide, Error::SchemaMismatch { column, expected, found }
+                if column == "id" && expected == "Int32" && found == "Int64"),
+            "{wide}"
+        );
+
+        let with_null = RecordBatch::try_new(
+            input.schema(),
+            vec![
+                Arc::new(StringArray::from(vec!["a", "b"])),
+                Arc::new(Int32Array::from(vec![Some(1), None])),
+            ],
+        )
+        .unwrap();
+        let error = conform(&with_null, &target, &[]).unwrap_err();
+        assert!(error.to_string().contains("`id`"), "{error}");
+    }
+}

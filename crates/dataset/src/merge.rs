@@ -1,0 +1,455 @@
+//! Merges and deletes. `insert`, `update` and `upsert` match input rows to dataset rows by
+//! key; `delete` removes the rows a filter matches. Each rewrites only the files that hold
+//! affected rows, and commits once.
+//!
+//! A merge works in three steps, over as few files as the index allows:
+//! 1. Candidates: the files whose partition values and key statistics may hold one of the
+//!    input's keys ([`KeyProbe`]). No other file is opened.
+//! 2. Matching: the candidates' key columns are read and matched against the input.
+//! 3. Rewriting (`update`, `upsert`): files with a matched row that changes are read in
+//!    full, their changed rows compared, and written again without the rows replaced; then
+//!    the input rows that are new or changed are written.
+//!
+//! The input of a merge is held in memory, deduplicated by key (the last row wins); the
+//! dataset's files are streamed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, BooleanArray, RecordBatch, UInt32Array};
+use arrow::buffer::BooleanBuffer;
+use arrow::compute::{concat_batches, filter_record_batch, take_record_batch};
+use arrow::datatypes::SchemaRef;
+use arrow::row::{RowConverter, Rows, SortField};
+use futures::{StreamExt, TryStreamExt, stream};
+
+use crate::conform::conform;
+use crate::error::{Error, Result};
+use crate::filter::{Expr, StatsSource};
+use crate::log::LogStore;
+use crate::scalar::Scalar;
+use crate::scan::ScanBuilder;
+use crate::snapshot::{FileEntry, Snapshot};
+use crate::write::FileWriter;
+
+/// Candidate files read at once while matching keys.
+const MATCH_CONCURRENCY: usize = 4;
+
+/// What a merge or delete removed and counted; the files it wrote are the writer's.
+#[derive(Debug, Default)]
+pub(crate) struct Rewrite {
+    /// Files replaced or dropped.
+    pub remove: Vec<FileEntry>,
+    pub rows_inserted: u64,
+    pub rows_updated: u64,
+    pub rows_deleted: u64,
+    pub rows_unchanged: u64,
+}
+
+/// Which files may hold one of a set of keys, judged by partition values and statistics.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct KeyProbe {
+    columns: Vec<ProbeColumn>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct ProbeColumn {
+    name: String,
+    /// Distinct non-null values, sorted.
+    values: Vec<Scalar>,
+    has_null: bool,
+}
+
+impl KeyProbe {
+    /// The probe for the keys in `key` columns of `rows`.
+    pub fn new(key: &[String], rows: &RecordBatch) -> Result<Self> {
+        let mut columns = Vec::with_capacity(key.len());
+        for name in key {
+            let array = rows
+                .column_by_name(name)
+                .ok_or_else(|| Error::UnknownColumn {
+                    column: name.clone(),
+                    context: Some("key column missing from the input".into()),
+                })?;
+            let mut values = Vec::with_capacity(array.len());
+            for i in 0..array.len() {
+                if array.is_valid(i) {
+                    values.push(Scalar::from_array(array.as_ref(), i)?);
+                }
+            }
+            values.sort_by(|a, b| a.compare(b).unwrap_or(std::cmp::Ordering::Equal));
+            values.dedup();
+            columns.push(ProbeColumn {
+                name: name.clone(),
+                has_null: array.null_count() > 0,
+                values,
+            });
+        }
+        Ok(KeyProbe { columns })
+    }
+
+    /// Whether a file (or a partition) described by `stats` may hold one of the keys.
+    /// Each key column is judged on its own, so this can say yes for a file that holds
+    /// none; it never says no for a file that holds one.
+    pub fn may_hold(&self, stats: &dyn StatsSource) -> bool {
+        self.columns.iter().all(|c| c.may_hold(stats))
+    }
+}
+
+impl ProbeColumn {
+    fn may_hold(&self, stats: &dyn StatsSource) -> bool {
+        let nulls = stats.null_count(&self.name);
+        if self.has_null && nulls != Some(0) {
+            return true;
+        }
+        if nulls.is_some() && nulls == stats.row_count() {
+            return false; // every value is null, and no key is
+        }
+        let (min, max) = (stats.min(&self.name), stats.max(&self.name));
+        let first = match &min {
+            Some(min) => self
+                .values
+                .partition_point(|v| v.compare(min) == Some(std::cmp::Ordering::Less)),
+            None => 0,
+        };
+        match (self.values.get(first), &max) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(v), Some(max)) => v.compare(max) != Some(std::cmp::Ordering::Greater),
+        }
+    }
+}
+
+/// The key columns of a merge: the ones asked for, or for `insert` without any, every
+/// column of the dataset (the whole row).
+pub(crate) fn resolve_key(
+    key: &[String],
+    schema: &SchemaRef,
+    input: &SchemaRef,
+) -> Result<Vec<String>> {
+    let key: Vec<String> = if key.is_empty() {
+        schema.fields().iter().map(|f| f.name().clone()).collect()
+    } else {
+        key.to_vec()
+    };
+    for name in &key {
+        if schema.field_with_name(name).is_err() {
+            return Err(Error::UnknownColumn {
+                column: name.clone(),
+                context: Some("key column missing from the dataset".into()),
+            });
+        }
+        if input.field_with_name(name).is_err() {
+            return Err(Error::UnknownColumn {
+                column: name.clone(),
+                context: Some("key column missing from the input".into()),
+            });
+        }
+    }
+    Ok(key)
+}
+
+/// Rows of `key` columns as comparable bytes (nulls equal to nulls).
+fn key_rows(converter: &RowConverter, batch: &RecordBatch, key: &[String]) -> Result<Rows> {
+    let columns = key
+        .iter()
+        .map(|k| {
+            batch
+                .column_by_name(k)
+                .cloned()
+                .ok_or_else(|| Error::UnknownColumn {
+                    column: k.clone(),
+                    context: Some("key column".into()),
+                })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(converter.convert_columns(&columns)?)
+}
+
+fn converter_for(schema: &SchemaRef, columns: &[String]) -> Result<RowConverter> {
+    let fields = columns
+        .iter()
+        .map(|c| {
+            let field = schema
+                .field_with_name(c)
+                .map_err(|_| Error::UnknownColumn {
+                    column: c.clone(),
+                    context: None,
+                })?;
+            Ok(SortField::new(field.data_type().clone()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RowConverter::new(fields)?)
+}
+
+/// Keeps the last row of each key, in input order.
+pub(crate) fn dedup_last(batch: &RecordBatch, key: &[String]) -> Result<RecordBatch> {
+    let converter = converter_for(&batch.schema(), key)?;
+    let rows = key_rows(&converter, batch, key)?;
+    let mut last: HashMap<&[u8], u32> = HashMap::with_capacity(batch.num_rows());
+    for (i, row) in rows.iter().enumerate() {
+        last.insert(row.data(), i as u32);
+    }
+    if last.len() == batch.num_rows() {
+        return Ok(batch.clone());
+    }
+    let mut keep: Vec<u32> = last.into_values().collect();
+    keep.sort_unstable();
+    Ok(take_record_batch(batch, &UInt32Array::from(keep))?)
+}
+
+/// The input of a merge: every batch conformed to `schema`, as one batch, deduplicated by
+/// `key`.
+pub(crate) fn prepare_input(
+    batches: Vec<RecordBatch>,
+    schema: &SchemaRef,
+    partitions: &[String],
+    key: &[String],
+) -> Result<RecordBatch> {
+    let conformed = batches
+        .iter()
+        .map(|b| conform(b, schema, partitions))
+        .collect::<Result<Vec<_>>>()?;
+    let input = concat_batches(schema, &conformed)?;
+    for name in key {
+        let nullable = schema
+            .field_with_name(name)
+            .map(|f| f.is_nullable())
+            .unwrap_or(true);
+        let nulls = input.column_by_name(name).map_or(0, |c| c.null_count());
+        if !nullable && nulls > 0 {
+            return Err(Error::InvalidArgument(format!(
+                "key column `{name}` is not nullable but the input has {nulls} nulls in it"
+            )));
+        }
+    }
+    dedup_last(&input, key)
+}
+
+/// How an input row relates to the dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Match {
+    /// No dataset row has its key.
+    None,
+    /// A dataset row with its key differs from it.
+    Changed,
+    /// A dataset row with its key equals it.
+    Same,
+}
+
+/// Matches `input` (conformed and deduplicated) against `snapshot` by `key` and writes
+/// what `mode` asks for through `writer`.
+pub(crate) async fn merge(
+    log: &LogStore,
+    snapshot: &Arc<Snapshot>,
+    input: &RecordBatch,
+    key: &[String],
+    mode: crate::options::WriteMode,
+    writer: &mut FileWriter<'_>,
+) -> Result<(Rewrite, KeyProbe)> {
+    use crate::options::WriteMode;
+    let schema = snapshot.schema();
+    let probe = KeyProbe::new(key, input)?;
+    let key_converter = converter_for(&schema, key)?;
+    let input_keys = key_rows(&key_converter, input, key)?;
+    let index: HashMap<&[u8], u32> = input_keys
+        .iter()
+        .enumerate()
+        .map(|(i, row)| (row.data(), i as u32))
+        .collect();
+
+    // 1. Candidates, 2. matching: (file, [(row in file, input row)]).
+    let candidates: Vec<FileEntry> = snapshot
+        .files()
+        .filter(|f| probe.may_hold(&snapshot.stats_view(f, false)))
+        .cloned()
+        .collect();
+    let matched: Vec<(FileEntry, Vec<(u32, u32)>)> = stream::iter(candidates)
+        .map(|file| {
+            let (key_converter, index) = (&key_converter, &index);
+            async move {
+                let scan = ScanBuilder::new(log.clone(), snapshot.clone())
+                    .with_files(vec![file.clone()])
+                    .with_columns(key.iter().cloned())
+                    .with_concurrency(1);
+                let mut batches = scan.stream()?;
+                let mut found = Vec::new();
+                let mut offset = 0u32;
+                while let Some(batch) = batches.next().await {
+                    let batch = batch?;
+                    let rows = key_rows(key_converter, &batch, key)?;
+                    for (i, row) in rows.iter().enumerate() {
+                        if let Some(&source) = index.get(row.data()) {
+                            found.push((offset + i as u32, source));
+                        }
+                    }
+                    offset += batch.num_rows() as u32;
+                }
+                Ok::<_, Error>((file, found))
+            }
+        })
+        .buffered(MATCH_CONCURRENCY)
+        .try_filter(|(_, found)| std::future::ready(!found.is_empty()))
+        .try_collect()
+        .await?;
+
+    let mut state = vec![Match::None; input.num_rows()];
+    let mut rewrite = Rewrite::default();
+    if mode == WriteMode::Insert {
+        for (_, found) in &matched {
+            for &(_, source) in found {
+                state[source as usize] = Match::Same;
+            }
+        }
+    } else {
+        // 3. Compare matched rows in full; files with a changed row are rewritten.
+        let all: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let row_converter = converter_for(&schema, &all)?;
+        let input_rows = row_converter.convert_columns(input.columns())?;
+        let mut changed_files = Vec::new();
+        for (file, found) in matched {
+            let by_row: HashMap<u32, u32> = found.iter().copied().collect();
+            let mut keep = vec![true; file.rows as usize];
+            let mut any_changed = false;
+            let mut batches = read_file(log, snapshot, &file, None)?;
+            let mut offset = 0usize;
+            while let Some(batch) = batches.next().await {
+                let batch = batch?;
+                let columns: Vec<_> = all
+                    .iter()
+                    .filter_map(|c| batch.column_by_name(c).cloned())
+                    .collect();
+                let rows = row_converter.convert_columns(&columns)?;
+                for i in 0..batch.num_rows() {
+                    let Some(&source) = by_row.get(&((offset + i) as u32)) else {
+                        continue;
+                    };
+                    if rows.row(i) == input_rows.row(source as usize) {
+                        state[source as usize] = Match::Same;
+                    } else {
+                        if state[source as usize] == Match::None {
+                            state[source as usize] = Match::Changed;
+                        }
+                        if let Some(k) = keep.get_mut(offset + i) {
+                            *k = false;
+                        }
+                        any_changed = true;
+                    }
+                }
+                offset += batch.num_rows();
+            }
+            if any_changed {
+                changed_files.push((file, BooleanBuffer::from(keep)));
+            }
+        }
+        for (file, keep) in changed_files {
+            copy_kept_rows(log, snapshot, &file, &keep, writer).await?;
+            rewrite.remove.push(file);
+        }
+    }
+
+    let write = |m: Match| match mode {
+        WriteMode::Insert => m == Match::None,
+        WriteMode::Update => m == Match::Changed,
+        _ => m != Match::Same,
+    };
+    let mask = BooleanArray::from(state.iter().map(|&m| write(m)).collect::<Vec<_>>());
+    let new_rows = filter_record_batch(input, &mask)?;
+    writer.write(new_rows).await?;
+    for m in &state {
+        match m {
+            Match::None if mode != WriteMode::Update => rewrite.rows_inserted += 1,
+            Match::Changed => rewrite.rows_updated += 1,
+            Match::Same => rewrite.rows_unchanged += 1,
+            Match::None => {}
+        }
+    }
+    Ok((rewrite, probe))
+}
+
+/// Removes the rows `filter` (bound to the snapshot's schema) matches: files it matches
+/// whole are dropped unread, files it matches in part are written again without them.
+pub(crate) async fn delete(
+    log: &LogStore,
+    snapshot: &Arc<Snapshot>,
+    filter: &Expr,
+    writer: &mut FileWriter<'_>,
+) -> Result<Rewrite> {
+    let plan = ScanBuilder::new(log.clone(), snapshot.clone())
+        .with_filter(filter.clone())
+        .plan()?;
+    let filter = plan.filter.clone().unwrap_or_else(|| filter.clone());
+    let columns: Vec<String> = filter.columns().into_iter().collect();
+    let mut rewrite = Rewrite::default();
+    for file in plan.files {
+        if filter.must_match(&snapshot.stats_view(&file, false)) {
+            rewrite.rows_deleted += file.rows;
+            rewrite.remove.push(file);
+            continue;
+        }
+        let mut keep = Vec::with_capacity(file.rows as usize);
+        let mut batches = read_file(log, snapshot, &file, Some(&columns))?;
+        while let Some(batch) = batches.next().await {
+            let matches = filter.evaluate(&batch?)?;
+            keep.extend((0..matches.len()).map(|i| !(matches.is_valid(i) && matches.value(i))));
+        }
+        let deleted = keep.iter().filter(|k| !**k).count() as u64;
+        if deleted == 0 {
+            continue;
+        }
+        rewrite.rows_deleted += deleted;
+        if deleted < file.rows {
+            copy_kept_rows(log, snapshot, &file, &BooleanBuffer::from(keep), writer).await?;
+        }
+        rewrite.remove.push(file);
+    }
+    Ok(rewrite)
+}
+
+/// Streams one file's rows in order (all columns, or `columns`), partition columns included.
+fn read_file(
+    log: &LogStore,
+    snapshot: &Arc<Snapshot>,
+    file: &FileEntry,
+    columns: Option<&[String]>,
+) -> Result<crate::scan::RecordBatchStream> {
+    let mut scan = ScanBuilder::new(log.clone(), snapshot.clone())
+        .with_files(vec![file.clone()])
+        .with_concurrency(1);
+    if let Some(columns) = columns {
+        scan = scan.with_columns(columns.iter().cloned());
+    }
+    scan.stream()
+}
+
+/// Writes the rows of `file` that `keep` marks through `writer`.
+async fn copy_kept_rows(
+    log: &LogStore,
+    snapshot: &Arc<Snapshot>,
+    file: &FileEntry,
+    keep: &BooleanBuffer,
+    writer: &mut FileWriter<'_>,
+) -> Result<()> {
+    let mut batches = read_file(log, snapshot, file, None)?;
+    let mut offset = 0usize;
+    while let Some(batch) = batches.next().await {
+        let batch = batch?;
+        let rows = batch.num_rows();
+        if offset + rows > keep.len() {
+            break;
+        }
+        let mask = BooleanArray::new(keep.slice(offset, rows), None);
+        writer.write(filter_record_batch(&batch, &mask)?).await?;
+        offset += rows;
+    }
+    if offset as u64 != file.rows || offset != keep.len() {
+        return Err(Error::CorruptFile {
+            path: file.path.clone(),
+            message: format!(
+                "the index records {} rows but {offset} were read",
+                file.rows
+            ),
+        });
+    }
+    Ok(())
+}
