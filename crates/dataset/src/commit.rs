@@ -182,7 +182,8 @@ fn build_commit(
         operation,
         options: pending.options.clone(),
         read_version,
-        schema: first.then(|| pending.schema.as_ref().clone()),
+        schema: (first || pending.schema.as_ref() != base.data_schema().as_ref())
+            .then(|| pending.schema.as_ref().clone()),
         partitioning: first.then(|| pending.partitioning.clone()),
         properties: pending.properties.clone(),
         add: pending.add.iter().map(|f| base.add_file(f)).collect(),

@@ -1,11 +1,14 @@
 //! Fitting input batches to a dataset's schema. Only lossless casts are made: a value
 //! that would change is a typed error naming the column and both types.
 
-use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, new_null_array};
 use arrow::compute::{CastOptions, cast_with_options};
-use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Schema, SchemaRef, TimeUnit};
 
 use crate::error::{Error, Result};
+use crate::options::SchemaMode;
 
 /// Whether every value of type `from` is exactly representable in type `to`.
 pub fn widens(from: &DataType, to: &DataType) -> bool {
@@ -58,15 +61,67 @@ fn unit_rank(unit: &TimeUnit) -> u8 {
     }
 }
 
+/// The data schema a dataset has after a write whose input has the columns of `input`
+/// (partition columns, named in `partitions`, are left out). Under [`SchemaMode::Strict`]
+/// it is `current`; under [`SchemaMode::Merge`], `current` with columns widened to the
+/// input's types and the input's new columns added at the end (nullable). A column whose
+/// types neither widens into the other is an error naming it.
+pub(crate) fn evolve(
+    current: &SchemaRef,
+    input: &Schema,
+    partitions: &[String],
+    mode: SchemaMode,
+) -> Result<SchemaRef> {
+    if mode == SchemaMode::Strict {
+        return Ok(current.clone());
+    }
+    let mut fields = Vec::with_capacity(current.fields().len());
+    for field in current.fields() {
+        match input.field_with_name(field.name()) {
+            Ok(new) if widens(new.data_type(), field.data_type()) => fields.push(field.clone()),
+            Ok(new) if widens(field.data_type(), new.data_type()) => fields.push(Arc::new(
+                field.as_ref().clone().with_data_type(new.data_type().clone()),
+            )),
+            Ok(new) => {
+                return Err(Error::SchemaMismatch {
+                    column: field.name().clone(),
+                    expected: field.data_type().to_string(),
+                    found: new.data_type().to_string(),
+                });
+            }
+            Err(_) => fields.push(field.clone()),
+        }
+    }
+    for field in input.fields() {
+        if !partitions.contains(field.name()) && current.field_with_name(field.name()).is_err() {
+            fields.push(Arc::new(field.as_ref().clone().with_nullable(true)));
+        }
+    }
+    if fields.len() == current.fields().len()
+        && fields.iter().zip(current.fields()).all(|(a, b)| a == b)
+    {
+        return Ok(current.clone());
+    }
+    Ok(Arc::new(Schema::new_with_metadata(
+        fields,
+        current.metadata().clone(),
+    )))
+}
+
 /// `batch` with exactly the columns of `target`, in its order, each cast to its type where
-/// that is lossless. A missing column, an extra column, a narrowing type or a null in a
-/// non-nullable column is an error naming the column. Columns named in `partitions` are
+/// that is lossless. A missing column (unless `missing_as_null` and the column is
+/// nullable: then it is filled with nulls), an extra column, a narrowing type or a null in
+/// a non-nullable column is an error naming the column. Columns named in `partitions` are
 /// cast like partition values are (checked per value, not per type).
 pub(crate) fn conform(
     batch: &RecordBatch,
     target: &SchemaRef,
     partitions: &[String],
+    missing_as_null: bool,
 ) -> Result<RecordBatch> {
+    if batch.schema() == *target {
+        return Ok(batch.clone());
+    }
     let source = batch.schema();
     if let Some(extra) = source
         .fields()
@@ -81,13 +136,20 @@ pub(crate) fn conform(
     }
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(target.fields().len());
     for field in target.fields() {
-        let column = batch
-            .column_by_name(field.name())
-            .ok_or_else(|| Error::SchemaMismatch {
-                column: field.name().clone(),
-                expected: field.data_type().to_string(),
-                found: "absent".into(),
-            })?;
+        let column = match batch.column_by_name(field.name()) {
+            Some(column) => column,
+            None if missing_as_null && field.is_nullable() => {
+                columns.push(new_null_array(field.data_type(), batch.num_rows()));
+                continue;
+            }
+            None => {
+                return Err(Error::SchemaMismatch {
+                    column: field.name().clone(),
+                    expected: field.data_type().to_string(),
+                    found: "absent".into(),
+                });
+            }
+        };
         let column = if column.data_type() == field.data_type() {
             column.clone()
         } else if partitions.contains(field.name()) {
@@ -176,7 +238,7 @@ mod tests {
             ],
         )
         .unwrap();
-        let out = conform(&input, &target, &[]).unwrap();
+        let out = conform(&input, &target, &[], false).unwrap();
         assert_eq!(out.schema(), target);
         assert_eq!(
             out.column(0).as_any().downcast_ref::<Int64Array>().unwrap(),
@@ -187,7 +249,7 @@ mod tests {
             Field::new("id", DataType::Int32, false),
             Field::new("name", DataType::Utf8, true),
         ]));
-        let wide = conform(&out, &narrow, &[]).unwrap_err();
+        let wide = conform(&out, &narrow, &[], false).unwrap_err();
         assert!(
             matches!(&wide, Error::SchemaMismatch { column, expected, found }
                 if column == "id" && expected == "Int32" && found == "Int64"),
@@ -202,7 +264,7 @@ mod tests {
             ],
         )
         .unwrap();
-        let error = conform(&with_null, &target, &[]).unwrap_err();
+        let error = conform(&with_null, &target, &[], false).unwrap_err();
         assert!(error.to_string().contains("`id`"), "{error}");
     }
 }

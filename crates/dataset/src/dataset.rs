@@ -15,11 +15,12 @@ use serde::Serialize;
 
 use crate::adopt::{adoptable_files, index_files, infer_partitioning, list_data_files};
 use crate::checkpoint::{read_checkpoint, write_checkpoint};
-use crate::commit::{ConflictScope, PendingCommit, check_schema, commit};
+use crate::commit::{ConflictScope, PendingCommit, commit};
+use crate::conform::{conform, evolve};
 use crate::error::{Error, Result};
 use crate::filter::Expr;
 use crate::log::{Commit, LogStore, Operation};
-use crate::options::{WriteMode, WriteOptions};
+use crate::options::{SchemaMode, WriteMode, WriteOptions};
 use crate::scan::ScanBuilder;
 use crate::snapshot::{FileEntry, Snapshot};
 use crate::store::resolve;
@@ -531,7 +532,7 @@ where
     let mut batches = data.into_iter();
     let first = loop {
         match batches.next() {
-            None => return Ok((None, WriteResult::default())),
+            None => return overwrite_with_nothing(log, base, options).await,
             Some(batch) => {
                 let batch = batch?;
                 if batch.num_rows() > 0 {
@@ -562,6 +563,36 @@ where
     create_or_append(log, base, first, batches, options).await
 }
 
+/// An input without rows: an overwrite empties the dataset; every other mode does nothing.
+async fn overwrite_with_nothing(
+    log: &LogStore,
+    base: Option<&Snapshot>,
+    options: &WriteOptions,
+) -> Result<(Option<Snapshot>, WriteResult)> {
+    let Some(base) = base.filter(|b| options.mode == WriteMode::Overwrite && b.files().len() > 0)
+    else {
+        return Ok((None, WriteResult::default()));
+    };
+    let pending = PendingCommit {
+        operation: Operation::Overwrite,
+        options: serde_json::to_value(options).unwrap_or_default(),
+        schema: base.data_schema().clone(),
+        partitioning: base.partitioning().to_vec(),
+        properties: (!options.properties.is_empty()).then(|| options.properties.clone()),
+        add: Vec::new(),
+        remove: base.files().cloned().collect(),
+        scope: ConflictScope::All,
+        metadata: options.metadata.clone(),
+    };
+    let summary = summarize(&pending);
+    let snapshot = commit_written(log, Some(base), &pending).await?;
+    let result = WriteResult {
+        version: Some(snapshot.version()),
+        ..summary
+    };
+    Ok((Some(snapshot), result))
+}
+
 /// Appends or overwrites (creating the dataset if there is no `base`).
 async fn create_or_append(
     log: &LogStore,
@@ -574,11 +605,14 @@ async fn create_or_append(
     let partitioning =
         resolve_partitioning(&input_schema, options, base.map(|s| s.partitioning()))?;
     let schema = data_schema(&input_schema, &partitioning);
+    let partition_names: Vec<String> = partitioning.iter().map(|p| p.name.clone()).collect();
     let schema = match base {
-        Some(s) => {
-            check_schema(s.data_schema(), &schema)?;
-            s.data_schema().clone()
-        }
+        Some(s) => evolve(
+            s.data_schema(),
+            &input_schema,
+            &partition_names,
+            options.schema_mode,
+        )?,
         None => schema,
     };
     // A writer creating a dataset announces itself before writing any data file, so
@@ -617,7 +651,30 @@ async fn write_and_commit(
     options: &WriteOptions,
 ) -> Result<(Option<Snapshot>, WriteResult)> {
     let mut writer = FileWriter::try_new(log, schema.clone(), partitioning.clone(), options)?;
-    let written = write_all(&mut writer, &input_schema, first, batches).await;
+    // What every input batch is conformed to: the data columns, then the partition columns.
+    let target: arrow::datatypes::SchemaRef = Arc::new(arrow::datatypes::Schema::new(
+        schema
+            .fields()
+            .iter()
+            .cloned()
+            .chain(partitioning.iter().map(|p| {
+                let nullable = input_schema
+                    .field_with_name(&p.name)
+                    .map_or(true, |f| f.is_nullable());
+                Arc::new(arrow::datatypes::Field::new(
+                    &p.name,
+                    p.data_type.clone(),
+                    nullable,
+                ))
+            }))
+            .collect::<Vec<_>>(),
+    ));
+    let partition_names: Vec<String> = partitioning.iter().map(|p| p.name.clone()).collect();
+    let missing_as_null = options.schema_mode == SchemaMode::Merge;
+    let conformed = std::iter::once(Ok(first)).chain(batches).map(|batch| {
+        conform(&batch?, &target, &partition_names, missing_as_null)
+    });
+    let written = writer.write_all(conformed).await;
     let entries = match written {
         Ok(()) => writer.finish().await,
         Err(e) => Err(e),
@@ -714,18 +771,22 @@ async fn merge_and_commit(
     input: Vec<RecordBatch>,
     options: &WriteOptions,
 ) -> Result<(Option<Snapshot>, WriteResult)> {
-    let snapshot = Arc::new(base.clone());
-    let schema = snapshot.schema();
     let partitions: Vec<String> = base.partitioning().iter().map(|p| p.name.clone()).collect();
     let input_schema = input[0].schema();
-    let key = crate::merge::resolve_key(&options.key, &schema, &input_schema)?;
-    let input = crate::merge::prepare_input(input, &schema, &partitions, &key)?;
-    let mut writer = FileWriter::try_new(
-        log,
-        base.data_schema().clone(),
-        base.partitioning().to_vec(),
-        options,
+    // The dataset is read at the schema it will have, so that rows compare.
+    let evolved = evolve(
+        base.data_schema(),
+        &input_schema,
+        &partitions,
+        options.schema_mode,
     )?;
+    let snapshot = Arc::new(base.with_data_schema(evolved.clone()));
+    let schema = snapshot.schema();
+    let key = crate::merge::resolve_key(&options.key, &schema, &input_schema)?;
+    let missing_as_null = options.schema_mode == SchemaMode::Merge;
+    let input =
+        crate::merge::prepare_input(input, &schema, &partitions, &key, missing_as_null)?;
+    let mut writer = FileWriter::try_new(log, evolved, base.partitioning().to_vec(), options)?;
     let merged = crate::merge::merge(log, &snapshot, &input, &key, options.mode, &mut writer).await;
     let (rewrite, probe) = match merged {
         Ok(done) => done,
@@ -740,13 +801,15 @@ async fn merge_and_commit(
         _ => Operation::Upsert,
     };
     let scope = ConflictScope::Keys(Arc::new(probe));
-    finish_rewrite(log, base, writer, rewrite, operation, scope, options).await
+    finish_rewrite(log, &snapshot, base, writer, rewrite, operation, scope, options).await
 }
 
 /// Finishes the files of a merge or delete and commits them with the files it removes;
 /// commits nothing when nothing changed.
+#[allow(clippy::too_many_arguments)]
 async fn finish_rewrite(
     log: &LogStore,
+    target: &Snapshot,
     base: &Snapshot,
     mut writer: FileWriter<'_>,
     rewrite: crate::merge::Rewrite,
@@ -777,7 +840,7 @@ async fn finish_rewrite(
     let pending = PendingCommit {
         operation,
         options: serde_json::to_value(options).unwrap_or_default(),
-        schema: base.data_schema().clone(),
+        schema: target.data_schema().clone(),
         partitioning: base.partitioning().to_vec(),
         properties: (!options.properties.is_empty()).then(|| options.properties.clone()),
         add: entries,
@@ -793,18 +856,17 @@ async fn finish_rewrite(
 /// Deletes the rows `filter` matches from `base` and commits.
 async fn delete_impl(
     log: &LogStore,
-    base: &Snapshot,
+    base: &Arc<Snapshot>,
     filter: &Expr,
     options: &WriteOptions,
 ) -> Result<(Option<Snapshot>, WriteResult)> {
-    let snapshot = Arc::new(base.clone());
     let mut writer = FileWriter::try_new(
         log,
         base.data_schema().clone(),
         base.partitioning().to_vec(),
         options,
     )?;
-    let rewrite = match crate::merge::delete(log, &snapshot, filter, &mut writer).await {
+    let rewrite = match crate::merge::delete(log, base, filter, &mut writer).await {
         Ok(rewrite) => rewrite,
         Err(e) => {
             writer.abort().await;
@@ -813,6 +875,7 @@ async fn delete_impl(
     };
     finish_rewrite(
         log,
+        base,
         base,
         writer,
         rewrite,
@@ -823,20 +886,3 @@ async fn delete_impl(
     .await
 }
 
-async fn write_all(
-    writer: &mut FileWriter<'_>,
-    input_schema: &arrow::datatypes::SchemaRef,
-    first: RecordBatch,
-    rest: impl Iterator<Item = std::result::Result<RecordBatch, ArrowError>>,
-) -> Result<()> {
-    let rest = rest.map(|batch| {
-        let batch = batch?;
-        if batch.schema() != *input_schema {
-            check_schema(input_schema, &batch.schema())?;
-        }
-        Ok(batch)
-    });
-    writer
-        .write_all(std::iter::once(Ok(first)).chain(rest))
-        .await
-}

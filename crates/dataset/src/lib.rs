@@ -75,7 +75,9 @@ pub use error::{Error, Result};
 pub use filter::{Expr, col, lit};
 pub use layout::PartitionField;
 pub use log::{Commit, Operation};
-pub use options::{Codec, CompressionSpec, SortColumn, StatisticsLevel, WriteMode, WriteOptions};
+pub use options::{
+    Codec, CompressionSpec, SchemaMode, SortColumn, StatisticsLevel, WriteMode, WriteOptions,
+};
 pub use scalar::Scalar;
 pub use scan::{RecordBatchStream, ScanBuilder, ScanExplain, ScanPlan};
 pub use snapshot::{FileEntry, Snapshot};

@@ -198,17 +198,18 @@ pub(crate) fn dedup_last(batch: &RecordBatch, key: &[String]) -> Result<RecordBa
     Ok(take_record_batch(batch, &UInt32Array::from(keep))?)
 }
 
-/// The input of a merge: every batch conformed to `schema`, as one batch, deduplicated by
-/// `key`.
+/// The input of a merge: every batch conformed to `schema` (see [`conform`]), as one
+/// batch, deduplicated by `key`.
 pub(crate) fn prepare_input(
     batches: Vec<RecordBatch>,
     schema: &SchemaRef,
     partitions: &[String],
     key: &[String],
+    missing_as_null: bool,
 ) -> Result<RecordBatch> {
     let conformed = batches
         .iter()
-        .map(|b| conform(b, schema, partitions))
+        .map(|b| conform(b, schema, partitions, missing_as_null))
         .collect::<Result<Vec<_>>>()?;
     let input = concat_batches(schema, &conformed)?;
     for name in key {

@@ -31,6 +31,45 @@ pub enum WriteMode {
     Upsert,
 }
 
+/// How a write treats an input whose columns differ from the dataset's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum SchemaMode {
+    /// The input has exactly the dataset's columns; a type is cast when that loses nothing
+    /// (`Int32` into `Int64`); anything else is a `SchemaMismatch` naming the column.
+    #[default]
+    Strict,
+    /// New input columns are added to the dataset (nullable); a column whose input type is
+    /// wider is widened (`Int32` to `Int64`, `Float32` to `Float64`, timestamps to the finer
+    /// unit); a nullable column the input lacks is filled with nulls. Files already written
+    /// are not rewritten: scans fill the columns they lack with nulls and cast the others.
+    /// Narrowing or incompatible changes are refused, naming the column.
+    Merge,
+}
+
+impl FromStr for SchemaMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "strict" => Ok(SchemaMode::Strict),
+            "merge" => Ok(SchemaMode::Merge),
+            other => Err(Error::InvalidArgument(format!(
+                "unknown schema mode {other:?} (expected strict or merge)"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for SchemaMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SchemaMode::Strict => "strict",
+            SchemaMode::Merge => "merge",
+        })
+    }
+}
+
 impl WriteMode {
     /// Whether the mode matches input rows to dataset rows by key.
     pub fn is_merge(self) -> bool {
@@ -250,6 +289,8 @@ pub struct WriteOptions {
     /// `upsert` modes. Nulls in a key match nulls. Empty for `insert` means the whole row
     /// (every column the input and the dataset share); `update` and `upsert` need a key.
     pub key: Vec<String>,
+    /// What to do when the input's columns differ from the dataset's (default strict).
+    pub schema_mode: SchemaMode,
     /// Compression codec and level (default zstd level 3).
     pub compression: CompressionSpec,
     /// Rows per row group (default 131 072).
@@ -288,6 +329,7 @@ impl Default for WriteOptions {
             mode: WriteMode::Append,
             partition_by: Vec::new(),
             key: Vec::new(),
+            schema_mode: SchemaMode::Strict,
             compression: CompressionSpec::default(),
             row_group_size: 131_072,
             max_rows_per_file: None,
@@ -317,6 +359,12 @@ impl WriteOptions {
         columns: impl IntoIterator<Item = S>,
     ) -> Self {
         self.partition_by = columns.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the schema mode.
+    pub fn with_schema_mode(mut self, mode: SchemaMode) -> Self {
+        self.schema_mode = mode;
         self
     }
 

@@ -566,6 +566,15 @@ impl ReadContext {
             };
             columns.insert(expected.name().as_str(), array);
         }
+        for &i in &self.data_needed {
+            let field = self.data_schema.field(i);
+            if !columns.contains_key(field.name().as_str()) && field.is_nullable() {
+                columns.insert(
+                    field.name().as_str(),
+                    arrow::array::new_null_array(field.data_type(), rows),
+                );
+            }
+        }
         let repeat = UInt32Array::from(vec![0u32; rows]);
         for (field, value) in self
             .snapshot
@@ -705,6 +714,8 @@ async fn read_file(
         let field = context.data_schema.field(i);
         match file_schema.index_of(field.name()) {
             Ok(j) => roots.push(j),
+            // A column added to the dataset after this file was written: nulls.
+            Err(_) if field.is_nullable() => {}
             Err(_) => {
                 return Err(Error::SchemaMismatch {
                     column: field.name().clone(),

@@ -74,6 +74,17 @@ impl Snapshot {
         }
     }
 
+    /// This snapshot with another data schema: the same columns in the same positions,
+    /// possibly widened, then new ones (what a schema-merging write commits).
+    pub(crate) fn with_data_schema(&self, schema: SchemaRef) -> Snapshot {
+        let columns = column_positions(&schema);
+        Snapshot {
+            schema,
+            columns,
+            ..self.clone()
+        }
+    }
+
     /// Builds version 0 from its commit.
     pub fn from_first_commit(commit: &Commit, path: &str) -> Result<Self> {
         let schema = commit.schema.clone().ok_or_else(|| Error::CorruptLog {

@@ -9,4 +9,5 @@ mod faults;
 mod log;
 mod merge;
 mod merge_model;
+mod schema;
 mod write_scan;

@@ -196,6 +196,12 @@ async fn empty_input_commits_nothing() {
         .unwrap();
     assert_eq!(result.version, None);
     assert_eq!(Dataset::open(&path).await.unwrap().version(), 0);
+    // Overwriting with no rows leaves no rows.
+    let overwrite = WriteOptions::default().with_mode(WriteMode::Overwrite);
+    let result = ds.write(Vec::new(), &overwrite).await.unwrap();
+    assert_eq!((result.version, result.rows_deleted), (Some(1), 10));
+    assert_eq!(ds.scan().count_rows().await.unwrap(), 0);
+    assert_eq!(ds.snapshot().files().len(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
