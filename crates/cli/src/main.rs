@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use dala_dataset::{CompressionSpec, Dataset, SortColumn, WriteMode, WriteOptions};
+use dala_dataset::{CompressionSpec, Dataset, SchemaMode, SortColumn, WriteMode, WriteOptions};
 
 /// Manage hive-partitioned Parquet datasets.
 #[derive(Parser)]
@@ -88,9 +88,20 @@ struct WriteArgs {
     /// Rows per file.
     #[arg(long)]
     max_rows_per_file: Option<usize>,
-    /// Sort row groups by these columns (`col`, `col:desc`), comma-separated.
+    /// Sort the rows of each file by these columns (`col`, `col:desc`), comma-separated.
     #[arg(long, value_delimiter = ',')]
     sort_by: Vec<SortColumn>,
+    /// Drop repeated input rows: equal on these columns, or on all columns when none are
+    /// given.
+    #[arg(long, value_delimiter = ',', num_args = 0..)]
+    unique: Option<Vec<String>>,
+    /// Derive partition columns named year, month, week, day, hour or date from this
+    /// timestamp column (recorded with the dataset for later writes).
+    #[arg(long)]
+    timestamp_column: Option<String>,
+    /// strict (the input has the dataset's columns) or merge (add new columns, widen types).
+    #[arg(long, default_value = "strict")]
+    schema_mode: SchemaMode,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -171,6 +182,9 @@ async fn write(args: WriteArgs) -> Result<()> {
         mode: args.mode,
         partition_by: args.partition_by,
         key: args.key,
+        unique: args.unique,
+        timestamp_column: args.timestamp_column,
+        schema_mode: args.schema_mode,
         compression: args.compression,
         max_rows_per_file: args.max_rows_per_file,
         sort_by: args.sort_by,

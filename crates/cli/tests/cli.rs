@@ -250,3 +250,52 @@ fn upsert_by_key_and_delete_by_filter() {
         "{history}"
     );
 }
+
+#[test]
+fn derived_partitions_unique_rows_and_schema_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("events.csv"),
+        "id,at\n1,2024-03-01T10:00:00\n1,2024-03-01T10:00:00\n2,2024-04-02T11:00:00\n",
+    )
+    .unwrap();
+    let out = ok(
+        &[
+            "write",
+            "events.csv",
+            "ds",
+            "--partition-by",
+            "year,month",
+            "--timestamp-column",
+            "at",
+            "--unique",
+        ],
+        dir.path(),
+    );
+    assert!(out.contains("2 rows inserted"), "{out}");
+    assert!(dir.path().join("ds/year=2024/month=4").is_dir());
+
+    std::fs::write(
+        dir.path().join("more.csv"),
+        "id,at,source\n3,2024-05-03T12:00:00,web\n",
+    )
+    .unwrap();
+    let refused = dala(&["write", "more.csv", "ds"], dir.path());
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("source"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    ok(
+        &["write", "more.csv", "ds", "--schema-mode", "merge"],
+        dir.path(),
+    );
+    let csv = ok(
+        &["scan", "ds", "--columns", "id,month,source", "--format", "csv"],
+        dir.path(),
+    );
+    let mut lines: Vec<&str> = csv.lines().skip(1).collect();
+    lines.sort();
+    assert_eq!(lines, vec!["1,3,", "2,4,", "3,5,web"]);
+}

@@ -80,7 +80,10 @@ pub(crate) fn evolve(
         match input.field_with_name(field.name()) {
             Ok(new) if widens(new.data_type(), field.data_type()) => fields.push(field.clone()),
             Ok(new) if widens(field.data_type(), new.data_type()) => fields.push(Arc::new(
-                field.as_ref().clone().with_data_type(new.data_type().clone()),
+                field
+                    .as_ref()
+                    .clone()
+                    .with_data_type(new.data_type().clone()),
             )),
             Ok(new) => {
                 return Err(Error::SchemaMismatch {

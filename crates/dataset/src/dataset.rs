@@ -17,9 +17,11 @@ use crate::adopt::{adoptable_files, index_files, infer_partitioning, list_data_f
 use crate::checkpoint::{read_checkpoint, write_checkpoint};
 use crate::commit::{ConflictScope, PendingCommit, commit};
 use crate::conform::{conform, evolve};
+use crate::derive::{TIMESTAMP_COLUMN_PROPERTY, derive_partitions};
 use crate::error::{Error, Result};
 use crate::filter::Expr;
 use crate::log::{Commit, LogStore, Operation};
+use crate::merge::Unique;
 use crate::options::{SchemaMode, WriteMode, WriteOptions};
 use crate::scan::ScanBuilder;
 use crate::snapshot::{FileEntry, Snapshot};
@@ -529,7 +531,30 @@ where
     I: IntoIterator<Item = std::result::Result<RecordBatch, ArrowError>>,
 {
     options.validate()?;
-    let mut batches = data.into_iter();
+    // Partition columns derived from a timestamp column are added to every batch, and
+    // duplicates dropped if asked.
+    let partition_names: Vec<String> = match (options.partition_by.is_empty(), base) {
+        (true, Some(b)) => b.partitioning().iter().map(|p| p.name.clone()).collect(),
+        _ => options.partition_by.clone(),
+    };
+    let timestamp_column = options
+        .timestamp_column
+        .clone()
+        .or_else(|| base.and_then(|b| b.properties().get(TIMESTAMP_COLUMN_PROPERTY).cloned()));
+    let mut unique = options
+        .unique
+        .as_ref()
+        .map(|columns| Unique::new(columns.clone()));
+    let mut batches = data.into_iter().map(move |batch| {
+        let mut batch = batch?;
+        if let Some(column) = &timestamp_column {
+            batch = derive_partitions(&batch, &partition_names, column)?;
+        }
+        if let Some(unique) = unique.as_mut() {
+            batch = unique.filter(&batch)?;
+        }
+        Ok::<_, Error>(batch)
+    });
     let first = loop {
         match batches.next() {
             None => return overwrite_with_nothing(log, base, options).await,
@@ -598,7 +623,7 @@ async fn create_or_append(
     log: &LogStore,
     base: Option<&Snapshot>,
     first: RecordBatch,
-    batches: impl Iterator<Item = std::result::Result<RecordBatch, ArrowError>>,
+    batches: impl Iterator<Item = Result<RecordBatch>>,
     options: &WriteOptions,
 ) -> Result<(Option<Snapshot>, WriteResult)> {
     let input_schema = first.schema();
@@ -645,7 +670,7 @@ async fn write_and_commit(
     base: Option<&Snapshot>,
     input_schema: arrow::datatypes::SchemaRef,
     first: RecordBatch,
-    batches: impl Iterator<Item = std::result::Result<RecordBatch, ArrowError>>,
+    batches: impl Iterator<Item = Result<RecordBatch>>,
     schema: arrow::datatypes::SchemaRef,
     partitioning: Vec<crate::layout::PartitionField>,
     options: &WriteOptions,
@@ -671,9 +696,9 @@ async fn write_and_commit(
     ));
     let partition_names: Vec<String> = partitioning.iter().map(|p| p.name.clone()).collect();
     let missing_as_null = options.schema_mode == SchemaMode::Merge;
-    let conformed = std::iter::once(Ok(first)).chain(batches).map(|batch| {
-        conform(&batch?, &target, &partition_names, missing_as_null)
-    });
+    let conformed = std::iter::once(Ok(first))
+        .chain(batches)
+        .map(|batch| conform(&batch?, &target, &partition_names, missing_as_null));
     let written = writer.write_all(conformed).await;
     let entries = match written {
         Ok(()) => writer.finish().await,
@@ -714,12 +739,16 @@ async fn write_and_commit(
         }
         _ => (Vec::new(), ConflictScope::Append, Operation::Append),
     };
+    let mut properties = options.properties.clone();
+    if let (None, Some(column)) = (base, &options.timestamp_column) {
+        properties.insert(TIMESTAMP_COLUMN_PROPERTY.to_string(), column.clone());
+    }
     let pending = PendingCommit {
         operation,
         options: serde_json::to_value(options).unwrap_or_default(),
         schema,
         partitioning,
-        properties: (!options.properties.is_empty()).then(|| options.properties.clone()),
+        properties: (!properties.is_empty()).then_some(properties),
         add: entries,
         remove,
         scope,
@@ -784,8 +813,7 @@ async fn merge_and_commit(
     let schema = snapshot.schema();
     let key = crate::merge::resolve_key(&options.key, &schema, &input_schema)?;
     let missing_as_null = options.schema_mode == SchemaMode::Merge;
-    let input =
-        crate::merge::prepare_input(input, &schema, &partitions, &key, missing_as_null)?;
+    let input = crate::merge::prepare_input(input, &schema, &partitions, &key, missing_as_null)?;
     let mut writer = FileWriter::try_new(log, evolved, base.partitioning().to_vec(), options)?;
     let merged = crate::merge::merge(log, &snapshot, &input, &key, options.mode, &mut writer).await;
     let (rewrite, probe) = match merged {
@@ -801,7 +829,10 @@ async fn merge_and_commit(
         _ => Operation::Upsert,
     };
     let scope = ConflictScope::Keys(Arc::new(probe));
-    finish_rewrite(log, &snapshot, base, writer, rewrite, operation, scope, options).await
+    finish_rewrite(
+        log, &snapshot, base, writer, rewrite, operation, scope, options,
+    )
+    .await
 }
 
 /// Finishes the files of a merge or delete and commits them with the files it removes;
@@ -885,4 +916,3 @@ async fn delete_impl(
     )
     .await
 }
-

@@ -55,6 +55,7 @@ pub mod checkpoint;
 mod commit;
 mod conform;
 mod dataset;
+mod derive;
 mod error;
 mod failpoint;
 pub mod filter;

@@ -227,6 +227,51 @@ pub(crate) fn prepare_input(
     dedup_last(&input, key)
 }
 
+/// Drops rows equal, on some columns, to a row seen before in the same write.
+pub(crate) struct Unique {
+    columns: Vec<String>,
+    converter: Option<RowConverter>,
+    seen: std::collections::HashSet<Box<[u8]>>,
+}
+
+impl Unique {
+    /// Compares rows on `columns` (all columns when empty).
+    pub fn new(columns: Vec<String>) -> Self {
+        Unique {
+            columns,
+            converter: None,
+            seen: std::collections::HashSet::new(),
+        }
+    }
+
+    /// The rows of `batch` not seen before.
+    pub fn filter(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
+        if self.columns.is_empty() {
+            self.columns = batch
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
+        }
+        let converter = match &self.converter {
+            Some(c) => c,
+            None => self
+                .converter
+                .insert(converter_for(&batch.schema(), &self.columns)?),
+        };
+        let rows = key_rows(converter, batch, &self.columns)?;
+        let keep: BooleanArray = rows
+            .iter()
+            .map(|row| Some(self.seen.insert(row.data().into())))
+            .collect();
+        if keep.true_count() == batch.num_rows() {
+            return Ok(batch.clone());
+        }
+        Ok(filter_record_batch(batch, &keep)?)
+    }
+}
+
 /// How an input row relates to the dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Match {

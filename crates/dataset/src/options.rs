@@ -289,6 +289,14 @@ pub struct WriteOptions {
     /// `upsert` modes. Nulls in a key match nulls. Empty for `insert` means the whole row
     /// (every column the input and the dataset share); `update` and `upsert` need a key.
     pub key: Vec<String>,
+    /// The timestamp (or date) column that partition columns named `year`, `month`,
+    /// `week`, `day`, `hour` or `date` are derived from when the input lacks them. Recorded
+    /// with the dataset when it is created, so later writes derive them too.
+    pub timestamp_column: Option<String>,
+    /// Drop duplicate input rows before writing: rows equal on these columns (all columns
+    /// when empty) after the first are dropped. The rows seen are remembered for the whole
+    /// write, so memory grows with the distinct rows of the input.
+    pub unique: Option<Vec<String>>,
     /// What to do when the input's columns differ from the dataset's (default strict).
     pub schema_mode: SchemaMode,
     /// Compression codec and level (default zstd level 3).
@@ -299,7 +307,9 @@ pub struct WriteOptions {
     pub max_rows_per_file: Option<usize>,
     /// Approximate bytes per file before another is begun (default 128 MiB).
     pub target_file_size: u64,
-    /// Sort each row group by these columns.
+    /// Sort the rows of each file by these columns. Rows wait in memory until their file
+    /// is written whole, so with the memory budget exceeded a partition's rows go to
+    /// several (each sorted) files.
     pub sort_by: Vec<SortColumn>,
     /// Statistics level (default page, with a page index).
     pub statistics: StatisticsLevel,
@@ -329,6 +339,8 @@ impl Default for WriteOptions {
             mode: WriteMode::Append,
             partition_by: Vec::new(),
             key: Vec::new(),
+            timestamp_column: None,
+            unique: None,
             schema_mode: SchemaMode::Strict,
             compression: CompressionSpec::default(),
             row_group_size: 131_072,

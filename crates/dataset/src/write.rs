@@ -190,36 +190,38 @@ impl OpenFile {
 
     /// Encodes `batches` as row groups of at most `row_group_size` rows (CPU only, no
     /// I/O). Stops when the file fills up and returns the rows it did not take.
+    ///
+    /// With `sort_by`, the rows are sorted first and the file is finished after them, so
+    /// that each file holds one sorted run.
     fn encode(
         &mut self,
-        mut batches: Vec<RecordBatch>,
+        batches: Vec<RecordBatch>,
         options: &WriteOptions,
     ) -> Result<Vec<RecordBatch>> {
         let mut queue = Pending::new(Vec::new());
-        for batch in batches.drain(..) {
-            queue.push(batch);
+        let sorted = !options.sort_by.is_empty();
+        match batches.first() {
+            Some(first) if sorted => {
+                let all = concat_batches(&first.schema(), &batches)?;
+                queue.push(sort_rows(&all, options)?);
+            }
+            _ => batches.into_iter().for_each(|b| queue.push(b)),
         }
         while queue.rows > 0 && !self.is_full(options) {
             let rows = queue.take(options.row_group_size.min(self.room(options)));
-            self.write_row_group(rows, options)?;
+            self.write_row_group(rows)?;
         }
-        if self.is_full(options) {
+        if sorted || self.is_full(options) {
             self.finish()?;
         }
         Ok(queue.take(usize::MAX))
     }
 
-    /// Writes rows as one row group, sorted by `sort_by` if any.
-    fn write_row_group(&mut self, rows: Vec<RecordBatch>, options: &WriteOptions) -> Result<()> {
-        if options.sort_by.is_empty() {
-            for batch in &rows {
-                self.rows += batch.num_rows() as u64;
-                self.writer.write(batch)?;
-            }
-        } else if let Some(first) = rows.first() {
-            let batch = concat_batches(&first.schema(), &rows)?;
+    /// Writes rows as one row group.
+    fn write_row_group(&mut self, rows: Vec<RecordBatch>) -> Result<()> {
+        for batch in &rows {
             self.rows += batch.num_rows() as u64;
-            self.writer.write(&sort_rows(&batch, options)?)?;
+            self.writer.write(batch)?;
         }
         Ok(self.writer.flush()?)
     }
@@ -432,7 +434,7 @@ impl<'a> FileWriter<'a> {
         for (dir, pending) in &self.pending {
             if flush_all {
                 chosen.push((dir.clone(), pending.rows));
-            } else if pending.rows >= row_group {
+            } else if pending.rows >= row_group && self.options.sort_by.is_empty() {
                 let rows = pending.rows - pending.rows % row_group;
                 left = left.saturating_sub(pending.bytes * rows / pending.rows);
                 chosen.push((dir.clone(), rows));

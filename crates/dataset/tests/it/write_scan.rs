@@ -395,3 +395,128 @@ async fn row_groups_fill_to_the_target_when_memory_allows() {
         (0..40_000).collect::<Vec<_>>()
     );
 }
+
+/// The `id` column of a data file, in file order.
+fn file_ids(path: &std::path::Path) -> Vec<i64> {
+    use arrow::array::{AsArray, RecordBatchReader};
+    use arrow::datatypes::Int64Type;
+    let file = std::fs::File::open(path).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let index = reader.schema().index_of("id").unwrap();
+    reader
+        .flat_map(|b| {
+            let b = b.unwrap();
+            b.column(index)
+                .as_primitive::<Int64Type>()
+                .values()
+                .to_vec()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sort_by_orders_every_file_across_its_row_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    let options = WriteOptions {
+        row_group_size: 300,
+        sort_by: vec![SortColumn {
+            column: "id".into(),
+            descending: true,
+        }],
+        ..partitioned()
+    };
+    let ds = common::write(&path, 0, 20_000, &options).await;
+    assert_eq!(ds.snapshot().rows(), 20_000);
+    let mut spanning = 0;
+    for file in ds.snapshot().files() {
+        let got = file_ids(&dir.path().join("ds").join(&file.path));
+        let mut sorted = got.clone();
+        sorted.sort_unstable_by(|a, b| b.cmp(a));
+        assert_eq!(got, sorted, "{} is not sorted", file.path);
+        spanning += usize::from(got.len() > 300);
+    }
+    assert!(spanning > 0, "no file has more than one row group");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unique_drops_repeated_rows_across_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    // ids 0..100 three times over, in batches of 30.
+    let input: Vec<_> = (0..3).flat_map(|_| batches(0, 100, 30)).collect();
+    let options = WriteOptions {
+        unique: Some(Vec::new()),
+        ..partitioned()
+    };
+    let result = Dataset::write_to(&path, input, &options).await.unwrap();
+    assert_eq!(result.rows_inserted, 100);
+    // On named columns: one row per year.
+    let path = location(&dir, "by_year");
+    let options = WriteOptions {
+        unique: Some(vec!["year".into()]),
+        ..WriteOptions::default()
+    };
+    let result = Dataset::write_to(&path, batches(0, 100, 30), &options)
+        .await
+        .unwrap();
+    assert_eq!(result.rows_inserted, 4);
+    let ds = Dataset::open(&path).await.unwrap();
+    assert_eq!(ids(&ds.scan().collect().await.unwrap()), vec![0, 1, 2, 3]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn partitions_derived_from_a_timestamp_column() {
+    use arrow::array::{Int64Array, RecordBatch, TimestampMillisecondArray};
+    use arrow::datatypes::{Field, Schema, TimeUnit};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    let ts_type = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("ts", ts_type, false),
+    ]));
+    let make = |ids: Vec<i64>, ts: Vec<i64>| {
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(ids)),
+                Arc::new(TimestampMillisecondArray::from(ts).with_timezone("UTC")),
+            ],
+        )
+        .unwrap()
+    };
+    // 2024-03-01T10:00Z, 2024-03-31T23:00Z, 2024-04-01T00:30Z
+    let first = make(
+        vec![1, 2, 3],
+        vec![1_709_287_200_000, 1_711_926_000_000, 1_711_931_400_000],
+    );
+    let options = WriteOptions {
+        timestamp_column: Some("ts".into()),
+        ..WriteOptions::default().with_partition_by(["year", "month"])
+    };
+    let (mut ds, _) = Dataset::builder(&path)
+        .write([Ok(first)], &options)
+        .await
+        .unwrap();
+    let dirs: Vec<String> = ds.snapshot().partitions().into_keys().collect();
+    assert_eq!(dirs, vec!["year=2024/month=3", "year=2024/month=4"]);
+    assert_eq!(
+        ds.schema().field_with_name("month").unwrap().data_type(),
+        &DataType::Int32
+    );
+    // A later write derives them too, without being told.
+    let later = make(vec![4], vec![1_717_200_000_000]); // 2024-06-01
+    ds.write([Ok(later)], &WriteOptions::default())
+        .await
+        .unwrap();
+    let scan = ds.scan().with_filter_str("month = 6").unwrap();
+    assert_eq!(scan.explain().await.unwrap().files_kept, 1);
+    assert_eq!(ids(&scan.collect().await.unwrap()), vec![4]);
+    assert!(dir.path().join("ds/year=2024/month=6").is_dir());
+}
