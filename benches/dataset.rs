@@ -1,5 +1,6 @@
 //! Criterion benchmarks of the dataset core: planning over 100 000 files, writing
-//! TPC-H lineitem partitioned by month, and a selective scan. See `benches/README.md`.
+//! TPC-H lineitem partitioned by month, a selective scan, and an upsert against a full
+//! rewrite. See `benches/README.md`.
 // Benchmark code: a failure ends the run with its message.
 #![allow(clippy::expect_used, missing_docs)]
 
@@ -8,9 +9,10 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use dala_benches::{
-    lineitem_dataset, lineitem_input, lineitem_parquet, many_files_dataset, scale_factor,
+    copy_tree, lineitem_dataset, lineitem_input, lineitem_parquet, many_files_dataset,
+    scale_factor, upsert_changes,
 };
-use dala_dataset::{Dataset, WriteOptions, col, lit};
+use dala_dataset::{Dataset, WriteMode, WriteOptions, col, lit};
 use futures::StreamExt;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -122,5 +124,92 @@ fn evict_page_cache(dir: &Path) {
     }
 }
 
-criterion_group!(benches, planning, write, scan);
+/// P9: upsert 10 000 rows (half updates over three months, half new) into the lineitem
+/// dataset, against rewriting the whole dataset with the same rows.
+fn merge(c: &mut Criterion) {
+    let rt = runtime();
+    let location = rt.block_on(lineitem_dataset());
+    let changes = rt.block_on(upsert_changes(&location)).expect("changes");
+    let mut group = c.benchmark_group("merge");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(30));
+    let fresh_copy = || {
+        let dir = tempfile::tempdir_in(dala_benches::data_dir()).expect("tempdir");
+        copy_tree(Path::new(&location), &dir.path().join("ds")).expect("copy dataset");
+        dir
+    };
+    group.bench_function("upsert_10k_rows_by_key", |b| {
+        b.iter_batched(
+            fresh_copy,
+            |dir| {
+                rt.block_on(async {
+                    let mut ds = Dataset::open(dir.path().join("ds").display().to_string())
+                        .await
+                        .expect("open");
+                    let options = WriteOptions::default()
+                        .with_mode(WriteMode::Upsert)
+                        .with_key(["l_orderkey", "l_linenumber"]);
+                    ds.write([Ok(changes.clone())], &options)
+                        .await
+                        .expect("upsert");
+                });
+                dir
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.bench_function("full_rewrite_with_the_same_rows", |b| {
+        b.iter_batched(
+            fresh_copy,
+            |dir| {
+                rt.block_on(async {
+                    let location = dir.path().join("ds").display().to_string();
+                    let mut ds = Dataset::open(&location).await.expect("open");
+                    // What a full rewrite does: every row but the changed keys, then the
+                    // changes, written over the dataset.
+                    let keys: std::collections::HashSet<(i64, i32)> = key_pairs(&changes);
+                    let old = ds.scan().collect().await.expect("scan");
+                    let kept = old.into_iter().map(|batch| {
+                        let pairs = key_pair_list(&batch);
+                        let keep: arrow::array::BooleanArray =
+                            pairs.iter().map(|p| Some(!keys.contains(p))).collect();
+                        arrow::compute::filter_record_batch(&batch, &keep)
+                    });
+                    let all: Vec<_> = kept.chain(std::iter::once(Ok(changes.clone()))).collect();
+                    let options = WriteOptions::default().with_mode(WriteMode::Overwrite);
+                    ds.write(all, &options).await.expect("rewrite");
+                });
+                dir
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+fn key_pair_list(batch: &arrow::array::RecordBatch) -> Vec<(i64, i32)> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{Int32Type, Int64Type};
+    let orders = batch
+        .column_by_name("l_orderkey")
+        .expect("l_orderkey")
+        .as_primitive::<Int64Type>();
+    let lines = batch
+        .column_by_name("l_linenumber")
+        .expect("l_linenumber")
+        .as_primitive::<Int32Type>();
+    orders
+        .values()
+        .iter()
+        .copied()
+        .zip(lines.values().iter().copied())
+        .collect()
+}
+
+fn key_pairs(batch: &arrow::array::RecordBatch) -> std::collections::HashSet<(i64, i32)> {
+    key_pair_list(batch).into_iter().collect()
+}
+
+criterion_group!(benches, planning, write, scan, merge);
 criterion_main!(benches);

@@ -116,3 +116,66 @@ pub async fn write_many_files(location: &str, files: usize) -> dala_dataset::Res
     let (dataset, _) = Dataset::builder(location).write(input, &options).await?;
     dataset.checkpoint().await
 }
+
+/// P9's input for the lineitem dataset at `location`: 5 000 rows of three months with a
+/// new `l_comment` (updates) and 5 000 copies of other rows of those months with keys beyond
+/// every order (inserts).
+pub async fn upsert_changes(location: &str) -> dala_dataset::Result<RecordBatch> {
+    use arrow::array::{ArrayRef, StringArray};
+    use arrow::compute::concat_batches;
+
+    let dataset = Dataset::open(location).await?;
+    let mut updates = Vec::new();
+    let mut inserts = Vec::new();
+    for (year, month) in [(1995, 3), (1996, 7), (1997, 11)] {
+        let filter = format!("year = {year} AND month = {month}");
+        let rows = dataset
+            .scan()
+            .with_filter_str(&filter)?
+            .with_limit(3334)
+            .collect()
+            .await?;
+        let rows = concat_batches(&dataset.schema(), &rows)?;
+        let half = rows.num_rows() / 2;
+        updates.push(rows.slice(0, half.min(1667)));
+        inserts.push(rows.slice(half, (rows.num_rows() - half).min(1667)));
+    }
+    let schema = dataset.schema();
+    let mut updates = concat_batches(&schema, &updates)?;
+    let mut inserts = concat_batches(&schema, &inserts)?;
+    let comment = schema.index_of("l_comment")?;
+    let mut columns = updates.columns().to_vec();
+    columns[comment] =
+        Arc::new(StringArray::from(vec!["updated by P9"; updates.num_rows()])) as ArrayRef;
+    updates = RecordBatch::try_new(schema.clone(), columns)?;
+    let key = schema.index_of("l_orderkey")?;
+    let mut columns = inserts.columns().to_vec();
+    let keys = inserts
+        .column(key)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .map(|k| {
+            k.iter()
+                .map(|v| v.map(|v| v + 1_000_000_000))
+                .collect::<Int64Array>()
+        })
+        .ok_or_else(|| dala_dataset::Error::InvalidArgument("l_orderkey is not Int64".into()))?;
+    columns[key] = Arc::new(keys);
+    inserts = RecordBatch::try_new(schema.clone(), columns)?;
+    Ok(concat_batches(&schema, &[updates, inserts])?)
+}
+
+/// Copies a directory tree (a dataset) to `to`.
+pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}

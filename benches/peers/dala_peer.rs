@@ -5,15 +5,18 @@
 //! dala-peer scan DATASET                    P2: one month, l_quantity < 10, sum(l_extendedprice)
 //! dala-peer plan DATASET ID                 P3: open and answer `id = ID`
 //! dala-peer many-files DATASET N            writes P3's dataset of N one-row files
+//! dala-peer upsert DATASET CHANGES          P9: upsert by (l_orderkey, l_linenumber)
 //! ```
-//! Prints one JSON line: the operation's own time in seconds, rows, and the sum if any.
+//! Prints one JSON line: the operation's own time in seconds, rows, and the sum if any
+//! (for `upsert`: rows after it and, as the sum, the rows it marked as updated; read back
+//! after the clock stops, with the rows its rewritten files held).
 
 use std::process::ExitCode;
 use std::time::Instant;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::Decimal128Type;
-use dala_dataset::{CompressionSpec, Dataset, WriteOptions, col, lit};
+use dala_dataset::{CompressionSpec, Dataset, WriteMode, WriteOptions, col, lit};
 use futures::StreamExt;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -63,7 +66,70 @@ async fn plan(dataset: &str, id: i64) -> Result<(u64, Option<String>)> {
     Ok((rows, None))
 }
 
-async fn run(args: &[String]) -> Result<(u64, Option<String>)> {
+/// The comment P9's updated rows carry.
+const UPDATED: &str = "updated by P9";
+
+async fn upsert(dataset: &str, changes: &str) -> Result<Report> {
+    let started = Instant::now();
+    let mut ds = Dataset::open(dataset).await?;
+    let before = ds.snapshot().clone();
+    let file = std::fs::File::open(changes)?;
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?.build()?;
+    let options = WriteOptions::default()
+        .with_mode(WriteMode::Upsert)
+        .with_key(["l_orderkey", "l_linenumber"]);
+    ds.write(reader, &options).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let rewritten: u64 = before
+        .files()
+        .filter(|f| ds.snapshot().file(&f.path).is_none())
+        .map(|f| f.rows)
+        .sum();
+    let updated = ds
+        .scan()
+        .with_filter(col("l_comment").eq(lit(UPDATED)))
+        .count_rows()
+        .await?;
+    Ok(Report {
+        rows: ds.scan().count_rows().await?,
+        sum: Some(updated.to_string()),
+        seconds: Some(seconds),
+        rewritten: Some(rewritten),
+    })
+}
+
+/// What a run prints.
+struct Report {
+    rows: u64,
+    sum: Option<String>,
+    /// The operation's own time, when it is not the whole run.
+    seconds: Option<f64>,
+    /// Rows in files an upsert replaced.
+    rewritten: Option<u64>,
+}
+
+impl From<(u64, Option<String>)> for Report {
+    fn from((rows, sum): (u64, Option<String>)) -> Self {
+        Report {
+            rows,
+            sum,
+            seconds: None,
+            rewritten: None,
+        }
+    }
+}
+
+async fn run(args: &[String]) -> Result<Report> {
+    if let [op, dataset, changes] = args
+        && op == "upsert"
+    {
+        return upsert(dataset, changes).await;
+    }
+    Ok(run_simple(args).await?.into())
+}
+
+async fn run_simple(args: &[String]) -> Result<(u64, Option<String>)> {
     match args {
         [op, input, output] if op == "write" => write(input, output).await,
         [op, dataset] if op == "scan" => scan(dataset).await,
@@ -73,7 +139,10 @@ async fn run(args: &[String]) -> Result<(u64, Option<String>)> {
             dala_benches::write_many_files(dataset, files).await?;
             Ok((files as u64, None))
         }
-        _ => Err("usage: dala-peer write INPUT DATASET | scan DATASET | plan DATASET ID".into()),
+        _ => Err(
+            "usage: dala-peer write INPUT DATASET | scan DATASET | plan DATASET ID | upsert DATASET CHANGES"
+                .into(),
+        ),
     }
 }
 
@@ -82,12 +151,22 @@ async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let started = Instant::now();
     match run(&args).await {
-        Ok((rows, sum)) => {
-            let seconds = started.elapsed().as_secs_f64();
-            let sum = sum
+        Ok(report) => {
+            let seconds = report
+                .seconds
+                .unwrap_or_else(|| started.elapsed().as_secs_f64());
+            let sum = report
+                .sum
                 .map(|s| format!(", \"sum\": \"{s}\""))
                 .unwrap_or_default();
-            println!("{{\"seconds\": {seconds}, \"rows\": {rows}{sum}}}");
+            let rewritten = report
+                .rewritten
+                .map(|r| format!(", \"rewritten\": {r}"))
+                .unwrap_or_default();
+            println!(
+                "{{\"seconds\": {seconds}, \"rows\": {}{sum}{rewritten}}}",
+                report.rows
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -13,6 +13,10 @@ Workloads:
              reads the dataset it wrote in P1
   P3 plan    open a dataset of many one-row files and answer `id = 4242` (one file)
   P4 compact not built until dala's optimize lands
+  P9 upsert  10 000 rows (5 000 updates spread over 3 months, 5 000 new) into each tool's
+             P1 dataset by (l_orderkey, l_linenumber): dala, pydala2 and deltalake merge;
+             DuckDB and Polars rewrite the whole dataset (anti-join and union), as their
+             users do
 """
 
 import argparse
@@ -39,6 +43,9 @@ PEERS = [t for t in TOOLS if not t.startswith("dala")]
 SCAN_FILTER = "year = 1995 AND month = 3 AND l_quantity < 10"
 POINT_ID = 4242
 MONTH_GLOB = "year=*/month=*/*.parquet"
+UPSERT_TOOLS = ["dala-api", "dala-cli", "duckdb", "polars", "pydala2", "deltalake"]
+UPSERT_KEYS = ["l_orderkey", "l_linenumber"]
+UPDATED = "updated by P9"
 
 
 def exact_sum(column):
@@ -174,6 +181,68 @@ def worker(tool, workload, args):
         else:
             raise SystemExit(f"{tool} does not run {workload}")
         result["rows"] = int(rows)
+    elif workload == "upsert":
+        path, changes = args
+        if tool == "duckdb":
+            fresh = f"{path}.new"
+            duckdb.connect().execute(
+                f"COPY (SELECT t.* FROM read_parquet('{path}/{MONTH_GLOB}', hive_partitioning = true) t "
+                f"ANTI JOIN read_parquet('{changes}') c USING ({', '.join(UPSERT_KEYS)}) "
+                f"UNION ALL BY NAME SELECT * FROM read_parquet('{changes}')) TO '{fresh}' "
+                "(FORMAT parquet, PARTITION_BY (year, month), COMPRESSION zstd)"
+            )
+            shutil.rmtree(path)
+            os.rename(fresh, path)
+        elif tool == "polars":
+            fresh = f"{path}.new"
+            target = pl.scan_parquet(f"{path}/{MONTH_GLOB}", hive_partitioning=True)
+            names = target.collect_schema().names()
+            source = pl.scan_parquet(changes).select(names)
+            merged = pl.concat(
+                [target.join(source.select(UPSERT_KEYS), on=UPSERT_KEYS, how="anti"), source],
+                how="vertical_relaxed",
+            )
+            merged.sink_parquet(pl.PartitionBy(fresh, key=["year", "month"]), compression="zstd", mkdir=True)
+            shutil.rmtree(path)
+            os.rename(fresh, path)
+        elif tool == "pydala2":
+            import pyarrow.parquet as pq
+            from pydala import ParquetDataset
+
+            ParquetDataset(path).merge(
+                pq.read_table(changes),
+                strategy="upsert",
+                key_columns=UPSERT_KEYS,
+                partition_by=["year", "month"],
+            )
+        elif tool == "deltalake":
+            import pyarrow.parquet as pq
+            from deltalake import DeltaTable
+
+            on = " AND ".join(f"t.{k} = s.{k}" for k in UPSERT_KEYS)
+            (
+                DeltaTable(path)
+                .merge(source=pq.read_table(changes), predicate=on, source_alias="s", target_alias="t")
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute()
+            )
+        else:
+            raise SystemExit(f"{tool} does not run {workload}")
+        result["seconds"] = time.perf_counter() - started
+        # Read back, after the clock: all rows, and those the upsert marked.
+        if tool == "deltalake":
+            from deltalake import DeltaTable
+
+            table = DeltaTable(path).to_pyarrow_dataset().to_table(columns=["l_comment"])
+            rows, updated = table.num_rows, pc.sum(pc.equal(table["l_comment"], UPDATED)).as_py()
+        else:
+            rows, updated = duckdb.connect().execute(
+                f"SELECT count(*), count(*) FILTER (WHERE l_comment = '{UPDATED}') "
+                f"FROM read_parquet('{path}/{MONTH_GLOB}')"
+            ).fetchone()
+        result.update(rows=int(rows), sum=str(int(updated)))
+        return result
     elif workload == "count":
         (path,) = args
         (rows,) = duckdb.connect().execute(
@@ -223,6 +292,9 @@ def command(tool, workload, args):
             return [str(DALA), "write", str(source), str(out), "--partition-by", "year,month", "--compression", "zstd:3"]
         if workload == "scan":
             return [str(DALA), "scan", str(args[0]), "--filter", SCAN_FILTER, "--columns", "l_extendedprice", "--format", "csv"]
+        if workload == "upsert":
+            path, changes = args
+            return [str(DALA), "write", str(changes), str(path), "--mode", "upsert", "--key", ",".join(UPSERT_KEYS)]
         return [str(DALA), "scan", str(args[0]), "--filter", f"id = {POINT_ID}", "--format", "csv"]
     return [sys.executable, __file__, "worker", tool, workload, *map(str, args)]
 
@@ -231,6 +303,10 @@ def parse(tool, workload, stdout, wall):
     """The result of one run: the worker's JSON, or the CLI's output read back."""
     if tool != "dala-cli":
         return json.loads(stdout.strip().splitlines()[-1])
+    if workload == "upsert":
+        # The CLI prints what it did; read the result back like the other tools.
+        rows, updated = count_upserted(CLI_UPSERT_PATH[0])
+        return {"rows": rows, "sum": str(updated), "seconds": wall}
     if workload == "write":
         rows = int(stdout.split(" rows inserted")[0].split()[-1])
         return {"rows": rows, "seconds": wall}
@@ -241,9 +317,46 @@ def parse(tool, workload, stdout, wall):
     return {"rows": len(lines), "seconds": wall}
 
 
+CLI_UPSERT_PATH = [None]
+
+
+def count_upserted(path):
+    import duckdb
+
+    rows, updated = duckdb.connect().execute(
+        f"SELECT count(*), count(*) FILTER (WHERE l_comment = '{UPDATED}') "
+        f"FROM read_parquet('{path}/{MONTH_GLOB}')"
+    ).fetchone()
+    return int(rows), int(updated)
+
+
+def ensure_changes(source, scale_factor):
+    """P9's input: 5 000 rows of three months with a new comment, and 5 000 new rows
+    (copies of other rows of those months with keys beyond every order)."""
+    import duckdb
+
+    path = DATA / f"changes_sf{scale_factor}.parquet"
+    if not path.exists():
+        con = duckdb.connect()
+        con.execute(
+            "CREATE TABLE pick AS SELECT *, row_number() OVER (PARTITION BY year, month "
+            "ORDER BY l_orderkey, l_linenumber) AS rn "
+            f"FROM read_parquet('{source}') WHERE (year = 1995 AND month = 3) "
+            "OR (year = 1996 AND month = 7) OR (year = 1997 AND month = 11)"
+        )
+        con.execute(
+            f"COPY (SELECT * FROM (SELECT * EXCLUDE (rn) REPLACE ('{UPDATED}' AS l_comment) FROM pick "
+            "WHERE rn <= 1667 ORDER BY year, month, rn LIMIT 5000) "
+            "UNION ALL SELECT * FROM (SELECT * EXCLUDE (rn) REPLACE (l_orderkey + 1000000000 AS l_orderkey) "
+            "FROM pick WHERE rn > 1667 ORDER BY year, month, rn LIMIT 5000)) "
+            f"TO '{path}' (FORMAT parquet)"
+        )
+    return path
+
+
 def measure(tool, workload, args, runs, timeout, before=None):
     """Runs a tool's workload `runs` times; returns a summary dict."""
-    times, rss, answers = [], [], set()
+    times, rss, answers, extra_rewritten = [], [], set(), []
     for _ in range(runs):
         if before:
             before()
@@ -252,6 +365,8 @@ def measure(tool, workload, args, runs, timeout, before=None):
             reason = "timed out" if wall >= timeout else stderr.strip().splitlines()[-1:] or ["failed"]
             return {"tool": tool, "error": reason if isinstance(reason, str) else reason[0]}
         result = parse(tool, workload, stdout, wall)
+        if "rewritten" in result:
+            extra_rewritten.append(result["rewritten"])
         times.append(result["seconds"])
         rss.append(maxrss)
         answers.add((result["rows"], result.get("sum")))
@@ -260,6 +375,7 @@ def measure(tool, workload, args, runs, timeout, before=None):
     (answer,) = answers
     return {
         "tool": tool,
+        "rewritten": extra_rewritten[-1] if extra_rewritten else None,
         "median": statistics.median(times),
         "min": min(times),
         "max": max(times),
@@ -356,7 +472,7 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--files", type=int, default=100_000, help="files in the P3 dataset")
     parser.add_argument("--timeout", type=float, default=300, help="seconds before a run is given up")
-    parser.add_argument("--workloads", default="P1,P2,P3,P4")
+    parser.add_argument("--workloads", default="P1,P2,P3,P4,P9")
     parser.add_argument("--output", default=str(ROOT / "benches" / "RESULTS.md"))
     options = parser.parse_args()
     workloads = set(options.workloads.split(","))
@@ -424,6 +540,33 @@ def main():
         check_answers("P3", rows)
         sections.append(
             table(f"P3 planning: open {options.files} one-row files and answer `id = {POINT_ID}`", rows)
+        )
+    if "P9" in workloads:
+        changes = ensure_changes(source, sf)
+        work = DATA / f"p9_work_sf{sf}"
+        rows = []
+        for tool in UPSERT_TOOLS:
+            original = outputs["dala-api"] if tool == "dala-cli" else outputs[tool]
+            if not original.exists():
+                raise SystemExit(f"P9 needs P1's output of {tool}: run P1 first")
+
+            def fresh(original=original):
+                shutil.rmtree(work, ignore_errors=True)
+                shutil.rmtree(f"{work}.new", ignore_errors=True)
+                subprocess.run(["cp", "-a", str(original), str(work)], check=True)
+
+            CLI_UPSERT_PATH[0] = work
+            print(f"P9 upsert: {tool}", flush=True)
+            rows.append(measure(tool, "upsert", [work, changes], options.runs, options.timeout, before=fresh))
+        shutil.rmtree(work, ignore_errors=True)
+        check_answers("P9", rows)
+        sections.append(
+            table(
+                "P9 upsert: 10 000 rows (5 000 updates over 3 months, 5 000 new) by "
+                "(l_orderkey, l_linenumber); DuckDB and Polars rewrite the whole dataset",
+                rows,
+                ("rows rewritten", lambda r: f"{r['rewritten']:,}" if r.get("rewritten") is not None else ""),
+            )
         )
     if "P4" in workloads:
         sections.append(

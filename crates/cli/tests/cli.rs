@@ -26,6 +26,12 @@ fn ok(args: &[&str], dir: &Path) -> String {
 const CSV: &str =
     "id,city,year,amount\n1,Oslo,2023,1.5\n2,Lima,2024,2.5\n3,a/b=c,2024,3.5\n4,Oslo,2024,4.0\n";
 
+/// Writes `CSV` to `dir/ds`, partitioned by year.
+fn csv_dataset(dir: &Path) {
+    std::fs::write(dir.join("in.csv"), CSV).unwrap();
+    ok(&["write", "in.csv", "ds", "--partition-by", "year"], dir);
+}
+
 #[test]
 fn write_scan_info_history_sync() {
     let dir = tempfile::tempdir().unwrap();
@@ -138,11 +144,7 @@ fn write_scan_info_history_sync() {
 #[test]
 fn errors_are_one_line_and_exit_non_zero() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("in.csv"), CSV).unwrap();
-    ok(
-        &["write", "in.csv", "ds", "--partition-by", "year"],
-        dir.path(),
-    );
+    csv_dataset(dir.path());
     for args in [
         vec!["scan", "ds", "--filter", "nope = 1"],
         vec!["scan", "ds", "--filter", "id = = 1"],
@@ -171,11 +173,7 @@ fn errors_are_one_line_and_exit_non_zero() {
 #[test]
 fn a_writer_killed_before_its_commit_leaves_the_dataset_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("in.csv"), CSV).unwrap();
-    ok(
-        &["write", "in.csv", "ds", "--partition-by", "year"],
-        dir.path(),
-    );
+    csv_dataset(dir.path());
     for point in ["write:after-data", "commit:after-log"] {
         let out = Command::new(env!("CARGO_BIN_EXE_dala"))
             .args(["write", "in.csv", "ds", "--mode", "overwrite"])
@@ -205,11 +203,7 @@ fn a_writer_killed_before_its_commit_leaves_the_dataset_as_it_was() {
 #[test]
 fn upsert_by_key_and_delete_by_filter() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("in.csv"), CSV).unwrap();
-    ok(
-        &["write", "in.csv", "ds", "--partition-by", "year"],
-        dir.path(),
-    );
+    csv_dataset(dir.path());
     // id 2 changes, id 3 is sent unchanged, id 5 is new.
     std::fs::write(
         dir.path().join("changes.csv"),
@@ -292,10 +286,63 @@ fn derived_partitions_unique_rows_and_schema_merge() {
         dir.path(),
     );
     let csv = ok(
-        &["scan", "ds", "--columns", "id,month,source", "--format", "csv"],
+        &[
+            "scan",
+            "ds",
+            "--columns",
+            "id,month,source",
+            "--format",
+            "csv",
+        ],
         dir.path(),
     );
     let mut lines: Vec<&str> = csv.lines().skip(1).collect();
     lines.sort();
     assert_eq!(lines, vec!["1,3,", "2,4,", "3,5,web"]);
+}
+
+#[test]
+fn an_upsert_or_delete_killed_before_its_commit_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    csv_dataset(dir.path());
+    std::fs::write(
+        dir.path().join("changes.csv"),
+        "id,city,year,amount\n2,Lima,2024,9.5\n5,Rome,2023,5.5\n",
+    )
+    .unwrap();
+    let before = ok(&["scan", "ds", "--format", "csv"], dir.path());
+    let runs: [&[&str]; 2] = [
+        &[
+            "write",
+            "changes.csv",
+            "ds",
+            "--mode",
+            "upsert",
+            "--key",
+            "id",
+        ],
+        &["delete", "ds", "--filter", "id = 2"],
+    ];
+    for args in runs {
+        let out = Command::new(env!("CARGO_BIN_EXE_dala"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("DALA_FAIL_POINT", "write:after-data")
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "{args:?}: the writer was not stopped"
+        );
+        let info = ok(&["info", "ds"], dir.path());
+        assert!(info.contains("version:    0\n"), "{args:?}: {info}");
+        let mut after: Vec<String> = ok(&["scan", "ds", "--format", "csv"], dir.path())
+            .lines()
+            .map(String::from)
+            .collect();
+        let mut expected: Vec<String> = before.lines().map(String::from).collect();
+        after.sort();
+        expected.sort();
+        assert_eq!(after, expected, "{args:?}");
+    }
 }

@@ -800,6 +800,7 @@ async fn merge_and_commit(
     input: Vec<RecordBatch>,
     options: &WriteOptions,
 ) -> Result<(Option<Snapshot>, WriteResult)> {
+    tracing::debug!(batches = input.len(), "merge: input read");
     let partitions: Vec<String> = base.partitioning().iter().map(|p| p.name.clone()).collect();
     let input_schema = input[0].schema();
     // The dataset is read at the schema it will have, so that rows compare.
@@ -879,7 +880,9 @@ async fn finish_rewrite(
         scope,
         metadata: options.metadata.clone(),
     };
+    tracing::debug!(files = pending.add.len(), "rewrite: files written");
     let snapshot = commit_written(log, Some(base), &pending).await?;
+    tracing::debug!(version = snapshot.version(), "rewrite: committed");
     result.version = Some(snapshot.version());
     Ok((Some(snapshot), result))
 }

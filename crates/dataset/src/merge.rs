@@ -88,6 +88,11 @@ impl KeyProbe {
         Ok(KeyProbe { columns })
     }
 
+    /// The key columns.
+    pub fn columns(&self) -> impl Iterator<Item = &str> {
+        self.columns.iter().map(|c| c.name.as_str())
+    }
+
     /// Whether a file (or a partition) described by `stats` may hold one of the keys.
     /// Each key column is judged on its own, so this can say yes for a file that holds
     /// none; it never says no for a file that holds one.
@@ -272,6 +277,154 @@ impl Unique {
     }
 }
 
+/// Finds the rows of dataset batches whose key is one of the input's.
+struct Matcher<'a> {
+    key: &'a [String],
+    converter: &'a RowConverter,
+    /// Input rows by their encoded key.
+    index: &'a HashMap<&'a [u8], u32>,
+    prefilter: Option<IntegerKeys>,
+}
+
+impl Matcher<'_> {
+    /// Appends `(offset + row, input row)` for each row of `batch` whose key matches.
+    fn matches(&self, batch: &RecordBatch, offset: u32, found: &mut Vec<(u32, u32)>) -> Result<()> {
+        // Rows whose first key column can match, when that is cheap to tell.
+        match self.prefilter.as_ref().and_then(|p| p.rows(batch)) {
+            Some(rows) if rows.is_empty() => {}
+            Some(rows) => {
+                let indices = UInt32Array::from(rows);
+                let some = take_record_batch(batch, &indices)?;
+                let keys = key_rows(self.converter, &some, self.key)?;
+                for (row, i) in keys.iter().zip(indices.values()) {
+                    if let Some(&source) = self.index.get(row.data()) {
+                        found.push((offset + i, source));
+                    }
+                }
+            }
+            None => {
+                let keys = key_rows(self.converter, batch, self.key)?;
+                for (i, row) in keys.iter().enumerate() {
+                    if let Some(&source) = self.index.get(row.data()) {
+                        found.push((offset + i as u32, source));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Compares matched dataset rows with their input rows, in full.
+struct RowComparer {
+    converter: RowConverter,
+    /// The input rows, encoded.
+    input: Rows,
+    /// Every column, in the dataset's order.
+    columns: Vec<String>,
+}
+
+impl RowComparer {
+    /// For each row of `batch` whose key matches: its row, whether it equals its input
+    /// row, and that input row.
+    fn compare(&self, matcher: &Matcher<'_>, batch: &RecordBatch) -> Result<Vec<(u32, bool, u32)>> {
+        let mut found = Vec::new();
+        matcher.matches(batch, 0, &mut found)?;
+        if found.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = UInt32Array::from_iter_values(found.iter().map(|f| f.0));
+        let some = take_record_batch(batch, &rows)?;
+        let columns: Vec<_> = self
+            .columns
+            .iter()
+            .filter_map(|c| some.column_by_name(c).cloned())
+            .collect();
+        let encoded = self.converter.convert_columns(&columns)?;
+        Ok(found
+            .iter()
+            .enumerate()
+            .map(|(j, &(row, source))| {
+                (
+                    row,
+                    encoded.row(j) == self.input.row(source as usize),
+                    source,
+                )
+            })
+            .collect())
+    }
+
+    /// `(equal, input row)` for each matched row of `batch`.
+    fn matched(&self, matcher: &Matcher<'_>, batch: &RecordBatch) -> Result<Vec<(bool, u32)>> {
+        Ok(self
+            .compare(matcher, batch)?
+            .into_iter()
+            .map(|(_, same, source)| (same, source))
+            .collect())
+    }
+
+    /// `(row, equal)` for each matched row of `batch`.
+    fn rows_matched(&self, matcher: &Matcher<'_>, batch: &RecordBatch) -> Result<Vec<(u32, bool)>> {
+        Ok(self
+            .compare(matcher, batch)?
+            .into_iter()
+            .map(|(row, same, _)| (row, same))
+            .collect())
+    }
+}
+
+/// The values of an integer key column, to find the few rows of a batch that can match
+/// before their keys are encoded.
+struct IntegerKeys {
+    column: String,
+    values: std::collections::HashSet<i64>,
+    nulls: bool,
+}
+
+impl IntegerKeys {
+    /// For `column` of `input`, if it is a signed integer column.
+    fn new(input: &RecordBatch, column: &str) -> Option<Self> {
+        let array = input.column_by_name(column)?;
+        let array = integers(array)?;
+        Some(IntegerKeys {
+            column: column.to_string(),
+            values: array.iter().flatten().collect(),
+            nulls: array.null_count() > 0,
+        })
+    }
+
+    /// The rows of `batch` whose value is one of the keys' (None: not an integer column).
+    fn rows(&self, batch: &RecordBatch) -> Option<Vec<u32>> {
+        let array = integers(batch.column_by_name(&self.column)?)?;
+        Some(
+            array
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| match v {
+                    Some(v) => self.values.contains(v),
+                    None => self.nulls,
+                })
+                .map(|(i, _)| i as u32)
+                .collect(),
+        )
+    }
+}
+
+/// A signed integer array as `Int64`.
+fn integers(array: &arrow::array::ArrayRef) -> Option<arrow::array::Int64Array> {
+    use arrow::datatypes::DataType;
+    match array.data_type() {
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
+            arrow::compute::cast(array, &DataType::Int64)
+                .ok()?
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .cloned()
+        }
+        _ => None,
+    }
+}
+
 /// How an input row relates to the dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Match {
@@ -294,6 +447,7 @@ pub(crate) async fn merge(
     writer: &mut FileWriter<'_>,
 ) -> Result<(Rewrite, KeyProbe)> {
     use crate::options::WriteMode;
+    tracing::debug!(input = input.num_rows(), "merge: start");
     let schema = snapshot.schema();
     let probe = KeyProbe::new(key, input)?;
     let key_converter = converter_for(&schema, key)?;
@@ -304,31 +458,35 @@ pub(crate) async fn merge(
         .map(|(i, row)| (row.data(), i as u32))
         .collect();
 
-    // 1. Candidates, 2. matching: (file, [(row in file, input row)]).
+    // 1. Candidates; 2. matching, reading only the key columns of the row groups that
+    // may hold a key: (file, [(row in what was read, input row)]).
     let candidates: Vec<FileEntry> = snapshot
         .files()
         .filter(|f| probe.may_hold(&snapshot.stats_view(f, false)))
         .cloned()
         .collect();
+    let matcher = Matcher {
+        key,
+        converter: &key_converter,
+        index: &index,
+        prefilter: IntegerKeys::new(input, &key[0]),
+    };
+    let probe = Arc::new(probe);
     let matched: Vec<(FileEntry, Vec<(u32, u32)>)> = stream::iter(candidates)
         .map(|file| {
-            let (key_converter, index) = (&key_converter, &index);
+            let (matcher, probe) = (&matcher, probe.clone());
             async move {
                 let scan = ScanBuilder::new(log.clone(), snapshot.clone())
                     .with_files(vec![file.clone()])
                     .with_columns(key.iter().cloned())
+                    .with_key_probe(probe)
                     .with_concurrency(1);
                 let mut batches = scan.stream()?;
                 let mut found = Vec::new();
                 let mut offset = 0u32;
                 while let Some(batch) = batches.next().await {
                     let batch = batch?;
-                    let rows = key_rows(key_converter, &batch, key)?;
-                    for (i, row) in rows.iter().enumerate() {
-                        if let Some(&source) = index.get(row.data()) {
-                            found.push((offset + i as u32, source));
-                        }
-                    }
+                    matcher.matches(&batch, offset, &mut found)?;
                     offset += batch.num_rows() as u32;
                 }
                 Ok::<_, Error>((file, found))
@@ -338,6 +496,11 @@ pub(crate) async fn merge(
         .try_filter(|(_, found)| std::future::ready(!found.is_empty()))
         .try_collect()
         .await?;
+    tracing::debug!(
+        files = snapshot.files().len(),
+        files_with_matches = matched.len(),
+        "merge: keys matched"
+    );
 
     let mut state = vec![Match::None; input.num_rows()];
     let mut rewrite = Rewrite::default();
@@ -348,57 +511,62 @@ pub(crate) async fn merge(
             }
         }
     } else {
-        // 3. Compare matched rows in full; files with a changed row are rewritten.
+        // 3. The matched rows are compared in full (reading only the row groups that may
+        // hold a key); files with a changed row are written again without those rows.
         let all: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-        let row_converter = converter_for(&schema, &all)?;
-        let input_rows = row_converter.convert_columns(input.columns())?;
+        let compare = RowComparer {
+            converter: converter_for(&schema, &all)?,
+            input: converter_for(&schema, &all)?.convert_columns(input.columns())?,
+            columns: all,
+        };
         let mut changed_files = Vec::new();
-        for (file, found) in matched {
-            let by_row: HashMap<u32, u32> = found.iter().copied().collect();
-            let mut keep = vec![true; file.rows as usize];
-            let mut any_changed = false;
-            let mut batches = read_file(log, snapshot, &file, None)?;
-            let mut offset = 0usize;
+        for (file, _) in matched {
+            let mut batches = ScanBuilder::new(log.clone(), snapshot.clone())
+                .with_files(vec![file.clone()])
+                .with_key_probe(probe.clone())
+                .with_concurrency(1)
+                .stream()?;
+            let mut changed = false;
             while let Some(batch) = batches.next().await {
-                let batch = batch?;
-                let columns: Vec<_> = all
-                    .iter()
-                    .filter_map(|c| batch.column_by_name(c).cloned())
-                    .collect();
-                let rows = row_converter.convert_columns(&columns)?;
-                for i in 0..batch.num_rows() {
-                    let Some(&source) = by_row.get(&((offset + i) as u32)) else {
-                        continue;
-                    };
-                    if rows.row(i) == input_rows.row(source as usize) {
-                        state[source as usize] = Match::Same;
+                for (same, source) in compare.matched(&matcher, &batch?)? {
+                    let state = &mut state[source as usize];
+                    if same {
+                        *state = Match::Same;
                     } else {
-                        if state[source as usize] == Match::None {
-                            state[source as usize] = Match::Changed;
+                        if *state == Match::None {
+                            *state = Match::Changed;
                         }
-                        if let Some(k) = keep.get_mut(offset + i) {
-                            *k = false;
-                        }
-                        any_changed = true;
+                        changed = true;
                     }
                 }
-                offset += batch.num_rows();
             }
-            if any_changed {
-                changed_files.push((file, BooleanBuffer::from(keep)));
+            if changed {
+                changed_files.push(file);
             }
         }
-        for (file, keep) in changed_files {
-            copy_kept_rows(log, snapshot, &file, &keep, writer).await?;
+        tracing::debug!(files = changed_files.len(), "merge: rows compared");
+        for file in changed_files {
+            let mut batches = read_file(log, snapshot, &file, None)?;
+            while let Some(batch) = batches.next().await {
+                let batch = batch?;
+                let mut keep = vec![true; batch.num_rows()];
+                for (row, same) in compare.rows_matched(&matcher, &batch)? {
+                    keep[row as usize] = same;
+                }
+                let keep = BooleanArray::from(keep);
+                writer.write(filter_record_batch(&batch, &keep)?).await?;
+            }
             rewrite.remove.push(file);
         }
     }
+    let probe = Arc::try_unwrap(probe).unwrap_or_else(|shared| shared.as_ref().clone());
 
     let write = |m: Match| match mode {
         WriteMode::Insert => m == Match::None,
         WriteMode::Update => m == Match::Changed,
         _ => m != Match::Same,
     };
+    tracing::debug!("merge: files rewritten");
     let mask = BooleanArray::from(state.iter().map(|&m| write(m)).collect::<Vec<_>>());
     let new_rows = filter_record_batch(input, &mask)?;
     writer.write(new_rows).await?;

@@ -23,6 +23,7 @@ use parquet::file::metadata::{PageIndexPolicy, RowGroupMetaData};
 use crate::error::{Error, Result};
 use crate::filter::Expr;
 use crate::log::LogStore;
+use crate::merge::KeyProbe;
 use crate::scalar::Scalar;
 use crate::snapshot::{FileEntry, Snapshot};
 use crate::stats::{ColumnStats, StatsView, row_group_stats};
@@ -42,6 +43,8 @@ pub struct ScanBuilder {
     concurrency: usize,
     /// Only these files of the snapshot (a rewrite reads the files it replaces).
     files: Option<Vec<FileEntry>>,
+    /// Only row groups that may hold one of these keys (a merge matching keys).
+    probe: Option<Arc<KeyProbe>>,
 }
 
 impl fmt::Debug for ScanBuilder {
@@ -144,7 +147,14 @@ impl ScanBuilder {
             batch_size: 8192,
             concurrency: 4,
             files: None,
+            probe: None,
         }
+    }
+
+    /// Reads only row groups whose statistics may hold one of `probe`'s keys.
+    pub(crate) fn with_key_probe(mut self, probe: Arc<KeyProbe>) -> Self {
+        self.probe = Some(probe);
+        self
     }
 
     /// Reads only `files` (entries of the snapshot), in this order.
@@ -319,6 +329,7 @@ impl ScanBuilder {
             data_needed,
             output: plan.schema.clone(),
             filter: plan.filter.clone(),
+            probe: self.probe.clone(),
             batch_size: self.batch_size,
             limit: self.limit,
         }))
@@ -404,6 +415,7 @@ struct ReadContext {
     data_needed: Vec<usize>,
     output: SchemaRef,
     filter: Option<Expr>,
+    probe: Option<Arc<KeyProbe>>,
     batch_size: usize,
     limit: Option<usize>,
 }
@@ -417,15 +429,19 @@ impl ReadContext {
     ) -> Result<Vec<usize>> {
         let groups: Vec<&RowGroupMetaData> = metadata.metadata().row_groups().iter().collect();
         let all: Vec<usize> = (0..groups.len()).collect();
-        let Some(filter) = &self.filter else {
+        if self.filter.is_none() && self.probe.is_none() {
             return Ok(all);
-        };
+        }
         let file_schema = metadata.schema();
         let data_columns = &self.data_columns;
-        // Statistics per row group for the filter's data columns.
+        // Statistics per row group for the data columns the filter and probe name.
+        let mut columns = self.filter.as_ref().map(Expr::columns).unwrap_or_default();
+        if let Some(probe) = &self.probe {
+            columns.extend(probe.columns().map(str::to_string));
+        }
         let mut per_group: Vec<Vec<Option<ColumnStats>>> =
             vec![vec![None; self.data_schema.fields().len()]; groups.len()];
-        for column in filter.columns() {
+        for column in columns {
             let Some(&i) = data_columns.get(&column) else {
                 continue;
             };
@@ -451,7 +467,8 @@ impl ReadContext {
                     rows: groups[g].num_rows().max(0) as u64,
                     partitions_only: false,
                 };
-                filter.may_match(&view)
+                self.filter.as_ref().is_none_or(|f| f.may_match(&view))
+                    && self.probe.as_ref().is_none_or(|p| p.may_hold(&view))
             })
             .collect())
     }

@@ -458,3 +458,32 @@ async fn merges_conflict_only_when_their_keys_could_collide() {
     let expected: Vec<i64> = (0..1000).chain(2000..2010).collect();
     assert_eq!(got, expected);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn partition_overwrites_conflict_only_in_the_partitions_they_replace() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    let ds = common::write(&path, 0, 1000, &partitioned()).await;
+    let replace = WriteOptions {
+        mode: WriteMode::OverwritePartitions,
+        ..partitioned()
+    };
+    // id 4: year 2020, region south; id 5: year 2021, region south.
+    let mut appender = ds.clone();
+    appender
+        .write([Ok(batch(4004, 1))], &partitioned())
+        .await
+        .unwrap();
+    let mut same_partition = ds.clone();
+    let clash = same_partition.write([Ok(batch(8004, 1))], &replace).await;
+    assert!(
+        matches!(clash, Err(Error::CommitConflict { .. })),
+        "{clash:?}"
+    );
+    let mut other_partition = ds.clone();
+    let done = other_partition
+        .write([Ok(batch(8005, 1))], &replace)
+        .await
+        .unwrap();
+    assert_eq!(done.version, Some(2));
+}
