@@ -21,9 +21,11 @@ use bytes::Bytes;
 use object_store::ObjectStore;
 use object_store::buffered::BufWriter;
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::{ArrowLeafColumn, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::arrow::async_writer::{AsyncFileWriter, ParquetObjectWriter};
 use parquet::file::metadata::ParquetMetaData;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 use rayon::prelude::*;
 
@@ -159,7 +161,10 @@ impl Pending {
 struct OpenFile {
     path: String,
     partition_values: Vec<Scalar>,
-    writer: ArrowWriter<Vec<u8>>,
+    writer: SerializedFileWriter<Vec<u8>>,
+    /// Makes the column encoders of each row group.
+    columns: ArrowRowGroupWriterFactory,
+    schema: SchemaRef,
     sink: ParquetObjectWriter,
     /// Bytes handed to `sink`.
     uploaded: u64,
@@ -217,13 +222,41 @@ impl OpenFile {
         Ok(queue.take(usize::MAX))
     }
 
-    /// Writes rows as one row group.
+    /// Writes rows as one row group, its columns encoded in parallel.
     fn write_row_group(&mut self, rows: Vec<RecordBatch>) -> Result<()> {
+        let encoders = self
+            .columns
+            .create_column_writers(self.writer.flushed_row_groups().len())?;
+        // The leaf columns of every batch, by encoder (one per Parquet leaf column).
+        let mut leaves: Vec<Vec<ArrowLeafColumn>> = encoders.iter().map(|_| Vec::new()).collect();
         for batch in &rows {
             self.rows += batch.num_rows() as u64;
-            self.writer.write(batch)?;
+            let mut leaf = 0;
+            for (field, column) in self.schema.fields().iter().zip(batch.columns()) {
+                for values in compute_leaves(field, column)? {
+                    if let Some(list) = leaves.get_mut(leaf) {
+                        list.push(values);
+                    }
+                    leaf += 1;
+                }
+            }
         }
-        Ok(self.writer.flush()?)
+        let chunks = encoders
+            .into_par_iter()
+            .zip(leaves)
+            .map(|(mut encoder, values)| {
+                for v in &values {
+                    encoder.write(v)?;
+                }
+                encoder.close()
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let mut row_group = self.writer.next_row_group()?;
+        for chunk in chunks {
+            chunk.append_to_row_group(&mut row_group)?;
+        }
+        row_group.close()?;
+        Ok(())
     }
 
     /// Writes the footer.
@@ -593,12 +626,16 @@ impl<'a> FileWriter<'a> {
             }
             properties = builder.build();
         }
-        let writer = ArrowWriter::try_new(Vec::new(), self.schema.clone(), Some(properties))?;
+        let (writer, columns) =
+            ArrowWriter::try_new(Vec::new(), self.schema.clone(), Some(properties))?
+                .into_serialized_writer()?;
         self.started.push(path.clone());
         Ok(OpenFile {
             path,
             partition_values,
             writer,
+            columns,
+            schema: self.schema.clone(),
             sink,
             uploaded: 0,
             rows: 0,

@@ -520,3 +520,56 @@ async fn partitions_derived_from_a_timestamp_column() {
     assert_eq!(ids(&scan.collect().await.unwrap()), vec![4]);
     assert!(dir.path().join("ds/year=2024/month=6").is_dir());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nested_columns_round_trip() {
+    use arrow::array::{
+        Array, ArrayRef, Int32Array, Int64Array, ListArray, RecordBatch, StringArray, StructArray,
+    };
+    use arrow::datatypes::{Field, Int32Type, Schema};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    let list = ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+        Some(vec![Some(1), None, Some(3)]),
+        None,
+        Some(vec![]),
+    ]);
+    let point = StructArray::from(vec![
+        (
+            Arc::new(Field::new("x", DataType::Int64, true)),
+            Arc::new(Int64Array::from(vec![Some(1), None, Some(3)])) as ArrayRef,
+        ),
+        (
+            Arc::new(Field::new("label", DataType::Utf8, true)),
+            Arc::new(StringArray::from(vec!["a", "b", "ü"])) as ArrayRef,
+        ),
+    ]);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int32, false),
+        Field::new("tags", list.data_type().clone(), true),
+        Field::new("point", point.data_type().clone(), true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int32Array::from(vec![1, 2, 3])),
+            Arc::new(list),
+            Arc::new(point),
+        ],
+    )
+    .unwrap();
+    Dataset::write_to(&path, [Ok(batch.clone())], &WriteOptions::default())
+        .await
+        .unwrap();
+    let got = Dataset::open(&path)
+        .await
+        .unwrap()
+        .scan()
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0], batch);
+}
