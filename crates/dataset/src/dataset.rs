@@ -269,7 +269,7 @@ impl Dataset {
 
     /// A scan of this version.
     pub fn scan(&self) -> ScanBuilder {
-        ScanBuilder::new(self.log.clone(), self.snapshot.clone())
+        ScanBuilder::new(self.log.clone(), self.snapshot.clone()).with_url(&self.url)
     }
 
     /// The version's state: schema, partitioning and file index.

@@ -95,6 +95,14 @@ pub enum Error {
     /// A type that dala cannot handle in this position.
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// An engine (DuckDB, Polars) failed to run a scan or query.
+    #[error("{engine} failed: {message}")]
+    Engine {
+        /// The engine.
+        engine: String,
+        /// What it reported, with the statement where it helps.
+        message: String,
+    },
     /// An error from the object store.
     #[error("object store error at {path}: {source}")]
     Store {

@@ -56,6 +56,7 @@ mod commit;
 mod conform;
 mod dataset;
 mod derive;
+mod engine;
 mod error;
 mod failpoint;
 pub mod filter;
@@ -72,6 +73,7 @@ mod write;
 
 pub use commit::check_schema;
 pub use dataset::{Dataset, DatasetBuilder, WriteResult};
+pub use engine::{ArrowEngine, ENGINE_VARIABLE, Engine, ScanEngine, ScanFile, ScanRequest};
 pub use error::{Error, Result};
 pub use filter::{Expr, col, lit};
 pub use layout::PartitionField;

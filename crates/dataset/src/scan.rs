@@ -20,6 +20,7 @@ use parquet::arrow::arrow_reader::{
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
 use parquet::file::metadata::{PageIndexPolicy, RowGroupMetaData};
 
+use crate::engine::{ScanEngine, ScanFile, ScanRequest};
 use crate::error::{Error, Result};
 use crate::filter::Expr;
 use crate::log::LogStore;
@@ -45,6 +46,8 @@ pub struct ScanBuilder {
     files: Option<Vec<FileEntry>>,
     /// Only row groups that may hold one of these keys (a merge matching keys).
     probe: Option<Arc<KeyProbe>>,
+    /// Where the dataset is, for engines that read its files themselves.
+    url: Option<String>,
 }
 
 impl fmt::Debug for ScanBuilder {
@@ -148,7 +151,57 @@ impl ScanBuilder {
             concurrency: 4,
             files: None,
             probe: None,
+            url: None,
         }
+    }
+
+    /// Records where the dataset is (for [`ScanBuilder::request`]).
+    pub(crate) fn with_url(mut self, url: &str) -> Self {
+        self.url = Some(url.to_string());
+        self
+    }
+
+    /// The planned scan, for an engine to execute: files pruned by partition values and
+    /// statistics, with their locations.
+    pub fn request(&self) -> Result<ScanRequest> {
+        let plan = self.plan()?;
+        let dataset = self.url.clone().unwrap_or_default();
+        let local_root: Option<std::path::PathBuf> = if dataset.starts_with("file://") {
+            url::Url::parse(&dataset)
+                .ok()
+                .and_then(|u| u.to_file_path().ok())
+        } else if !dataset.contains("://") && !dataset.is_empty() {
+            Some(std::path::PathBuf::from(&dataset))
+        } else {
+            None
+        };
+        let files = plan
+            .files
+            .into_iter()
+            .map(|entry| ScanFile {
+                location: match &local_root {
+                    Some(root) => root.join(&entry.path).display().to_string(),
+                    None => format!("{}/{}", dataset.trim_end_matches('/'), entry.path),
+                },
+                entry,
+            })
+            .collect();
+        Ok(ScanRequest {
+            local: local_root.is_some(),
+            dataset,
+            files,
+            data_schema: self.snapshot.data_schema().clone(),
+            partitioning: self.snapshot.partitioning().to_vec(),
+            output_schema: plan.schema,
+            filter: plan.filter,
+            limit: self.limit,
+            native: self.clone(),
+        })
+    }
+
+    /// Runs the scan on `engine`.
+    pub fn stream_on(&self, engine: &dyn ScanEngine) -> Result<RecordBatchStream> {
+        engine.scan(self.request()?)
     }
 
     /// Reads only row groups whose statistics may hold one of `probe`'s keys.

@@ -1,0 +1,148 @@
+//! Engines: dala plans a scan (pruning partitions and files by its index) and an engine
+//! executes it. The native Arrow engine is this crate's scan; DuckDB and Polars live in
+//! their own crates (`dala-duckdb`, `dala-polars`) behind the same [`ScanEngine`] trait.
+
+use std::fmt;
+use std::str::FromStr;
+
+use arrow::datatypes::SchemaRef;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::filter::Expr;
+use crate::layout::PartitionField;
+use crate::scan::{RecordBatchStream, ScanBuilder};
+use crate::snapshot::FileEntry;
+
+/// The environment variable that picks the default engine.
+pub const ENGINE_VARIABLE: &str = "DALA_ENGINE";
+
+/// Which engine executes a scan or a query.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Engine {
+    /// dala's own reader (arrow-rs and the parquet crate).
+    #[default]
+    Arrow,
+    /// DuckDB (crate `dala-duckdb`).
+    Duckdb,
+    /// Polars (crate `dala-polars`).
+    Polars,
+}
+
+impl Engine {
+    /// The engine named by `DALA_ENGINE`, or Arrow when it is not set.
+    pub fn from_env() -> Result<Engine> {
+        match std::env::var(ENGINE_VARIABLE) {
+            Ok(name) if !name.is_empty() => name.parse(),
+            _ => Ok(Engine::Arrow),
+        }
+    }
+}
+
+impl FromStr for Engine {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "arrow" => Ok(Engine::Arrow),
+            "duckdb" => Ok(Engine::Duckdb),
+            "polars" => Ok(Engine::Polars),
+            other => Err(Error::InvalidArgument(format!(
+                "unknown engine {other:?} (expected arrow, duckdb or polars)"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Engine::Arrow => "arrow",
+            Engine::Duckdb => "duckdb",
+            Engine::Polars => "polars",
+        })
+    }
+}
+
+/// One data file of a scan, as an engine needs it.
+#[derive(Debug, Clone)]
+pub struct ScanFile {
+    /// Where the file is: an absolute local path for local datasets, else a URL.
+    pub location: String,
+    /// The file's index entry (relative path, partition values, rows, statistics).
+    pub entry: FileEntry,
+}
+
+/// A scan planned by dala, for an engine to execute: the files left after pruning, the
+/// typed partition columns, the projection, the filter and the limit.
+#[derive(Debug, Clone)]
+pub struct ScanRequest {
+    /// Where the dataset is (a local path or a URL).
+    pub dataset: String,
+    /// Whether the files are on the local file system (their locations are paths).
+    pub local: bool,
+    /// The files that may hold matching rows.
+    pub files: Vec<ScanFile>,
+    /// The dataset's data columns (those stored in the files).
+    pub data_schema: SchemaRef,
+    /// The partition columns, typed, in order.
+    pub partitioning: Vec<PartitionField>,
+    /// The columns to return, in order, with the types every engine returns them as.
+    pub output_schema: SchemaRef,
+    /// The filter rows must satisfy, bound to the dataset's schema.
+    pub filter: Option<Expr>,
+    /// Return at most this many rows.
+    pub limit: Option<usize>,
+    /// The same scan, for the native engine.
+    pub(crate) native: ScanBuilder,
+}
+
+/// An engine that executes dala's scans, and SQL if it has it. Object safe: callers hold a
+/// `Box<dyn ScanEngine>` or `Arc<dyn ScanEngine>` picked by [`Engine`].
+pub trait ScanEngine: Send + Sync {
+    /// Which engine this is.
+    fn kind(&self) -> Engine;
+
+    /// Executes a scan, returning its batches as they come (in the request's output
+    /// schema, whatever the engine's own types).
+    fn scan(&self, request: ScanRequest) -> Result<RecordBatchStream>;
+
+    /// Runs `query` over `tables` (each a name, as the SQL spells it, and the scan of a
+    /// dataset at one version).
+    fn sql(&self, tables: Vec<(String, ScanRequest)>, query: &str) -> Result<RecordBatchStream> {
+        let _ = (tables, query);
+        Err(Error::Unsupported(format!(
+            "the {} engine has no SQL; use duckdb or polars",
+            self.kind()
+        )))
+    }
+}
+
+/// dala's own scan (arrow-rs and the parquet crate).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ArrowEngine;
+
+impl ScanEngine for ArrowEngine {
+    fn kind(&self) -> Engine {
+        Engine::Arrow
+    }
+
+    fn scan(&self, request: ScanRequest) -> Result<RecordBatchStream> {
+        request.native.stream()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engines_parse_and_print() {
+        for engine in [Engine::Arrow, Engine::Duckdb, Engine::Polars] {
+            assert_eq!(engine.to_string().parse::<Engine>().unwrap(), engine);
+        }
+        assert_eq!("DuckDB".parse::<Engine>().unwrap(), Engine::Duckdb);
+        assert!("spark".parse::<Engine>().is_err());
+    }
+}

@@ -1,0 +1,329 @@
+//! # dala-duckdb
+//!
+//! DuckDB as a dala engine. dala plans a scan (partitions and files pruned by its index);
+//! DuckDB reads exactly the files left, with `read_parquet([...])` over their paths (never a
+//! glob, so it lists no directory), the partition values joined from dala's index with
+//! their recorded types, the projection, filter and limit pushed into its SQL. Results come
+//! back as arrow-rs batches through DuckDB's Arrow interface, streamed from a thread that
+//! owns its connection, and are cast to the dataset's own types, so every engine returns
+//! the same schema.
+//!
+//! - [`DuckdbEngine`] implements [`dala_dataset::ScanEngine`]: `scan` and `sql`.
+//! - [`register_view`] registers a dataset scan as a view on a caller's
+//!   [`duckdb::Connection`].
+//!
+//! DuckDB reads local files here (the prebuilt library has no S3 support): a dataset on an
+//! object store is an [`Error::Unsupported`] for this engine.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use dala_dataset::{Engine, Error, RecordBatchStream, Result, ScanEngine, ScanRequest, lit};
+use futures::StreamExt;
+
+/// Settings of the DuckDB database an engine runs on.
+#[derive(Debug, Clone, Default)]
+pub struct DuckdbOptions {
+    /// Worker threads (DuckDB's default: one per core).
+    pub threads: Option<usize>,
+    /// Memory limit, e.g. `"2GB"` (DuckDB's default: 80% of the machine's memory).
+    pub memory_limit: Option<String>,
+    /// Where DuckDB spills when over its memory limit.
+    pub temp_directory: Option<PathBuf>,
+}
+
+/// DuckDB as a dala engine. One in-memory database; each scan or query runs on its own
+/// connection to it (a DuckDB connection may move between threads but not be shared).
+pub struct DuckdbEngine {
+    base: Mutex<duckdb::Connection>,
+}
+
+impl std::fmt::Debug for DuckdbEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DuckdbEngine").finish_non_exhaustive()
+    }
+}
+
+fn engine_error(message: impl std::fmt::Display) -> Error {
+    Error::Engine {
+        engine: "duckdb".into(),
+        message: message.to_string(),
+    }
+}
+
+impl DuckdbEngine {
+    /// An engine on a new in-memory DuckDB database with `options`.
+    pub fn new(options: &DuckdbOptions) -> Result<Self> {
+        let mut config = duckdb::Config::default();
+        if let Some(threads) = options.threads {
+            config = config.threads(threads as i64).map_err(engine_error)?;
+        }
+        if let Some(limit) = &options.memory_limit {
+            config = config.max_memory(limit).map_err(engine_error)?;
+        }
+        if let Some(dir) = &options.temp_directory {
+            config = config
+                .with("temp_directory", dir.display().to_string())
+                .map_err(engine_error)?;
+        }
+        let base = duckdb::Connection::open_in_memory_with_flags(config).map_err(engine_error)?;
+        Ok(DuckdbEngine {
+            base: Mutex::new(base),
+        })
+    }
+
+    /// A new connection to the engine's database (for native use).
+    pub fn connection(&self) -> Result<duckdb::Connection> {
+        let base = self
+            .base
+            .lock()
+            .map_err(|_| engine_error("the engine's connection was poisoned"))?;
+        base.try_clone().map_err(engine_error)
+    }
+
+    /// Runs `setup` statements then `query` on a connection of its own, streaming the
+    /// result cast to `schema` (when given).
+    fn run(
+        &self,
+        setup: Vec<String>,
+        query: String,
+        schema: Option<SchemaRef>,
+    ) -> Result<RecordBatchStream> {
+        let conn = self.connection()?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(4);
+        std::thread::spawn(move || {
+            let run = || -> Result<()> {
+                for statement in &setup {
+                    conn.execute_batch(statement)
+                        .map_err(|e| engine_error(format!("{e} in `{statement}`")))?;
+                }
+                let mut stmt = conn
+                    .prepare(&query)
+                    .map_err(|e| engine_error(format!("{e} in `{query}`")))?;
+                drop(stmt.stream_arrow([]).map_err(engine_error)?);
+                while let Some(rows) = stmt.step().map_err(engine_error)? {
+                    let batch = RecordBatch::from(&rows);
+                    let batch = match &schema {
+                        Some(schema) => conform(&batch, schema)?,
+                        None => batch,
+                    };
+                    if tx.blocking_send(Ok(batch)).is_err() {
+                        break; // the consumer stopped reading
+                    }
+                }
+                Ok(())
+            };
+            if let Err(e) = run() {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        Ok(stream.boxed())
+    }
+}
+
+impl ScanEngine for DuckdbEngine {
+    fn kind(&self) -> Engine {
+        Engine::Duckdb
+    }
+
+    fn scan(&self, request: ScanRequest) -> Result<RecordBatchStream> {
+        if request.files.is_empty() {
+            return Ok(futures::stream::empty().boxed());
+        }
+        let query = scan_sql(&request)?;
+        self.run(Vec::new(), query, Some(request.output_schema.clone()))
+    }
+
+    fn sql(&self, tables: Vec<(String, ScanRequest)>, query: &str) -> Result<RecordBatchStream> {
+        let setup = tables
+            .iter()
+            .map(|(name, request)| view_sql(name, request))
+            .collect::<Result<Vec<_>>>()?;
+        self.run(setup, query.to_string(), None)
+    }
+}
+
+/// Registers the scan `request` (a dataset at one version, pruned) as a temporary view
+/// `name` on `conn`.
+pub fn register_view(conn: &duckdb::Connection, name: &str, request: &ScanRequest) -> Result<()> {
+    let sql = view_sql(name, request)?;
+    conn.execute_batch(&sql)
+        .map_err(|e| engine_error(format!("{e} in `{sql}`")))
+}
+
+/// `CREATE OR REPLACE TEMP VIEW name AS <scan>`.
+fn view_sql(name: &str, request: &ScanRequest) -> Result<String> {
+    let select = if request.files.is_empty() {
+        empty_sql(&request.output_schema)?
+    } else {
+        scan_sql(request)?
+    };
+    Ok(format!(
+        "CREATE OR REPLACE TEMP VIEW {} AS {select}",
+        quote_identifier(name)
+    ))
+}
+
+/// A SELECT with the schema's columns and no rows.
+fn empty_sql(schema: &SchemaRef) -> Result<String> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            Ok(format!(
+                "CAST(NULL AS {}) AS {}",
+                duckdb_type(f.data_type())?,
+                quote_identifier(f.name())
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(format!("SELECT {} LIMIT 0", columns.join(", ")))
+}
+
+/// The SELECT that reads a scan's files: the data columns from the files, the partition
+/// columns from dala's index (joined by file name), then the projection, filter and limit.
+fn scan_sql(request: &ScanRequest) -> Result<String> {
+    if !request.local {
+        return Err(Error::Unsupported(format!(
+            "the duckdb engine reads local datasets; {} is not local (use the arrow engine)",
+            request.dataset
+        )));
+    }
+    let files: Vec<String> = request
+        .files
+        .iter()
+        .map(|f| quote_string(&f.location))
+        .collect();
+    let source = if request.partitioning.is_empty() {
+        format!(
+            "SELECT * FROM read_parquet([{}], union_by_name = true)",
+            files.join(", ")
+        )
+    } else {
+        let mut rows = Vec::with_capacity(request.files.len());
+        for file in &request.files {
+            let mut values = vec![quote_string(&file.location)];
+            for (field, value) in request
+                .partitioning
+                .iter()
+                .zip(&file.entry.partition_values)
+            {
+                values.push(format!(
+                    "CAST({} AS {})",
+                    lit(value.clone()),
+                    duckdb_type(&field.data_type)?
+                ));
+            }
+            rows.push(format!("({})", values.join(", ")));
+        }
+        let names: Vec<String> = std::iter::once("filename".to_string())
+            .chain(
+                request
+                    .partitioning
+                    .iter()
+                    .map(|p| quote_identifier(&p.name)),
+            )
+            .collect();
+        format!(
+            "SELECT * EXCLUDE (filename) FROM read_parquet([{}], filename = true, \
+             union_by_name = true) JOIN (VALUES {}) AS dala_partitions({}) USING (filename)",
+            files.join(", "),
+            rows.join(", "),
+            names.join(", ")
+        )
+    };
+    let columns: Vec<String> = request
+        .output_schema
+        .fields()
+        .iter()
+        .map(|f| quote_identifier(f.name()))
+        .collect();
+    let mut sql = format!("SELECT {} FROM ({source}) AS dala_scan", columns.join(", "));
+    if let Some(filter) = &request.filter {
+        sql.push_str(&format!(" WHERE {filter}"));
+    }
+    if let Some(limit) = request.limit {
+        sql.push_str(&format!(" LIMIT {limit}"));
+    }
+    Ok(sql)
+}
+
+/// `batch`'s columns cast to `schema`'s types (DuckDB's types differ in places: string
+/// views, timestamp units).
+fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    if batch.num_columns() != schema.fields().len() {
+        return Err(engine_error(format!(
+            "returned {} columns where {} were asked for",
+            batch.num_columns(),
+            schema.fields().len()
+        )));
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(column, field)| {
+            if column.data_type() == field.data_type() {
+                Ok(column.clone())
+            } else {
+                cast(column, field.data_type()).map_err(|e| {
+                    engine_error(format!(
+                        "column `{}` came back as {}: {e}",
+                        field.name(),
+                        column.data_type()
+                    ))
+                })
+            }
+        })
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    RecordBatch::try_new_with_options(schema.clone(), columns, &options)
+        .map_err(|e| engine_error(format!("result does not fit the dataset's schema: {e}")))
+}
+
+/// DuckDB's name for an Arrow type (for partition values and empty results).
+fn duckdb_type(data_type: &DataType) -> Result<String> {
+    Ok(match data_type {
+        DataType::Boolean => "BOOLEAN".into(),
+        DataType::Int8 => "TINYINT".into(),
+        DataType::Int16 => "SMALLINT".into(),
+        DataType::Int32 => "INTEGER".into(),
+        DataType::Int64 => "BIGINT".into(),
+        DataType::UInt8 => "UTINYINT".into(),
+        DataType::UInt16 => "USMALLINT".into(),
+        DataType::UInt32 => "UINTEGER".into(),
+        DataType::UInt64 => "UBIGINT".into(),
+        DataType::Float32 => "FLOAT".into(),
+        DataType::Float64 => "DOUBLE".into(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "VARCHAR".into(),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "BLOB".into(),
+        DataType::Date32 | DataType::Date64 => "DATE".into(),
+        DataType::Decimal128(p, s) => format!("DECIMAL({p}, {s})"),
+        DataType::Timestamp(_, Some(_)) => "TIMESTAMPTZ".into(),
+        DataType::Timestamp(TimeUnit::Second, None) => "TIMESTAMP_S".into(),
+        DataType::Timestamp(TimeUnit::Millisecond, None) => "TIMESTAMP_MS".into(),
+        DataType::Timestamp(TimeUnit::Microsecond, None) => "TIMESTAMP".into(),
+        DataType::Timestamp(TimeUnit::Nanosecond, None) => "TIMESTAMP_NS".into(),
+        other => {
+            return Err(Error::Unsupported(format!(
+                "no DuckDB type for {other} in this position"
+            )));
+        }
+    })
+}
+
+/// A SQL identifier in double quotes.
+fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A SQL string literal.
+fn quote_string(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}

@@ -1,0 +1,319 @@
+//! The DuckDB engine and dala's Arrow engine give the same rows, with the same types, for
+//! the same scans: filters of every kind, projections, limits, partition-only and
+//! statistics-only filters, nulls, dates, timestamps with time zones, decimals, unicode.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array,
+    Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use dala_dataset::{ArrowEngine, Dataset, Error, ScanBuilder, ScanEngine, WriteOptions};
+use dala_duckdb::{DuckdbEngine, DuckdbOptions, register_view};
+use futures::TryStreamExt;
+
+fn batch(first: i64, n: usize) -> RecordBatch {
+    let ids: Vec<i64> = (first..first + n as i64).collect();
+    let names = ["ápfel", "Zoë", "naïve", "plain", "日本"];
+    let regions = ["north", "south", "east/west", "a=b%c"];
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("qty", DataType::Int32, true),
+        Field::new("price", DataType::Decimal128(10, 2), true),
+        Field::new("day", DataType::Date32, true),
+        Field::new(
+            "at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
+        Field::new("score", DataType::Float64, true),
+        Field::new("flag", DataType::Boolean, true),
+        Field::new("year", DataType::Int32, false),
+        Field::new("region", DataType::Utf8, true),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from(ids.clone())),
+        Arc::new(StringArray::from(
+            ids.iter()
+                .map(|i| (i % 7 != 0).then(|| format!("{}-{:02}", names[*i as usize % 5], i % 30)))
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(Int32Array::from(
+            ids.iter()
+                .map(|i| (i % 11 != 0).then_some((i % 40) as i32))
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(
+            Decimal128Array::from(
+                ids.iter()
+                    .map(|i| (i % 13 != 0).then_some(((i * 37) % 100_000) as i128))
+                    .collect::<Vec<_>>(),
+            )
+            .with_precision_and_scale(10, 2)
+            .unwrap(),
+        ),
+        Arc::new(Date32Array::from(
+            ids.iter()
+                .map(|i| (i % 17 != 0).then_some(19_000 + (i % 730) as i32))
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(
+            TimestampMicrosecondArray::from(
+                ids.iter()
+                    .map(|i| (i % 19 != 0).then_some(1_700_000_000_000_000 + i * 3_600_000_000))
+                    .collect::<Vec<_>>(),
+            )
+            .with_timezone("UTC"),
+        ),
+        Arc::new(Float64Array::from(
+            ids.iter()
+                .map(|i| (i % 23 != 0).then_some(*i as f64 / 8.0))
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(BooleanArray::from(
+            ids.iter()
+                .map(|i| (i % 29 != 0).then_some(i % 3 == 0))
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(Int32Array::from(
+            ids.iter()
+                .map(|i| 2020 + (i % 4) as i32)
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(StringArray::from(
+            ids.iter()
+                .map(|i| (i % 9 != 0).then(|| regions[(*i as usize / 4) % 4]))
+                .collect::<Vec<_>>(),
+        )),
+    ];
+    RecordBatch::try_new(schema, columns).unwrap()
+}
+
+async fn dataset(dir: &tempfile::TempDir) -> Dataset {
+    let path = dir.path().join("ds").display().to_string();
+    let options = WriteOptions {
+        row_group_size: 500,
+        ..WriteOptions::default().with_partition_by(["year", "region"])
+    };
+    let input: Vec<_> = (0..4).map(|i| Ok(batch(i * 1000, 1000))).collect();
+    Dataset::builder(&path)
+        .write(input, &options)
+        .await
+        .unwrap()
+        .0
+}
+
+/// Every row as text, sorted (or in order when `ordered`).
+fn rows(batches: &[RecordBatch]) -> Vec<String> {
+    let options = FormatOptions::default().with_null("NULL");
+    let mut out = Vec::new();
+    for batch in batches {
+        let formatters: Vec<_> = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+            .collect();
+        for row in 0..batch.num_rows() {
+            let fields: Vec<String> = formatters
+                .iter()
+                .map(|f| f.value(row).to_string())
+                .collect();
+            out.push(fields.join("|"));
+        }
+    }
+    out.sort();
+    out
+}
+
+async fn run(scan: &ScanBuilder, engine: &dyn ScanEngine) -> (Arc<Schema>, Vec<RecordBatch>) {
+    let batches: Vec<RecordBatch> = scan
+        .stream_on(engine)
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", engine.kind()));
+    (scan.output_schema().unwrap(), batches)
+}
+
+const FILTERS: [&str; 34] = [
+    "TRUE",
+    "FALSE",
+    "year = 2021",
+    "year IN (2020, 2023)",
+    "year <> 2022 AND region = 'north'",
+    "region = 'east/west'",
+    "region = 'a=b%c' OR region IS NULL",
+    "region IS NOT NULL AND region NOT IN ('north', 'south')",
+    "id = 1234",
+    "id < 100 OR id > 3950",
+    "id BETWEEN 500 AND 520",
+    "id NOT BETWEEN 10 AND 3990",
+    "qty < 10",
+    "qty IS NULL",
+    "qty >= 35 AND year = 2020",
+    "NOT (qty > 5)",
+    "name LIKE 'Zoë%'",
+    "name LIKE '%-1_'",
+    "name NOT LIKE 'plain%'",
+    "name ILIKE 'ÁPFEL%'",
+    "name = '日本-03'",
+    "name IS NULL AND qty IS NOT NULL",
+    "price > 250.5",
+    "price <= 12",
+    "price IS NULL OR price = 100.01",
+    "day >= DATE '2022-01-01' AND day < DATE '2022-02-01'",
+    "day IS NULL",
+    "at >= TIMESTAMP '2023-12-01 00:00:00' AND at < TIMESTAMP '2023-12-03 00:00:00'",
+    "score > 400.5 AND score < 401",
+    "flag",
+    "NOT flag OR flag IS NULL",
+    "year = 2023 AND id > 3000 AND qty < 5",
+    "id > 100000",
+    "(year = 2021 OR year = 2022) AND (region = 'south' OR name LIKE 'naïve%')",
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn duckdb_gives_the_arrow_engines_rows_and_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dataset(&dir).await;
+    let duckdb = DuckdbEngine::new(&DuckdbOptions {
+        threads: Some(2),
+        ..DuckdbOptions::default()
+    })
+    .unwrap();
+    let mut checked = 0;
+    let projections: [Option<&[&str]>; 3] = [
+        None,
+        Some(&["id", "price", "region"]),
+        Some(&["year", "name", "at"]),
+    ];
+    for filter in FILTERS {
+        for columns in projections {
+            let mut scan = ds.scan().with_filter_str(filter).unwrap();
+            if let Some(columns) = columns {
+                scan = scan.with_columns(columns.iter().copied());
+            }
+            let (schema, expected) = run(&scan, &ArrowEngine).await;
+            let (_, got) = run(&scan, &duckdb).await;
+            for batch in &got {
+                assert_eq!(batch.schema(), schema, "{filter}: types differ");
+            }
+            assert_eq!(rows(&got), rows(&expected), "{filter} {columns:?}");
+            checked += 1;
+        }
+    }
+    // Limits: as many rows, each one the filter's.
+    for (filter, limit) in [
+        ("TRUE", 7),
+        ("qty < 10", 25),
+        ("year = 2022", 1000),
+        ("id > 100000", 3),
+    ] {
+        let scan = ds.scan().with_filter_str(filter).unwrap();
+        let all = rows(&run(&scan, &ArrowEngine).await.1);
+        let limited = scan.with_limit(limit);
+        let (_, a) = run(&limited, &ArrowEngine).await;
+        let (_, d) = run(&limited, &duckdb).await;
+        let (a, d) = (rows(&a), rows(&d));
+        assert_eq!(a.len(), limit.min(all.len()), "{filter} limit {limit}");
+        assert_eq!(d.len(), a.len(), "{filter} limit {limit}");
+        assert!(d.iter().all(|r| all.binary_search(r).is_ok()), "{filter}");
+        checked += 1;
+    }
+    assert!(checked >= 40);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sql_over_registered_datasets() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dataset(&dir).await;
+    let duckdb = DuckdbEngine::new(&DuckdbOptions {
+        threads: Some(1),
+        memory_limit: Some("512MB".into()),
+        temp_directory: Some(dir.path().join("spill")),
+    })
+    .unwrap();
+    let settings: (i64, String) = duckdb
+        .connection()
+        .unwrap()
+        .query_row(
+            "SELECT current_setting('threads'), current_setting('temp_directory')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(settings.0, 1);
+    assert!(settings.1.ends_with("spill"), "{}", settings.1);
+    let request = ds.scan().request().unwrap();
+    let batches: Vec<RecordBatch> = duckdb
+        .sql(
+            vec![("sales.items".into(), request.clone())],
+            "SELECT year, count(*) AS n, sum(qty) AS q FROM \"sales.items\" \
+             WHERE region IS NOT NULL GROUP BY year ORDER BY year",
+        )
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let got = rows(&batches);
+    // The same numbers from the Arrow engine.
+    let all = ds
+        .scan()
+        .with_filter_str("region IS NOT NULL")
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let mut expected = Vec::new();
+    for year in 2020..2024 {
+        let mut n = 0i64;
+        let mut q = 0i64;
+        for b in &all {
+            let years = b
+                .column_by_name("year")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<Int32Array>()
+                .unwrap();
+            let qty = b
+                .column_by_name("qty")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<Int32Array>()
+                .unwrap();
+            for i in 0..b.num_rows() {
+                if years.value(i) == year {
+                    n += 1;
+                    q += if qty.is_null(i) {
+                        0
+                    } else {
+                        i64::from(qty.value(i))
+                    };
+                }
+            }
+        }
+        expected.push(format!("{year}|{n}|{q}"));
+    }
+    assert_eq!(got, expected);
+
+    // The native handle: a view on the caller's own connection.
+    let conn = duckdb.connection().unwrap();
+    register_view(&conn, "items", &request).unwrap();
+    let count: i64 = conn
+        .query_row("SELECT count(*) FROM items WHERE year = 2021", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(count, 1000);
+
+    // The Arrow engine has no SQL, and says which engines do.
+    let error = ArrowEngine.sql(Vec::new(), "SELECT 1").err().unwrap();
+    assert!(
+        matches!(&error, Error::Unsupported(m) if m.contains("duckdb")),
+        "{error}"
+    );
+}
