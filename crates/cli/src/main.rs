@@ -12,7 +12,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use dala_dataset::{CompressionSpec, Dataset, SchemaMode, SortColumn, WriteMode, WriteOptions};
+use dala_dataset::{
+    ArrowEngine, CompressionSpec, Dataset, Engine, ScanEngine, SchemaMode, SortColumn, WriteMode,
+    WriteOptions,
+};
 
 /// Manage hive-partitioned Parquet datasets.
 #[derive(Parser)]
@@ -137,6 +140,10 @@ struct ScanArgs {
     /// Print what the scan would read (files and row groups pruned) instead of rows.
     #[arg(long)]
     explain: bool,
+    /// The engine that reads the files dala's index leaves: arrow (dala's own) or duckdb
+    /// (default: the DALA_ENGINE variable, else arrow).
+    #[arg(long)]
+    engine: Option<Engine>,
 }
 
 #[tokio::main]
@@ -221,7 +228,28 @@ async fn scan(args: ScanArgs) -> Result<()> {
         println!("{}", scan.explain().await?);
         return Ok(());
     }
-    output::write(scan, args.format, args.output.as_deref()).await
+    let engine = match args.engine {
+        Some(engine) => engine,
+        None => Engine::from_env()?,
+    };
+    output::write(
+        scan,
+        engine_for(engine)?.as_ref(),
+        args.format,
+        args.output.as_deref(),
+    )
+    .await
+}
+
+/// The engine of a kind.
+fn engine_for(kind: Engine) -> Result<Box<dyn ScanEngine>> {
+    Ok(match kind {
+        Engine::Duckdb => Box::new(dala_duckdb::DuckdbEngine::new(
+            &dala_duckdb::DuckdbOptions::default(),
+        )?),
+        Engine::Arrow => Box::new(ArrowEngine),
+        other => anyhow::bail!("the {other} engine is not available in this build"),
+    })
 }
 
 async fn info(location: &str, version: Option<u64>) -> Result<()> {

@@ -5,16 +5,21 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Result, bail};
-use dala_dataset::ScanBuilder;
+use dala_dataset::{ScanBuilder, ScanEngine};
 use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
 
 use crate::Format;
 
-/// Streams the scan's rows to `output` (or standard output) in `format`.
-pub async fn write(scan: ScanBuilder, format: Format, output: Option<&Path>) -> Result<()> {
+/// Streams the scan's rows, read by `engine`, to `output` (or standard output) in `format`.
+pub async fn write(
+    scan: ScanBuilder,
+    engine: &dyn ScanEngine,
+    format: Format,
+    output: Option<&Path>,
+) -> Result<()> {
     let schema = scan.output_schema()?;
-    let mut stream = scan.stream()?;
+    let mut stream = scan.stream_on(engine)?;
     let sink: Box<dyn Write + Send> = match output {
         Some(path) => Box::new(File::create(path)?),
         None if matches!(format, Format::Parquet) => {

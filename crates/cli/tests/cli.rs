@@ -346,3 +346,56 @@ fn an_upsert_or_delete_killed_before_its_commit_changes_nothing() {
         assert_eq!(after, expected, "{args:?}");
     }
 }
+
+#[test]
+fn scans_give_the_same_rows_on_every_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    csv_dataset(dir.path());
+    let scan = |engine: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_dala"))
+            .args([
+                "scan",
+                "ds",
+                "--filter",
+                "year = 2024 AND amount > 2",
+                "--format",
+                "csv",
+            ])
+            .current_dir(dir.path())
+            .env("DALA_ENGINE", engine)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{engine}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mut lines: Vec<String> = text.lines().map(String::from).collect();
+        lines[1..].sort();
+        lines
+    };
+    let arrow = scan("arrow");
+    assert_eq!(arrow.len(), 4, "{arrow:?}");
+    assert_eq!(scan("duckdb"), arrow);
+    let flag = ok(
+        &[
+            "scan",
+            "ds",
+            "--engine",
+            "duckdb",
+            "--filter",
+            "city = 'Oslo'",
+            "--columns",
+            "id",
+            "--format",
+            "csv",
+        ],
+        dir.path(),
+    );
+    let mut ids: Vec<&str> = flag.lines().skip(1).collect();
+    ids.sort();
+    assert_eq!(ids, vec!["1", "4"]);
+    let bad = dala(&["scan", "ds", "--engine", "spark"], dir.path());
+    assert!(!bad.status.success());
+}
