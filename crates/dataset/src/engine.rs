@@ -5,6 +5,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow::compute::cast;
 use arrow::datatypes::SchemaRef;
 use serde::{Deserialize, Serialize};
 
@@ -117,6 +119,48 @@ pub trait ScanEngine: Send + Sync {
             self.kind()
         )))
     }
+}
+
+/// An engine's result columns cast to `schema`'s types, so that every engine returns the
+/// dataset's types whatever its own (string views, timestamp units). A column that cannot
+/// be cast, or a wrong number of columns, is an [`Error::Engine`].
+pub fn cast_to_schema(
+    engine: Engine,
+    columns: Vec<ArrayRef>,
+    rows: usize,
+    schema: &SchemaRef,
+) -> Result<RecordBatch> {
+    let failed = |message: String| Error::Engine {
+        engine: engine.to_string(),
+        message,
+    };
+    if columns.len() != schema.fields().len() {
+        return Err(failed(format!(
+            "returned {} columns where {} were asked for",
+            columns.len(),
+            schema.fields().len()
+        )));
+    }
+    let columns = columns
+        .into_iter()
+        .zip(schema.fields())
+        .map(|(column, field)| {
+            if column.data_type() == field.data_type() {
+                Ok(column)
+            } else {
+                cast(&column, field.data_type()).map_err(|e| {
+                    failed(format!(
+                        "column `{}` came back as {}: {e}",
+                        field.name(),
+                        column.data_type()
+                    ))
+                })
+            }
+        })
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    let options = RecordBatchOptions::new().with_row_count(Some(rows));
+    RecordBatch::try_new_with_options(schema.clone(), columns, &options)
+        .map_err(|e| failed(format!("result does not fit the dataset's schema: {e}")))
 }
 
 /// dala's own scan (arrow-rs and the parquet crate).

@@ -73,7 +73,9 @@ mod write;
 
 pub use commit::check_schema;
 pub use dataset::{Dataset, DatasetBuilder, WriteResult};
-pub use engine::{ArrowEngine, ENGINE_VARIABLE, Engine, ScanEngine, ScanFile, ScanRequest};
+pub use engine::{
+    ArrowEngine, ENGINE_VARIABLE, Engine, ScanEngine, ScanFile, ScanRequest, cast_to_schema,
+};
 pub use error::{Error, Result};
 pub use filter::{Expr, col, lit};
 pub use layout::PartitionField;

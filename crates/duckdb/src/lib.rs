@@ -18,10 +18,11 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
-use arrow::compute::cast;
+use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
-use dala_dataset::{Engine, Error, RecordBatchStream, Result, ScanEngine, ScanRequest, lit};
+use dala_dataset::{
+    Engine, Error, RecordBatchStream, Result, ScanEngine, ScanRequest, cast_to_schema, lit,
+};
 use futures::StreamExt;
 
 /// Settings of the DuckDB database an engine runs on.
@@ -107,7 +108,12 @@ impl DuckdbEngine {
                 while let Some(rows) = stmt.step().map_err(engine_error)? {
                     let batch = RecordBatch::from(&rows);
                     let batch = match &schema {
-                        Some(schema) => conform(&batch, schema)?,
+                        Some(schema) => cast_to_schema(
+                            Engine::Duckdb,
+                            batch.columns().to_vec(),
+                            batch.num_rows(),
+                            schema,
+                        )?,
                         None => batch,
                     };
                     if tx.blocking_send(Ok(batch)).is_err() {
@@ -252,39 +258,6 @@ fn scan_sql(request: &ScanRequest) -> Result<String> {
         sql.push_str(&format!(" LIMIT {limit}"));
     }
     Ok(sql)
-}
-
-/// `batch`'s columns cast to `schema`'s types (DuckDB's types differ in places: string
-/// views, timestamp units).
-fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
-    if batch.num_columns() != schema.fields().len() {
-        return Err(engine_error(format!(
-            "returned {} columns where {} were asked for",
-            batch.num_columns(),
-            schema.fields().len()
-        )));
-    }
-    let columns = batch
-        .columns()
-        .iter()
-        .zip(schema.fields())
-        .map(|(column, field)| {
-            if column.data_type() == field.data_type() {
-                Ok(column.clone())
-            } else {
-                cast(column, field.data_type()).map_err(|e| {
-                    engine_error(format!(
-                        "column `{}` came back as {}: {e}",
-                        field.name(),
-                        column.data_type()
-                    ))
-                })
-            }
-        })
-        .collect::<Result<Vec<ArrayRef>>>()?;
-    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-    RecordBatch::try_new_with_options(schema.clone(), columns, &options)
-        .map_err(|e| engine_error(format!("result does not fit the dataset's schema: {e}")))
 }
 
 /// DuckDB's name for an Arrow type (for partition values and empty results).

@@ -1,6 +1,7 @@
-//! The DuckDB engine and dala's Arrow engine give the same rows, with the same types, for
-//! the same scans: filters of every kind, projections, limits, partition-only and
-//! statistics-only filters, nulls, dates, timestamps with time zones, decimals, unicode.
+//! One behavioural suite on every engine: Arrow (dala's own reader), DuckDB and Polars give
+//! the same rows, with the same Arrow types, for the same scans: filters of every kind,
+//! projections, limits, partition-only and statistics-only filters, nulls, dates, timestamps
+//! with time zones, decimals, unicode, empty results.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use dala_dataset::{ArrowEngine, Dataset, Error, ScanBuilder, ScanEngine, WriteOptions};
 use dala_duckdb::{DuckdbEngine, DuckdbOptions, register_view};
+use dala_polars::PolarsEngine;
 use futures::TryStreamExt;
 
 fn batch(first: i64, n: usize) -> RecordBatch {
@@ -177,7 +179,7 @@ const FILTERS: [&str; 34] = [
 ];
 
 #[tokio::test(flavor = "multi_thread")]
-async fn duckdb_gives_the_arrow_engines_rows_and_types() {
+async fn every_engine_gives_the_same_rows_and_types() {
     let dir = tempfile::tempdir().unwrap();
     let ds = dataset(&dir).await;
     let duckdb = DuckdbEngine::new(&DuckdbOptions {
@@ -198,11 +200,23 @@ async fn duckdb_gives_the_arrow_engines_rows_and_types() {
                 scan = scan.with_columns(columns.iter().copied());
             }
             let (schema, expected) = run(&scan, &ArrowEngine).await;
-            let (_, got) = run(&scan, &duckdb).await;
-            for batch in &got {
-                assert_eq!(batch.schema(), schema, "{filter}: types differ");
+            for engine in [&duckdb as &dyn ScanEngine, &PolarsEngine] {
+                let (_, got) = run(&scan, engine).await;
+                for batch in &got {
+                    assert_eq!(
+                        batch.schema(),
+                        schema,
+                        "{}: {filter}: types differ",
+                        engine.kind()
+                    );
+                }
+                assert_eq!(
+                    rows(&got),
+                    rows(&expected),
+                    "{}: {filter} {columns:?}",
+                    engine.kind()
+                );
             }
-            assert_eq!(rows(&got), rows(&expected), "{filter} {columns:?}");
             checked += 1;
         }
     }
@@ -216,38 +230,32 @@ async fn duckdb_gives_the_arrow_engines_rows_and_types() {
         let scan = ds.scan().with_filter_str(filter).unwrap();
         let all = rows(&run(&scan, &ArrowEngine).await.1);
         let limited = scan.with_limit(limit);
-        let (_, a) = run(&limited, &ArrowEngine).await;
-        let (_, d) = run(&limited, &duckdb).await;
-        let (a, d) = (rows(&a), rows(&d));
+        let a = rows(&run(&limited, &ArrowEngine).await.1);
         assert_eq!(a.len(), limit.min(all.len()), "{filter} limit {limit}");
-        assert_eq!(d.len(), a.len(), "{filter} limit {limit}");
-        assert!(d.iter().all(|r| all.binary_search(r).is_ok()), "{filter}");
+        for engine in [&duckdb as &dyn ScanEngine, &PolarsEngine] {
+            let got = rows(&run(&limited, engine).await.1);
+            assert_eq!(
+                got.len(),
+                a.len(),
+                "{}: {filter} limit {limit}",
+                engine.kind()
+            );
+            assert!(
+                got.iter().all(|r| all.binary_search(r).is_ok()),
+                "{}: {filter}",
+                engine.kind()
+            );
+        }
         checked += 1;
     }
     assert!(checked >= 40);
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn sql_over_registered_datasets() {
+async fn sql_over_registered_datasets_on_duckdb_and_polars() {
     let dir = tempfile::tempdir().unwrap();
     let ds = dataset(&dir).await;
-    let duckdb = DuckdbEngine::new(&DuckdbOptions {
-        threads: Some(1),
-        memory_limit: Some("512MB".into()),
-        temp_directory: Some(dir.path().join("spill")),
-    })
-    .unwrap();
-    let settings: (i64, String) = duckdb
-        .connection()
-        .unwrap()
-        .query_row(
-            "SELECT current_setting('threads'), current_setting('temp_directory')",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
-    assert_eq!(settings.0, 1);
-    assert!(settings.1.ends_with("spill"), "{}", settings.1);
+    let duckdb = DuckdbEngine::new(&DuckdbOptions::default()).unwrap();
     let request = ds.scan().request().unwrap();
     let batches: Vec<RecordBatch> = duckdb
         .sql(
@@ -299,6 +307,17 @@ async fn sql_over_registered_datasets() {
         expected.push(format!("{year}|{n}|{q}"));
     }
     assert_eq!(got, expected);
+    let polars: Vec<RecordBatch> = PolarsEngine
+        .sql(
+            vec![("items".into(), request.clone())],
+            "SELECT year, count(*) AS n, sum(qty) AS q FROM items \
+             WHERE region IS NOT NULL GROUP BY year ORDER BY year",
+        )
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(rows(&polars), expected);
 
     // The native handle: a view on the caller's own connection.
     let conn = duckdb.connection().unwrap();

@@ -1,0 +1,69 @@
+//! DuckDB specifics on a small dataset: the database settings, and a dataset registered as
+//! a view on a caller's own connection. (The behavioural suite that runs on every engine is
+//! `tests/engines` in the workspace.)
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::sync::Arc;
+
+use arrow::array::{Int32Array, Int64Array, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema};
+use dala_dataset::{Dataset, WriteOptions};
+use dala_duckdb::{DuckdbEngine, DuckdbOptions, register_view};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn settings_apply_and_views_register_on_a_callers_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ds").display().to_string();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("year", DataType::Int32, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(vec![1, 2, 3])),
+            Arc::new(Int32Array::from(vec![2023, 2024, 2024])),
+        ],
+    )
+    .unwrap();
+    let options = WriteOptions::default().with_partition_by(["year"]);
+    let (ds, _) = Dataset::builder(&path)
+        .write([Ok(batch)], &options)
+        .await
+        .unwrap();
+
+    let engine = DuckdbEngine::new(&DuckdbOptions {
+        threads: Some(1),
+        memory_limit: Some("512MB".into()),
+        temp_directory: Some(dir.path().join("spill")),
+    })
+    .unwrap();
+    let conn = engine.connection().unwrap();
+    let (threads, temp): (i64, String) = conn
+        .query_row(
+            "SELECT current_setting('threads'), current_setting('temp_directory')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(threads, 1);
+    assert!(temp.ends_with("spill"), "{temp}");
+
+    // Pruned by dala: the view holds the 2024 partition only.
+    let request = ds
+        .scan()
+        .with_filter_str("year = 2024")
+        .unwrap()
+        .request()
+        .unwrap();
+    assert_eq!(request.files.len(), 1);
+    register_view(&conn, "recent", &request).unwrap();
+    let (rows, years): (i64, i64) = conn
+        .query_row(
+            "SELECT count(*), count(DISTINCT year) FROM recent",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((rows, years), (2, 1));
+}

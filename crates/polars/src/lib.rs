@@ -1,0 +1,339 @@
+//! # dala-polars
+//!
+//! Polars as a dala engine. dala plans a scan (partitions and files pruned by its index);
+//! Polars scans exactly the files left (a list, never a glob), the partition columns added
+//! from dala's index with their recorded types, and the projection, filter and limit run
+//! in Polars (through its SQL, which reads dala's SQL-like filters as they are). Results
+//! stream out of Polars' streaming engine in batches, cross to arrow-rs through the Arrow C
+//! Data Interface without a copy (`ffi`), and are cast to the dataset's own types, so
+//! every engine returns the same schema.
+//!
+//! - [`PolarsEngine`] implements [`dala_dataset::ScanEngine`]: `scan` and `sql`.
+//! - [`lazy_frame`] gives a dataset scan as a Polars [`LazyFrame`] for native use.
+//!
+//! Polars reads local files here: a dataset on an object store is an
+//! [`Error::Unsupported`] for this engine. Its threads come from `POLARS_MAX_THREADS`.
+
+mod ffi;
+
+use std::collections::HashMap;
+
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
+use dala_dataset::{
+    Engine, Error, Expr as DalaExpr, RecordBatchStream, Result, Scalar, ScanEngine, ScanRequest,
+    cast_to_schema,
+};
+use futures::StreamExt;
+use polars::prelude::{
+    CompatLevel, DataFrame, DataType, Expr, HiveOptions, LazyFrame, PlRefPath, PlanCallback,
+    ScanArgsParquet, UnionArgs, concat, lit,
+};
+use polars::sql::SQLContext;
+
+fn engine_error(message: impl std::fmt::Display) -> Error {
+    Error::Engine {
+        engine: "polars".into(),
+        message: message.to_string(),
+    }
+}
+
+/// Polars as a dala engine.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PolarsEngine;
+
+impl ScanEngine for PolarsEngine {
+    fn kind(&self) -> Engine {
+        Engine::Polars
+    }
+
+    fn scan(&self, request: ScanRequest) -> Result<RecordBatchStream> {
+        if request.files.is_empty() {
+            return Ok(futures::stream::empty().boxed());
+        }
+        let mut context = SQLContext::new();
+        context.register("dala_scan", lazy_frame(&request)?);
+        let columns: Vec<String> = request
+            .output_schema
+            .fields()
+            .iter()
+            .map(|f| quote_identifier(f.name()))
+            .collect();
+        let mut query = format!("SELECT {} FROM dala_scan", columns.join(", "));
+        if let Some(filter) = &request.filter {
+            query.push_str(&format!(" WHERE {}", filter_sql(filter)));
+        }
+        if let Some(limit) = request.limit {
+            query.push_str(&format!(" LIMIT {limit}"));
+        }
+        let frame = context
+            .execute(&query)
+            .map_err(|e| engine_error(format!("{e} in `{query}`")))?;
+        stream(frame, Some(request.output_schema.clone()))
+    }
+
+    fn sql(&self, tables: Vec<(String, ScanRequest)>, query: &str) -> Result<RecordBatchStream> {
+        let mut context = SQLContext::new();
+        for (name, request) in &tables {
+            let frame = if request.files.is_empty() {
+                empty_frame(&request.output_schema)?
+            } else {
+                lazy_frame(request)?
+            };
+            context.register(name, frame);
+        }
+        let frame = context
+            .execute(query)
+            .map_err(|e| engine_error(format!("{e} in `{query}`")))?;
+        stream(frame, None)
+    }
+}
+
+/// The files of a scan as a Polars [`LazyFrame`] with every column of the dataset (data
+/// columns from the files, partition columns from dala's index). The scan's filter,
+/// projection and limit are not applied: add them as Polars expressions.
+pub fn lazy_frame(request: &ScanRequest) -> Result<LazyFrame> {
+    if !request.local {
+        return Err(Error::Unsupported(format!(
+            "the polars engine reads local datasets; {} is not local (use the arrow engine)",
+            request.dataset
+        )));
+    }
+    if request.files.is_empty() {
+        return empty_frame(&request.output_schema);
+    }
+    // Files grouped by partition, in the order the index lists them.
+    let mut groups: Vec<(Vec<Scalar>, Vec<PlRefPath>)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for file in &request.files {
+        let dir = file.entry.partition_dir().to_string();
+        let at = *index.entry(dir).or_insert_with(|| {
+            groups.push((file.entry.partition_values.clone(), Vec::new()));
+            groups.len() - 1
+        });
+        groups[at].1.push(PlRefPath::new(file.location.as_str()));
+    }
+    let args = ScanArgsParquet {
+        hive_options: HiveOptions {
+            enabled: Some(false),
+            ..HiveOptions::default()
+        },
+        glob: false,
+        allow_missing_columns: true,
+        ..ScanArgsParquet::default()
+    };
+    let mut frames = Vec::with_capacity(groups.len());
+    for (values, paths) in groups {
+        let frame =
+            LazyFrame::scan_parquet_files(paths.into(), args.clone()).map_err(engine_error)?;
+        let partitions = request
+            .partitioning
+            .iter()
+            .zip(&values)
+            .map(|(field, value)| {
+                partition_value(value, &field.data_type).map(|e| e.alias(field.name.as_str()))
+            })
+            .collect::<Result<Vec<Expr>>>()?;
+        frames.push(if partitions.is_empty() {
+            frame
+        } else {
+            frame.with_columns(partitions)
+        });
+    }
+    if frames.len() == 1 {
+        return frames.pop().ok_or_else(|| engine_error("no frame"));
+    }
+    concat(
+        frames,
+        UnionArgs {
+            diagonal: true,
+            ..UnionArgs::default()
+        },
+    )
+    .map_err(engine_error)
+}
+
+/// A partition value as a Polars literal of the partition column's type.
+fn partition_value(value: &Scalar, data_type: &ArrowType) -> Result<Expr> {
+    let dtype = polars_type(data_type)?;
+    Ok(match value {
+        Scalar::Null => lit(polars::prelude::Null {}).cast(dtype),
+        Scalar::Boolean(b) => lit(*b),
+        Scalar::Int(v) => lit(*v).cast(dtype),
+        Scalar::UInt(v) => lit(*v).cast(dtype),
+        Scalar::Utf8(s) => lit(s.as_str()),
+        Scalar::Date(days) => lit(*days).cast(dtype),
+        other => {
+            return Err(Error::Unsupported(format!(
+                "partition value {other:?} on the polars engine"
+            )));
+        }
+    })
+}
+
+/// Polars' type for a partition column's Arrow type.
+fn polars_type(data_type: &ArrowType) -> Result<DataType> {
+    Ok(match data_type {
+        ArrowType::Boolean => DataType::Boolean,
+        ArrowType::Int8 => DataType::Int8,
+        ArrowType::Int16 => DataType::Int16,
+        ArrowType::Int32 => DataType::Int32,
+        ArrowType::Int64 => DataType::Int64,
+        ArrowType::UInt8 => DataType::UInt8,
+        ArrowType::UInt16 => DataType::UInt16,
+        ArrowType::UInt32 => DataType::UInt32,
+        ArrowType::UInt64 => DataType::UInt64,
+        ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View => DataType::String,
+        ArrowType::Date32 => DataType::Date,
+        other => {
+            return Err(Error::Unsupported(format!(
+                "partition columns of type {other} on the polars engine"
+            )));
+        }
+    })
+}
+
+/// A frame for a scan without files: not built yet on this engine.
+fn empty_frame(schema: &SchemaRef) -> Result<LazyFrame> {
+    Err(Error::Unsupported(format!(
+        "a table without files (columns {}) on the polars engine",
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
+}
+
+/// Runs `frame` on Polars' streaming engine on a thread of its own, handing each batch to
+/// arrow-rs (cast to `schema` when given).
+fn stream(frame: LazyFrame, schema: Option<SchemaRef>) -> Result<RecordBatchStream> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(4);
+    let sender = tx.clone();
+    let schema_for_batches = schema.clone();
+    let frame = frame
+        .sink_batches(
+            PlanCallback::new(move |df: DataFrame| {
+                let batches = to_record_batches(df, schema_for_batches.as_ref());
+                let mut stop = false;
+                for batch in batches {
+                    if sender.blocking_send(batch).is_err() {
+                        stop = true; // the consumer stopped reading
+                        break;
+                    }
+                }
+                Ok(stop)
+            }),
+            true,
+            None,
+        )
+        .map_err(engine_error)?;
+    std::thread::spawn(move || {
+        if let Err(e) = frame.collect_with_engine(polars::prelude::Engine::Streaming) {
+            let _ = tx.blocking_send(Err(engine_error(e)));
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Ok(stream.boxed())
+}
+
+/// A Polars frame as arrow-rs batches, one per chunk.
+fn to_record_batches(mut df: DataFrame, schema: Option<&SchemaRef>) -> Vec<Result<RecordBatch>> {
+    df.align_chunks();
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    df.iter_chunks(CompatLevel::newest(), false)
+        .map(|chunk| {
+            let rows = chunk.height();
+            let columns = names
+                .iter()
+                .zip(chunk.into_arrays())
+                .map(|(name, array)| ffi::to_arrow_rs(name, array))
+                .collect::<Result<Vec<ArrayRef>>>()?;
+            let batch_schema = match schema {
+                Some(schema) => schema.clone(),
+                None => std::sync::Arc::new(Schema::new(
+                    names
+                        .iter()
+                        .zip(&columns)
+                        .map(|(n, c)| Field::new(n, c.data_type().clone(), true))
+                        .collect::<Vec<_>>(),
+                )),
+            };
+            cast_to_schema(Engine::Polars, columns, rows, &batch_schema)
+        })
+        .collect()
+}
+
+/// A filter as Polars SQL: dala's SQL, except timestamp literals with a time zone. Polars
+/// compares a zoned column only with a plain string, which it reads in the column's zone,
+/// so those literals are written as the local time there.
+fn filter_sql(expr: &DalaExpr) -> String {
+    let operand = |e: &DalaExpr| match e {
+        DalaExpr::Column(_) | DalaExpr::Literal(_) => filter_sql(e),
+        other => format!("({})", filter_sql(other)),
+    };
+    let literal = |v: &Scalar| filter_sql(&DalaExpr::Literal(v.clone()));
+    let not = |negated: &bool| if *negated { "NOT " } else { "" };
+    match expr {
+        DalaExpr::Literal(Scalar::Timestamp {
+            value,
+            unit,
+            tz: Some(tz),
+        }) => local_timestamp(*value, *unit, tz).unwrap_or_else(|| expr.to_string()),
+        DalaExpr::Compare { left, op, right } => {
+            format!("{} {op} {}", operand(left), operand(right))
+        }
+        DalaExpr::InList {
+            expr: e,
+            list,
+            negated,
+        } => {
+            let items: Vec<String> = list.iter().map(literal).collect();
+            format!("{} {}IN ({})", operand(e), not(negated), items.join(", "))
+        }
+        DalaExpr::Between {
+            expr: e,
+            low,
+            high,
+            negated,
+        } => format!(
+            "{} {}BETWEEN {} AND {}",
+            operand(e),
+            not(negated),
+            literal(low),
+            literal(high)
+        ),
+        DalaExpr::And(a, b) => format!("({} AND {})", filter_sql(a), filter_sql(b)),
+        DalaExpr::Or(a, b) => format!("({} OR {})", filter_sql(a), filter_sql(b)),
+        DalaExpr::Not(a) => format!("NOT {}", filter_sql(a)),
+        other => other.to_string(),
+    }
+}
+
+/// A zoned timestamp as a string of its local time in that zone.
+fn local_timestamp(value: i64, unit: arrow::datatypes::TimeUnit, tz: &str) -> Option<String> {
+    use arrow::datatypes::TimeUnit;
+    use chrono::TimeZone as _;
+    let zone: arrow::array::timezone::Tz = tz.parse().ok()?;
+    let nanos = match unit {
+        TimeUnit::Second => value.checked_mul(1_000_000_000)?,
+        TimeUnit::Millisecond => value.checked_mul(1_000_000)?,
+        TimeUnit::Microsecond => value.checked_mul(1_000)?,
+        TimeUnit::Nanosecond => value,
+    };
+    let utc = chrono::DateTime::from_timestamp_nanos(nanos).naive_utc();
+    let local = zone.from_utc_datetime(&utc);
+    Some(format!("'{}'", local.format("%Y-%m-%d %H:%M:%S%.f")))
+}
+
+/// A SQL identifier in double quotes.
+fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
