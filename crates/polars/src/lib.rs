@@ -271,9 +271,10 @@ fn to_record_batches(mut df: DataFrame, schema: Option<&SchemaRef>) -> Vec<Resul
         .collect()
 }
 
-/// A filter as Polars SQL: dala's SQL, except timestamp literals with a time zone. Polars
-/// compares a zoned column only with a plain string, which it reads in the column's zone,
-/// so those literals are written as the local time there.
+/// A filter as Polars SQL: dala's SQL, except timestamp literals with a time zone and date
+/// literals. Polars compares a zoned column only with a plain string, which it reads in the
+/// column's zone, so those literals are written as the local time there; dates are written
+/// as plain strings too.
 fn filter_sql(expr: &DalaExpr) -> String {
     let operand = |e: &DalaExpr| match e {
         DalaExpr::Column(_) | DalaExpr::Literal(_) => filter_sql(e),
@@ -287,6 +288,8 @@ fn filter_sql(expr: &DalaExpr) -> String {
             unit,
             tz: Some(tz),
         }) => local_timestamp(*value, *unit, tz).unwrap_or_else(|| expr.to_string()),
+        // Polars reads a date from a plain string (its `DATE '…'` cast is deprecated).
+        DalaExpr::Literal(date @ Scalar::Date(_)) => format!("'{date}'"),
         DalaExpr::Compare { left, op, right } => {
             format!("{} {op} {}", operand(left), operand(right))
         }
