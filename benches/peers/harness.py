@@ -237,10 +237,7 @@ def worker(tool, workload, args):
             table = DeltaTable(path).to_pyarrow_dataset().to_table(columns=["l_comment"])
             rows, updated = table.num_rows, pc.sum(pc.equal(table["l_comment"], UPDATED)).as_py()
         else:
-            rows, updated = duckdb.connect().execute(
-                f"SELECT count(*), count(*) FILTER (WHERE l_comment = '{UPDATED}') "
-                f"FROM read_parquet('{path}/{MONTH_GLOB}')"
-            ).fetchone()
+            rows, updated = count_upserted(path)
         result.update(rows=int(rows), sum=str(int(updated)))
         return result
     elif workload == "count":

@@ -100,6 +100,36 @@ pub struct ScanRequest {
     pub(crate) native: ScanBuilder,
 }
 
+impl ScanRequest {
+    /// Fails with [`Error::Unsupported`] unless the dataset is on the local file system
+    /// (for engines that read files by path).
+    pub fn require_local(&self, engine: Engine) -> Result<()> {
+        if self.local {
+            return Ok(());
+        }
+        Err(Error::Unsupported(format!(
+            "the {engine} engine reads local datasets; {} is not local (use the arrow engine)",
+            self.dataset
+        )))
+    }
+}
+
+/// A SQL identifier in double quotes (for engines that take SQL).
+pub fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The batches an engine's worker thread sends, as a [`RecordBatchStream`].
+pub fn receiver_stream(
+    receiver: tokio::sync::mpsc::Receiver<Result<RecordBatch>>,
+) -> RecordBatchStream {
+    use futures::StreamExt;
+    futures::stream::unfold(receiver, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+    .boxed()
+}
+
 /// An engine that executes dala's scans, and SQL if it has it. Object safe: callers hold a
 /// `Box<dyn ScanEngine>` or `Arc<dyn ScanEngine>` picked by [`Engine`].
 pub trait ScanEngine: Send + Sync {

@@ -75,6 +75,7 @@ pub use commit::check_schema;
 pub use dataset::{Dataset, DatasetBuilder, WriteResult};
 pub use engine::{
     ArrowEngine, ENGINE_VARIABLE, Engine, ScanEngine, ScanFile, ScanRequest, cast_to_schema,
+    quote_identifier, receiver_stream,
 };
 pub use error::{Error, Result};
 pub use filter::{Expr, col, lit};

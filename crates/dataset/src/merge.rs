@@ -353,24 +353,6 @@ impl RowComparer {
             })
             .collect())
     }
-
-    /// `(equal, input row)` for each matched row of `batch`.
-    fn matched(&self, matcher: &Matcher<'_>, batch: &RecordBatch) -> Result<Vec<(bool, u32)>> {
-        Ok(self
-            .compare(matcher, batch)?
-            .into_iter()
-            .map(|(_, same, source)| (same, source))
-            .collect())
-    }
-
-    /// `(row, equal)` for each matched row of `batch`.
-    fn rows_matched(&self, matcher: &Matcher<'_>, batch: &RecordBatch) -> Result<Vec<(u32, bool)>> {
-        Ok(self
-            .compare(matcher, batch)?
-            .into_iter()
-            .map(|(row, same, _)| (row, same))
-            .collect())
-    }
 }
 
 /// The values of an integer key column, to find the few rows of a batch that can match
@@ -514,9 +496,10 @@ pub(crate) async fn merge(
         // 3. The matched rows are compared in full (reading only the row groups that may
         // hold a key); files with a changed row are written again without those rows.
         let all: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let converter = converter_for(&schema, &all)?;
         let compare = RowComparer {
-            converter: converter_for(&schema, &all)?,
-            input: converter_for(&schema, &all)?.convert_columns(input.columns())?,
+            input: converter.convert_columns(input.columns())?,
+            converter,
             columns: all,
         };
         let mut changed_files = Vec::new();
@@ -528,7 +511,7 @@ pub(crate) async fn merge(
                 .stream()?;
             let mut changed = false;
             while let Some(batch) = batches.next().await {
-                for (same, source) in compare.matched(&matcher, &batch?)? {
+                for (_, same, source) in compare.compare(&matcher, &batch?)? {
                     let state = &mut state[source as usize];
                     if same {
                         *state = Match::Same;
@@ -550,7 +533,7 @@ pub(crate) async fn merge(
             while let Some(batch) = batches.next().await {
                 let batch = batch?;
                 let mut keep = vec![true; batch.num_rows()];
-                for (row, same) in compare.rows_matched(&matcher, &batch)? {
+                for (row, same, _) in compare.compare(&matcher, &batch)? {
                     keep[row as usize] = same;
                 }
                 let keep = BooleanArray::from(keep);

@@ -22,6 +22,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use dala_dataset::{
     Engine, Error, RecordBatchStream, Result, ScanEngine, ScanRequest, cast_to_schema, lit,
+    quote_identifier, receiver_stream,
 };
 use futures::StreamExt;
 
@@ -126,10 +127,7 @@ impl DuckdbEngine {
                 let _ = tx.blocking_send(Err(e));
             }
         });
-        let stream = futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        });
-        Ok(stream.boxed())
+        Ok(receiver_stream(rx))
     }
 }
 
@@ -195,12 +193,7 @@ fn empty_sql(schema: &SchemaRef) -> Result<String> {
 /// The SELECT that reads a scan's files: the data columns from the files, the partition
 /// columns from dala's index (joined by file name), then the projection, filter and limit.
 fn scan_sql(request: &ScanRequest) -> Result<String> {
-    if !request.local {
-        return Err(Error::Unsupported(format!(
-            "the duckdb engine reads local datasets; {} is not local (use the arrow engine)",
-            request.dataset
-        )));
-    }
+    request.require_local(Engine::Duckdb)?;
     let files: Vec<String> = request
         .files
         .iter()
@@ -289,11 +282,6 @@ fn duckdb_type(data_type: &DataType) -> Result<String> {
             )));
         }
     })
-}
-
-/// A SQL identifier in double quotes.
-fn quote_identifier(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// A SQL string literal.

@@ -22,7 +22,7 @@ use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
 use dala_dataset::{
     Engine, Error, Expr as DalaExpr, RecordBatchStream, Result, Scalar, ScanEngine, ScanRequest,
-    cast_to_schema,
+    cast_to_schema, quote_identifier, receiver_stream,
 };
 use futures::StreamExt;
 use polars::prelude::{
@@ -93,12 +93,7 @@ impl ScanEngine for PolarsEngine {
 /// columns from the files, partition columns from dala's index). The scan's filter,
 /// projection and limit are not applied: add them as Polars expressions.
 pub fn lazy_frame(request: &ScanRequest) -> Result<LazyFrame> {
-    if !request.local {
-        return Err(Error::Unsupported(format!(
-            "the polars engine reads local datasets; {} is not local (use the arrow engine)",
-            request.dataset
-        )));
-    }
+    request.require_local(Engine::Polars)?;
     if request.files.is_empty() {
         return empty_frame(&request.output_schema);
     }
@@ -234,10 +229,7 @@ fn stream(frame: LazyFrame, schema: Option<SchemaRef>) -> Result<RecordBatchStre
             let _ = tx.blocking_send(Err(engine_error(e)));
         }
     });
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    Ok(stream.boxed())
+    Ok(receiver_stream(rx))
 }
 
 /// A Polars frame as arrow-rs batches, one per chunk.
@@ -334,9 +326,4 @@ fn local_timestamp(value: i64, unit: arrow::datatypes::TimeUnit, tz: &str) -> Op
     let utc = chrono::DateTime::from_timestamp_nanos(nanos).naive_utc();
     let local = zone.from_utc_datetime(&utc);
     Some(format!("'{}'", local.format("%Y-%m-%d %H:%M:%S%.f")))
-}
-
-/// A SQL identifier in double quotes.
-fn quote_identifier(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
