@@ -9,7 +9,7 @@
 //! are encoded early as smaller row groups, and past all of it, reading waits for the
 //! encoders. [`WriteOptions::max_open_files`] bounds the files open at once.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
@@ -95,7 +95,7 @@ const DICTIONARY_SAMPLE_ROWS: usize = 4096;
 /// Rows of one partition waiting to be encoded.
 struct Pending {
     values: Vec<Scalar>,
-    batches: Vec<RecordBatch>,
+    batches: VecDeque<RecordBatch>,
     rows: usize,
     bytes: usize,
 }
@@ -104,7 +104,7 @@ impl Pending {
     fn new(values: Vec<Scalar>) -> Self {
         Pending {
             values,
-            batches: Vec::new(),
+            batches: VecDeque::new(),
             rows: 0,
             bytes: 0,
         }
@@ -113,7 +113,7 @@ impl Pending {
     fn push(&mut self, batch: RecordBatch) {
         self.rows += batch.num_rows();
         self.bytes += batch.get_array_memory_size();
-        self.batches.push(batch);
+        self.batches.push_back(batch);
     }
 
     /// Removes up to `max_rows` rows from the front.
@@ -121,12 +121,14 @@ impl Pending {
         if max_rows >= self.rows {
             self.rows = 0;
             self.bytes = 0;
-            return std::mem::take(&mut self.batches);
+            return std::mem::take(&mut self.batches).into();
         }
         let mut taken = Vec::new();
         let mut wanted = max_rows;
-        while wanted > 0 && !self.batches.is_empty() {
-            let batch = self.batches.remove(0);
+        while wanted > 0 {
+            let Some(batch) = self.batches.pop_front() else {
+                break;
+            };
             let size = batch.get_array_memory_size();
             if batch.num_rows() <= wanted {
                 wanted -= batch.num_rows();
@@ -139,7 +141,7 @@ impl Pending {
                 self.rows -= wanted;
                 self.bytes = self.bytes.saturating_sub(share);
                 taken.push(batch.slice(0, wanted));
-                self.batches.insert(0, rest);
+                self.batches.push_front(rest);
                 wanted = 0;
             }
         }
@@ -151,7 +153,7 @@ impl Pending {
         for batch in batches.into_iter().rev() {
             self.rows += batch.num_rows();
             self.bytes += batch.get_array_memory_size();
-            self.batches.insert(0, batch);
+            self.batches.push_front(batch);
         }
     }
 }
