@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/fetch-duckdb.sh
-cargo test --workspace "$@"
+cargo test --workspace --all-features "$@"

@@ -14,8 +14,8 @@ use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use dala_dataset::{ArrowEngine, Dataset, Error, ScanBuilder, ScanEngine, WriteOptions};
 use dala_duckdb::{DuckdbEngine, DuckdbOptions, register_view};
-use dala_polars::PolarsEngine;
-use futures::TryStreamExt;
+use dala_polars::{PolarsEngine, to_data_frame, to_record_batches};
+use futures::{StreamExt, TryStreamExt};
 
 fn batch(first: i64, n: usize) -> RecordBatch {
     let ids: Vec<i64> = (first..first + n as i64).collect();
@@ -335,4 +335,201 @@ async fn sql_over_registered_datasets_on_duckdb_and_polars() {
         matches!(&error, Error::Unsupported(m) if m.contains("duckdb")),
         "{error}"
     );
+}
+
+/// The engines, as the suite runs them.
+fn engines(duckdb: &DuckdbEngine) -> [&dyn ScanEngine; 3] {
+    [&ArrowEngine, duckdb, &PolarsEngine]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_gives_typed_errors_that_name_it_on_every_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dataset(&dir).await;
+    let duckdb = DuckdbEngine::new(&DuckdbOptions::default()).unwrap();
+    for engine in engines(&duckdb) {
+        // An unknown column, projected or filtered on: dala's planning names it.
+        let projected = ds.scan().with_columns(["id", "colour"]).stream_on(engine);
+        let filtered = ds
+            .scan()
+            .with_filter_str("colour = 'red'")
+            .and_then(|scan| scan.stream_on(engine));
+        for result in [projected, filtered] {
+            let error = result.err().unwrap();
+            assert!(
+                error.to_string().contains("colour"),
+                "{}: {error}",
+                engine.kind()
+            );
+        }
+    }
+    let request = ds.scan().request().unwrap();
+    let sql_engines: [&dyn ScanEngine; 2] = [&duckdb, &PolarsEngine];
+    for engine in sql_engines {
+        let name = engine.kind().to_string();
+        let tables = || vec![("items".to_string(), request.clone())];
+        for (query, needle) in [
+            ("SELECT count(*) FROM stock", "stock"),
+            ("SELECT colour FROM items", "colour"),
+            ("SELEC id FROM items", "SELEC"),
+        ] {
+            let error = match engine.sql(tables(), query) {
+                Err(e) => e,
+                Ok(stream) => stream.try_collect::<Vec<_>>().await.err().unwrap(),
+            };
+            assert!(
+                matches!(&error, Error::Engine { engine, message } if *engine == name && message.contains(needle)),
+                "{name}: {query}: {error}"
+            );
+        }
+    }
+    // An engine that cannot do the operation says so.
+    let error = ArrowEngine.sql(Vec::new(), "SELECT 1").err().unwrap();
+    assert!(matches!(error, Error::Unsupported(_)), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sql_tables_carry_the_scans_filter_projection_and_emptiness() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dataset(&dir).await;
+    let duckdb = DuckdbEngine::new(&DuckdbOptions::default()).unwrap();
+    let expected = ds
+        .scan()
+        .with_filter_str("year = 2021 AND qty < 5")
+        .unwrap()
+        .count_rows()
+        .await
+        .unwrap();
+    assert!(expected > 0);
+    let filtered = ds
+        .scan()
+        .with_filter_str("year = 2021 AND qty < 5")
+        .unwrap()
+        .with_columns(["id", "qty"])
+        .request()
+        .unwrap();
+    // Every file pruned away: the table has the columns and no rows.
+    let empty = ds
+        .scan()
+        .with_filter_str("year = 1999")
+        .unwrap()
+        .request()
+        .unwrap();
+    assert!(empty.files.is_empty());
+    let sql_engines: [&dyn ScanEngine; 2] = [&duckdb, &PolarsEngine];
+    for engine in sql_engines {
+        let batches: Vec<RecordBatch> = engine
+            .sql(
+                vec![
+                    ("small".to_string(), filtered.clone()),
+                    ("none".to_string(), empty.clone()),
+                ],
+                "SELECT s.n, e.m, s.top FROM \
+                 (SELECT count(*) AS n, max(qty) AS top FROM small) AS s \
+                 CROSS JOIN (SELECT count(*) AS m FROM none) AS e",
+            )
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", engine.kind()));
+        // Year 2021 holds the ids 1 mod 4, whose qty (id mod 40) is 1 mod 4: below 5, only 1.
+        assert_eq!(
+            rows(&batches),
+            vec![format!("{expected}|0|1")],
+            "{}",
+            engine.kind()
+        );
+        // The projection is the table's columns.
+        let error = match engine.sql(
+            vec![("small".to_string(), filtered.clone())],
+            "SELECT name FROM small",
+        ) {
+            Err(e) => e,
+            Ok(stream) => stream.try_collect::<Vec<_>>().await.err().unwrap(),
+        };
+        assert!(error.to_string().contains("name"), "{error}");
+    }
+}
+
+/// Waits up to ten seconds for the engine's connections to be released.
+async fn released(duckdb: &DuckdbEngine) -> bool {
+    for _ in 0..1000 {
+        if duckdb.connections_in_use() == 0 {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dropped_or_failing_stream_releases_its_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dataset(&dir).await;
+    // One thread: with several, DuckDB may report a failure mid-stream as "Interrupted!"
+    // (the other workers' interruption) instead of the error that stopped them.
+    let duckdb = DuckdbEngine::new(&DuckdbOptions {
+        threads: Some(1),
+        ..DuckdbOptions::default()
+    })
+    .unwrap();
+    let request = ds.scan().request().unwrap();
+
+    // Cancelled: the consumer reads one batch of a large result and drops the stream.
+    let mut stream = duckdb
+        .sql(
+            vec![("items".to_string(), request.clone())],
+            "SELECT a.id, b.id FROM items a, items b",
+        )
+        .unwrap();
+    let first = stream.try_next().await.unwrap().unwrap();
+    assert!(first.num_rows() > 0);
+    assert_eq!(duckdb.connections_in_use(), 1);
+    drop(stream);
+    assert!(
+        released(&duckdb).await,
+        "a dropped stream kept its connection"
+    );
+
+    // Failing mid-stream: some batches, then the engine's error, then the release.
+    let stream = duckdb
+        .sql(
+            vec![("items".to_string(), request.clone())],
+            "SELECT a.id, CASE WHEN a.id * 10000 + b.id > 39000000 \
+             THEN error('boom at ' || a.id) ELSE b.id END AS x \
+             FROM items a, items b",
+        )
+        .unwrap();
+    let results: Vec<_> = stream.collect().await;
+    assert!(results.len() > 1 && results[0].is_ok());
+    let error = results.last().unwrap().as_ref().err().unwrap();
+    assert!(error.to_string().contains("boom at"), "{error}");
+    assert!(
+        released(&duckdb).await,
+        "a failed stream kept its connection"
+    );
+
+    // The engine still answers.
+    let count: Vec<RecordBatch> = duckdb
+        .sql(
+            vec![("items".to_string(), request)],
+            "SELECT count(*) FROM items",
+        )
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(rows(&count), vec!["4000".to_string()]);
+    assert!(released(&duckdb).await);
+}
+
+#[test]
+fn arrow_batches_cross_to_polars_and_back() {
+    let input = vec![batch(0, 100), batch(100, 50)];
+    let frame = to_data_frame(&input[0].schema(), &input).unwrap();
+    assert_eq!(frame.height(), 150);
+    let back = to_record_batches(frame).unwrap();
+    assert_eq!(rows(&back), rows(&input));
+    let empty = to_data_frame(&input[0].schema(), &[]).unwrap();
+    assert_eq!((empty.height(), empty.width()), (0, 10));
 }

@@ -52,6 +52,15 @@ enum Command {
         #[arg(long)]
         filter: String,
     },
+    /// Show a dataset's properties, or set them (`KEY=VALUE`; an empty value clears one),
+    /// e.g. `engine.default=duckdb`, `checkpoint.interval=50`, `retention.seconds=86400`.
+    Properties {
+        /// The dataset path or URL.
+        dataset: String,
+        /// Properties to set.
+        #[arg(value_parser = parse_property)]
+        set: Vec<(String, String)>,
+    },
     /// Register data files added to the folder behind dala's back.
     Sync {
         /// The dataset path or URL.
@@ -140,8 +149,9 @@ struct ScanArgs {
     /// Print what the scan would read (files and row groups pruned) instead of rows.
     #[arg(long)]
     explain: bool,
-    /// The engine that reads the files dala's index leaves: arrow (dala's own) or duckdb
-    /// (default: the DALA_ENGINE variable, else arrow).
+    /// The engine that reads the files dala's index leaves: arrow (dala's own), duckdb, or
+    /// polars (in builds with the `polars` feature). Default: the DALA_ENGINE variable,
+    /// else the dataset's `engine.default` property, else arrow.
     #[arg(long)]
     engine: Option<Engine>,
 }
@@ -173,6 +183,7 @@ async fn run(cli: Cli) -> Result<()> {
             println!("{result} in {:.2}s", started.elapsed().as_secs_f64());
             Ok(())
         }
+        Command::Properties { dataset, set } => properties(&dataset, set).await,
         Command::Sync { dataset } => {
             let mut ds = Dataset::open(&dataset).await?;
             let result = ds.refresh().await?;
@@ -224,14 +235,12 @@ async fn scan(args: ScanArgs) -> Result<()> {
     if let Some(limit) = args.limit {
         scan = scan.with_limit(limit);
     }
+    let engine = Engine::choose(args.engine, dataset.snapshot().default_engine()?, None)?;
     if args.explain {
         println!("{}", scan.explain().await?);
+        println!("engine: {engine}");
         return Ok(());
     }
-    let engine = match args.engine {
-        Some(engine) => engine,
-        None => Engine::from_env()?,
-    };
     output::write(
         scan,
         engine_for(engine)?.as_ref(),
@@ -247,8 +256,13 @@ fn engine_for(kind: Engine) -> Result<Box<dyn ScanEngine>> {
         Engine::Duckdb => Box::new(dala_duckdb::DuckdbEngine::new(
             &dala_duckdb::DuckdbOptions::default(),
         )?),
+        #[cfg(feature = "polars")]
+        Engine::Polars => Box::new(dala_polars::PolarsEngine),
         Engine::Arrow => Box::new(ArrowEngine),
-        other => anyhow::bail!("the {other} engine is not available in this build"),
+        #[allow(unreachable_patterns)]
+        other => anyhow::bail!(
+            "the {other} engine is not in this build (build dala-cli with `--features {other}`)"
+        ),
     })
 }
 
@@ -282,6 +296,28 @@ async fn info(location: &str, version: Option<u64>) -> Result<()> {
     for field in snapshot.schema().fields() {
         let null = if field.is_nullable() { "" } else { " not null" };
         println!("  {}: {}{null}", field.name(), field.data_type());
+    }
+    Ok(())
+}
+
+/// `KEY=VALUE`.
+fn parse_property(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))?;
+    Ok((key.trim().to_string(), value.trim().to_string()))
+}
+
+async fn properties(location: &str, set: Vec<(String, String)>) -> Result<()> {
+    let mut dataset = Dataset::open(location).await?;
+    if !set.is_empty() {
+        let result = dataset.set_properties(set.into_iter().collect()).await?;
+        if let Some(version) = result.version {
+            println!("version {version}");
+        }
+    }
+    for (key, value) in dataset.snapshot().properties() {
+        println!("{key}={value}");
     }
     Ok(())
 }

@@ -398,4 +398,42 @@ fn scans_give_the_same_rows_on_every_engine() {
     assert_eq!(ids, vec!["1", "4"]);
     let bad = dala(&["scan", "ds", "--engine", "spark"], dir.path());
     assert!(!bad.status.success());
+
+    // A dataset's default engine, set as a property, is used unless one is asked for.
+    let engine_of = |extra: &[&str]| {
+        let mut args = vec!["scan", "ds", "--explain"];
+        args.extend_from_slice(extra);
+        let out = Command::new(env!("CARGO_BIN_EXE_dala"))
+            .args(&args)
+            .current_dir(dir.path())
+            .env_remove("DALA_ENGINE")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("engine: ").map(String::from))
+            .unwrap()
+    };
+    assert_eq!(engine_of(&[]), "arrow");
+    let set = ok(&["properties", "ds", "engine.default=duckdb"], dir.path());
+    assert!(set.contains("engine.default=duckdb"), "{set}");
+    assert_eq!(engine_of(&[]), "duckdb");
+    assert_eq!(engine_of(&["--engine", "arrow"]), "arrow");
+    assert_eq!(scan(""), arrow);
+    let refused = dala(&["properties", "ds", "engine.default=spark"], dir.path());
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("spark"));
+    // An engine this build lacks is named in the error.
+    if !cfg!(feature = "polars") {
+        let out = dala(&["scan", "ds", "--engine", "polars"], dir.path());
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--features polars"));
+    } else {
+        assert_eq!(scan("polars"), arrow);
+    }
 }

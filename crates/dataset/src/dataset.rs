@@ -1,6 +1,6 @@
 //! [`Dataset`]: open a dataset at a version, write to it, scan it, read its history.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
@@ -24,7 +24,7 @@ use crate::log::{Commit, LogStore, Operation};
 use crate::merge::Unique;
 use crate::options::{SchemaMode, WriteMode, WriteOptions};
 use crate::scan::ScanBuilder;
-use crate::snapshot::{FileEntry, Snapshot};
+use crate::snapshot::{FileEntry, Snapshot, check_property};
 use crate::store::resolve;
 use crate::write::{FileWriter, data_schema, delete_files, resolve_partitioning};
 
@@ -264,6 +264,37 @@ impl Dataset {
         if let Some(snapshot) = snapshot {
             self.snapshot = Arc::new(snapshot);
         }
+        Ok(result)
+    }
+
+    /// Sets dataset properties (for example [`crate::PROP_DEFAULT_ENGINE`]) in one commit
+    /// that changes no data, and moves to the new version. An empty value clears a
+    /// property where dala reads it.
+    pub async fn set_properties(
+        &mut self,
+        properties: BTreeMap<String, String>,
+    ) -> Result<WriteResult> {
+        for (key, value) in &properties {
+            check_property(key, value)?;
+        }
+        self.reload().await?;
+        let pending = PendingCommit {
+            operation: Operation::SetProperties,
+            options: serde_json::Value::Null,
+            schema: self.snapshot.data_schema().clone(),
+            partitioning: self.snapshot.partitioning().to_vec(),
+            properties: Some(properties),
+            add: Vec::new(),
+            remove: Vec::new(),
+            scope: ConflictScope::Append,
+            metadata: Default::default(),
+        };
+        let snapshot = commit(&self.log, Some(&self.snapshot), &pending).await?;
+        let result = WriteResult {
+            version: Some(snapshot.version()),
+            ..WriteResult::default()
+        };
+        self.snapshot = Arc::new(snapshot);
         Ok(result)
     }
 

@@ -43,6 +43,27 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// The engine to use, from the most specific choice to the least: the one asked for
+    /// (a call, `--engine`), then `DALA_ENGINE`, then the dataset's default (property
+    /// `engine.default`), then the catalog's, then Arrow.
+    pub fn choose(
+        asked: Option<Engine>,
+        dataset: Option<Engine>,
+        catalog: Option<Engine>,
+    ) -> Result<Engine> {
+        if let Some(engine) = asked {
+            return Ok(engine);
+        }
+        if let Ok(name) = std::env::var(ENGINE_VARIABLE)
+            && !name.is_empty()
+        {
+            return name.parse();
+        }
+        Ok(dataset.or(catalog).unwrap_or_default())
+    }
+}
+
 impl FromStr for Engine {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
@@ -111,6 +132,27 @@ impl ScanRequest {
             "the {engine} engine reads local datasets; {} is not local (use the arrow engine)",
             self.dataset
         )))
+    }
+}
+
+impl ScanRequest {
+    /// `SELECT <output columns> FROM <from> [WHERE <filter>] [LIMIT <limit>]`, the filter
+    /// written by `filter_sql` (engines differ in how they spell some literals).
+    pub fn select_sql(&self, from: &str, filter_sql: impl Fn(&Expr) -> String) -> String {
+        let columns: Vec<String> = self
+            .output_schema
+            .fields()
+            .iter()
+            .map(|f| quote_identifier(f.name()))
+            .collect();
+        let mut sql = format!("SELECT {} FROM {from}", columns.join(", "));
+        if let Some(filter) = &self.filter {
+            sql.push_str(&format!(" WHERE {}", filter_sql(filter)));
+        }
+        if let Some(limit) = self.limit {
+            sql.push_str(&format!(" LIMIT {limit}"));
+        }
+        sql
     }
 }
 

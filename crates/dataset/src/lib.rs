@@ -86,4 +86,7 @@ pub use options::{
 };
 pub use scalar::Scalar;
 pub use scan::{RecordBatchStream, ScanBuilder, ScanExplain, ScanPlan};
-pub use snapshot::{FileEntry, Snapshot};
+pub use snapshot::{
+    FileEntry, PROP_CHECKPOINT_INTERVAL, PROP_DEFAULT_ENGINE, PROP_RETENTION_SECONDS, Snapshot,
+    check_property,
+};

@@ -46,6 +46,8 @@ pub enum Operation {
     Upsert,
     /// Removed the rows that matched a filter.
     Delete,
+    /// Set dataset properties, changing no data.
+    SetProperties,
 }
 
 impl std::fmt::Display for Operation {

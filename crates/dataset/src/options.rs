@@ -416,6 +416,9 @@ impl WriteOptions {
             ));
         }
         self.compression.to_parquet()?;
+        for (key, value) in &self.properties {
+            crate::snapshot::check_property(key, value)?;
+        }
         if matches!(self.mode, WriteMode::Update | WriteMode::Upsert) && self.key.is_empty() {
             return Err(Error::InvalidArgument(format!(
                 "{} needs key columns to match rows by",

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use arrow::datatypes::{Schema, SchemaRef};
 use serde_json::{Map, Value};
 
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::layout::{PartitionField, full_schema, partition_dir};
 use crate::log::{AddFile, Commit, RemoveFile};
@@ -18,6 +19,28 @@ pub const PROP_CHECKPOINT_INTERVAL: &str = "checkpoint.interval";
 /// Property: seconds to keep files that a commit removed before deleting them
 /// (unset: delete as soon as the commit lands).
 pub const PROP_RETENTION_SECONDS: &str = "retention.seconds";
+
+/// Property: the engine scans and queries of this dataset use unless told otherwise
+/// (`arrow`, `duckdb` or `polars`; see [`crate::Engine::choose`]).
+pub const PROP_DEFAULT_ENGINE: &str = "engine.default";
+
+/// Checks a property's value where dala reads it: numbers for the checkpoint interval and
+/// the retention, an engine name for the default engine. Other keys are free-form.
+pub fn check_property(key: &str, value: &str) -> Result<()> {
+    let valid = match key {
+        PROP_CHECKPOINT_INTERVAL => value.parse::<u64>().is_ok_and(|v| v > 0),
+        PROP_RETENTION_SECONDS => value.parse::<u64>().is_ok(),
+        PROP_DEFAULT_ENGINE => value.is_empty() || value.parse::<Engine>().is_ok(),
+        _ => !key.is_empty(),
+    };
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "property {key:?} cannot be {value:?}"
+        )))
+    }
+}
 
 /// Default commits between checkpoints.
 pub const DEFAULT_CHECKPOINT_INTERVAL: u64 = 100;
@@ -278,6 +301,14 @@ impl Snapshot {
             .get(PROP_RETENTION_SECONDS)
             .and_then(|v| v.parse().ok())
             .map(std::time::Duration::from_secs)
+    }
+
+    /// The dataset's default engine (property `engine.default`), if it has one.
+    pub fn default_engine(&self) -> Result<Option<Engine>> {
+        match self.properties.get(PROP_DEFAULT_ENGINE) {
+            Some(name) if !name.is_empty() => name.parse().map(Some),
+            _ => Ok(None),
+        }
     }
 
     /// The files of this version, in the order their commits added them.

@@ -16,7 +16,8 @@
 //! object store is an [`Error::Unsupported`] for this engine.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
@@ -41,6 +42,24 @@ pub struct DuckdbOptions {
 /// connection to it (a DuckDB connection may move between threads but not be shared).
 pub struct DuckdbEngine {
     base: Mutex<duckdb::Connection>,
+    in_use: Arc<AtomicUsize>,
+}
+
+/// Counts a connection as in use until dropped (with the connection, when its stream ends,
+/// fails or is dropped by the consumer).
+struct InUse(Arc<AtomicUsize>);
+
+impl InUse {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        InUse(count.clone())
+    }
+}
+
+impl Drop for InUse {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl std::fmt::Debug for DuckdbEngine {
@@ -74,7 +93,14 @@ impl DuckdbEngine {
         let base = duckdb::Connection::open_in_memory_with_flags(config).map_err(engine_error)?;
         Ok(DuckdbEngine {
             base: Mutex::new(base),
+            in_use: Arc::new(AtomicUsize::new(0)),
         })
+    }
+
+    /// Connections running a scan or query now. A stream that ends, fails or is dropped
+    /// releases its connection.
+    pub fn connections_in_use(&self) -> usize {
+        self.in_use.load(Ordering::SeqCst)
     }
 
     /// A new connection to the engine's database (for native use).
@@ -95,6 +121,7 @@ impl DuckdbEngine {
         schema: Option<SchemaRef>,
     ) -> Result<RecordBatchStream> {
         let conn = self.connection()?;
+        let in_use = InUse::new(&self.in_use);
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(4);
         std::thread::spawn(move || {
             let run = || -> Result<()> {
@@ -126,6 +153,8 @@ impl DuckdbEngine {
             if let Err(e) = run() {
                 let _ = tx.blocking_send(Err(e));
             }
+            drop(conn);
+            drop(in_use);
         });
         Ok(receiver_stream(rx))
     }
@@ -237,19 +266,7 @@ fn scan_sql(request: &ScanRequest) -> Result<String> {
             names.join(", ")
         )
     };
-    let columns: Vec<String> = request
-        .output_schema
-        .fields()
-        .iter()
-        .map(|f| quote_identifier(f.name()))
-        .collect();
-    let mut sql = format!("SELECT {} FROM ({source}) AS dala_scan", columns.join(", "));
-    if let Some(filter) = &request.filter {
-        sql.push_str(&format!(" WHERE {filter}"));
-    }
-    if let Some(limit) = request.limit {
-        sql.push_str(&format!(" LIMIT {limit}"));
-    }
+    let sql = request.select_sql(&format!("({source}) AS dala_scan"), |f| f.to_string());
     Ok(sql)
 }
 

@@ -51,3 +51,37 @@ pub(crate) fn to_arrow_rs(
     })?;
     Ok(make_array(data))
 }
+
+/// An arrow-rs array (with its field) as a Polars Arrow array, sharing its buffers.
+pub(crate) fn to_polars(
+    field: &arrow::datatypes::Field,
+    array: &ArrayRef,
+) -> Result<(
+    polars_arrow::datatypes::Field,
+    Box<dyn polars_arrow::array::Array>,
+)> {
+    let failed = |e: &dyn std::fmt::Display| Error::Engine {
+        engine: "polars".into(),
+        message: format!(
+            "column `{}` could not be handed to polars: {e}",
+            field.name()
+        ),
+    };
+    let (array, _) = arrow::ffi::to_ffi(&array.to_data()).map_err(|e| failed(&e))?;
+    let schema = FFI_ArrowSchema::try_from(field).map_err(|e| failed(&e))?;
+    // SAFETY: the same C structs as above; ownership, with arrow-rs's release callbacks,
+    // moves to Polars, and the arrow-rs values are consumed by the transmute.
+    let (array, schema) = unsafe {
+        (
+            std::mem::transmute::<FFI_ArrowArray, polars_arrow::ffi::ArrowArray>(array),
+            std::mem::transmute::<FFI_ArrowSchema, polars_arrow::ffi::ArrowSchema>(schema),
+        )
+    };
+    // SAFETY: the structs were just exported by arrow-rs and describe a valid array.
+    let field =
+        unsafe { polars_arrow::ffi::import_field_from_c(&schema) }.map_err(|e| failed(&e))?;
+    // SAFETY: as above; the data type is the one the schema struct describes.
+    let array = unsafe { polars_arrow::ffi::import_array_from_c(array, field.dtype().clone()) }
+        .map_err(|e| failed(&e))?;
+    Ok((field, array))
+}

@@ -10,6 +10,8 @@
 //!
 //! - [`PolarsEngine`] implements [`dala_dataset::ScanEngine`]: `scan` and `sql`.
 //! - [`lazy_frame`] gives a dataset scan as a Polars [`LazyFrame`] for native use.
+//! - [`to_data_frame`] and [`to_record_batches`] convert between arrow-rs batches and
+//!   Polars frames without copying buffers.
 //!
 //! Polars reads local files here: a dataset on an object store is an
 //! [`Error::Unsupported`] for this engine. Its threads come from `POLARS_MAX_THREADS`.
@@ -22,12 +24,12 @@ use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
 use dala_dataset::{
     Engine, Error, Expr as DalaExpr, RecordBatchStream, Result, Scalar, ScanEngine, ScanRequest,
-    cast_to_schema, quote_identifier, receiver_stream,
+    cast_to_schema, receiver_stream,
 };
 use futures::StreamExt;
 use polars::prelude::{
-    CompatLevel, DataFrame, DataType, Expr, HiveOptions, LazyFrame, PlRefPath, PlanCallback,
-    ScanArgsParquet, UnionArgs, concat, lit,
+    CompatLevel, DataFrame, DataType, Expr, HiveOptions, IntoColumn, IntoLazy, LazyFrame,
+    PlRefPath, PlanCallback, ScanArgsParquet, Series, UnionArgs, concat, lit,
 };
 use polars::sql::SQLContext;
 
@@ -51,42 +53,32 @@ impl ScanEngine for PolarsEngine {
         if request.files.is_empty() {
             return Ok(futures::stream::empty().boxed());
         }
-        let mut context = SQLContext::new();
-        context.register("dala_scan", lazy_frame(&request)?);
-        let columns: Vec<String> = request
-            .output_schema
-            .fields()
-            .iter()
-            .map(|f| quote_identifier(f.name()))
-            .collect();
-        let mut query = format!("SELECT {} FROM dala_scan", columns.join(", "));
-        if let Some(filter) = &request.filter {
-            query.push_str(&format!(" WHERE {}", filter_sql(filter)));
-        }
-        if let Some(limit) = request.limit {
-            query.push_str(&format!(" LIMIT {limit}"));
-        }
-        let frame = context
-            .execute(&query)
-            .map_err(|e| engine_error(format!("{e} in `{query}`")))?;
-        stream(frame, Some(request.output_schema.clone()))
+        stream(scan_frame(&request)?, Some(request.output_schema.clone()))
     }
 
     fn sql(&self, tables: Vec<(String, ScanRequest)>, query: &str) -> Result<RecordBatchStream> {
         let mut context = SQLContext::new();
         for (name, request) in &tables {
-            let frame = if request.files.is_empty() {
-                empty_frame(&request.output_schema)?
-            } else {
-                lazy_frame(request)?
-            };
-            context.register(name, frame);
+            context.register(name, scan_frame(request)?);
         }
         let frame = context
             .execute(query)
             .map_err(|e| engine_error(format!("{e} in `{query}`")))?;
         stream(frame, None)
     }
+}
+
+/// A scan as a [`LazyFrame`]: its files, projection, filter and limit.
+fn scan_frame(request: &ScanRequest) -> Result<LazyFrame> {
+    if request.files.is_empty() {
+        return empty_frame(&request.output_schema);
+    }
+    let mut context = SQLContext::new();
+    context.register("dala_scan", lazy_frame(request)?);
+    let query = request.select_sql("dala_scan", filter_sql);
+    context
+        .execute(&query)
+        .map_err(|e| engine_error(format!("{e} in `{query}`")))
 }
 
 /// The files of a scan as a Polars [`LazyFrame`] with every column of the dataset (data
@@ -188,17 +180,41 @@ fn polars_type(data_type: &ArrowType) -> Result<DataType> {
     })
 }
 
-/// A frame for a scan without files: not built yet on this engine.
+/// A frame with `schema`'s columns and no rows (a table without files).
 fn empty_frame(schema: &SchemaRef) -> Result<LazyFrame> {
-    Err(Error::Unsupported(format!(
-        "a table without files (columns {}) on the polars engine",
-        schema
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    )))
+    Ok(to_data_frame(schema, &[])?.lazy())
+}
+
+/// arrow-rs batches of `schema` as a Polars [`DataFrame`], one chunk per batch, sharing
+/// their buffers where Polars' types allow (through the Arrow C Data Interface).
+pub fn to_data_frame(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<DataFrame> {
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for (i, field) in schema.fields().iter().enumerate() {
+        let arrays: Vec<ArrayRef> = if batches.is_empty() {
+            vec![arrow::array::new_empty_array(field.data_type())]
+        } else {
+            batches.iter().map(|b| b.column(i).clone()).collect()
+        };
+        let mut polars_field = None;
+        let mut chunks = Vec::with_capacity(arrays.len());
+        for array in &arrays {
+            let (f, chunk) = ffi::to_polars(field, array)?;
+            polars_field.get_or_insert(f);
+            chunks.push(chunk);
+        }
+        let polars_field = polars_field.ok_or_else(|| engine_error("no column"))?;
+        let series = Series::try_from((&polars_field, chunks)).map_err(|e| {
+            engine_error(format!("column `{}` has no Polars type: {e}", field.name()))
+        })?;
+        columns.push(series.into_column());
+    }
+    let rows = batches.iter().map(RecordBatch::num_rows).sum();
+    DataFrame::new(rows, columns).map_err(engine_error)
+}
+
+/// A Polars [`DataFrame`] as arrow-rs batches, one per chunk, sharing its buffers.
+pub fn to_record_batches(df: DataFrame) -> Result<Vec<RecordBatch>> {
+    record_batches(df, None).into_iter().collect()
 }
 
 /// Runs `frame` on Polars' streaming engine on a thread of its own, handing each batch to
@@ -210,7 +226,7 @@ fn stream(frame: LazyFrame, schema: Option<SchemaRef>) -> Result<RecordBatchStre
     let frame = frame
         .sink_batches(
             PlanCallback::new(move |df: DataFrame| {
-                let batches = to_record_batches(df, schema_for_batches.as_ref());
+                let batches = record_batches(df, schema_for_batches.as_ref());
                 let mut stop = false;
                 for batch in batches {
                     if sender.blocking_send(batch).is_err() {
@@ -232,8 +248,8 @@ fn stream(frame: LazyFrame, schema: Option<SchemaRef>) -> Result<RecordBatchStre
     Ok(receiver_stream(rx))
 }
 
-/// A Polars frame as arrow-rs batches, one per chunk.
-fn to_record_batches(mut df: DataFrame, schema: Option<&SchemaRef>) -> Vec<Result<RecordBatch>> {
+/// A Polars frame as arrow-rs batches, one per chunk (cast to `schema` when given).
+fn record_batches(mut df: DataFrame, schema: Option<&SchemaRef>) -> Vec<Result<RecordBatch>> {
     df.align_chunks();
     let names: Vec<String> = df
         .get_column_names()

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use dala_dataset::{Dataset, Operation, WriteMode, WriteOptions};
+use dala_dataset::{Dataset, Engine, Operation, PROP_DEFAULT_ENGINE, WriteMode, WriteOptions};
 use futures::stream::BoxStream;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
@@ -145,6 +145,55 @@ async fn properties_set_the_checkpoint_interval_and_keep_removed_files() {
         ids(&old.scan().collect().await.unwrap()),
         (0..40).collect::<Vec<_>>()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn set_properties_commits_a_default_engine_without_touching_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    let mut ds = common::write(&path, 0, 100, &partitioned()).await;
+    assert_eq!(ds.snapshot().default_engine().unwrap(), None);
+    let files: Vec<String> = ds.snapshot().files().map(|f| f.path.clone()).collect();
+    let set = [(PROP_DEFAULT_ENGINE.to_string(), "duckdb".to_string())].into();
+    let result = ds.set_properties(set).await.unwrap();
+    assert_eq!(result.version, Some(1));
+    assert_eq!(result.files_added + result.files_removed, 0);
+
+    let reopened = Dataset::open(&path).await.unwrap();
+    assert_eq!(
+        reopened.snapshot().default_engine().unwrap(),
+        Some(Engine::Duckdb)
+    );
+    let after: Vec<String> = reopened
+        .snapshot()
+        .files()
+        .map(|f| f.path.clone())
+        .collect();
+    assert_eq!(after, files);
+    let history = reopened.history().await.unwrap();
+    assert_eq!(history[0].operation, Operation::SetProperties);
+    // Asked-for engines win over the dataset's default.
+    assert_eq!(
+        Engine::choose(Some(Engine::Polars), Some(Engine::Duckdb), None).unwrap(),
+        Engine::Polars
+    );
+
+    // A value dala cannot read is refused and changes nothing.
+    let bad = [(PROP_DEFAULT_ENGINE.to_string(), "spark".to_string())].into();
+    let error = ds.set_properties(bad).await.unwrap_err();
+    assert!(error.to_string().contains("spark"), "{error}");
+    let mut options = WriteOptions::default();
+    options
+        .properties
+        .insert("checkpoint.interval".into(), "often".into());
+    let error = ds.write(batches(100, 10, 10), &options).await.unwrap_err();
+    assert!(error.to_string().contains("checkpoint.interval"), "{error}");
+    assert_eq!(Dataset::open(&path).await.unwrap().version(), 1);
+
+    // An empty value clears it.
+    let clear = [(PROP_DEFAULT_ENGINE.to_string(), String::new())].into();
+    ds.set_properties(clear).await.unwrap();
+    assert_eq!(ds.snapshot().default_engine().unwrap(), None);
 }
 
 /// A store that counts listings outside the log directory.
