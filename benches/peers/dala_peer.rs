@@ -6,10 +6,13 @@
 //! dala-peer plan DATASET ID                 P3: open and answer `id = ID`
 //! dala-peer many-files DATASET N            writes P3's dataset of N one-row files
 //! dala-peer upsert DATASET CHANGES          P9: upsert by (l_orderkey, l_linenumber)
+//! dala-peer engine TOOL QUERY DATASET       E: one query on one engine (see `engines.rs`)
 //! ```
 //! Prints one JSON line: the operation's own time in seconds, rows, and the sum if any
 //! (for `upsert`: rows after it and, as the sum, the rows it marked as updated; read back
 //! after the clock stops, with the rows its rewritten files held).
+
+mod engines;
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -121,6 +124,11 @@ impl From<(u64, Option<String>)> for Report {
 }
 
 async fn run(args: &[String]) -> Result<Report> {
+    if let [op, tool, query, dataset] = args
+        && op == "engine"
+    {
+        return engines::run(tool, query, dataset).await;
+    }
     if let [op, dataset, changes] = args
         && op == "upsert"
     {
@@ -140,7 +148,8 @@ async fn run_simple(args: &[String]) -> Result<(u64, Option<String>)> {
             Ok((files as u64, None))
         }
         _ => Err(
-            "usage: dala-peer write INPUT DATASET | scan DATASET | plan DATASET ID | upsert DATASET CHANGES"
+            "usage: dala-peer write INPUT DATASET | scan DATASET | plan DATASET ID | \
+             upsert DATASET CHANGES | engine TOOL QUERY DATASET"
                 .into(),
         ),
     }

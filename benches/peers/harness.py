@@ -17,6 +17,10 @@ Workloads:
              P1 dataset by (l_orderkey, l_linenumber): dala, pydala2 and deltalake merge;
              DuckDB and Polars rewrite the whole dataset (anti-join and union), as their
              users do
+  E engines  dala's engines (Arrow, DuckDB, Polars over dala's pruned file list) against the
+             same DuckDB and Polars (same crates, same versions) reading P1's tree
+             themselves with a glob: a selective scan, a full scan of two columns (what
+             handing rows to arrow-rs costs), and a full-table aggregation in SQL
 """
 
 import argparse
@@ -46,6 +50,13 @@ MONTH_GLOB = "year=*/month=*/*.parquet"
 UPSERT_TOOLS = ["dala-api", "dala-cli", "duckdb", "polars", "pydala2", "deltalake"]
 UPSERT_KEYS = ["l_orderkey", "l_linenumber"]
 UPDATED = "updated by P9"
+ENGINE_TOOLS = ["dala-arrow", "dala-duckdb", "raw-duckdb", "dala-polars", "raw-polars", "raw-polars+convert"]
+RAW_ENGINE = {"dala-duckdb": "raw-duckdb", "dala-polars": "raw-polars", "raw-polars+convert": "raw-polars"}
+ENGINE_QUERIES = {
+    "select": f"`{SCAN_FILTER}`, rows of l_extendedprice",
+    "fullscan": "every row of l_quantity and l_extendedprice",
+    "aggregate": "count and sums by l_returnflag, l_linestatus (SQL; Arrow has none)",
+}
 
 
 def exact_sum(column):
@@ -280,6 +291,8 @@ def drop_page_cache():
 
 
 def command(tool, workload, args):
+    if tool in ENGINE_TOOLS:
+        return [str(DALA_PEER), "engine", tool, workload.removeprefix("engine-"), *map(str, args)]
     if tool == "dala-api":
         extra = [str(POINT_ID)] if workload == "plan" else []
         return [str(DALA_PEER), workload, *map(str, args), *extra]
@@ -460,6 +473,28 @@ def table(title, rows, extra=None):
     return "\n".join(lines) + "\n"
 
 
+def engine_table(title, rows):
+    """Each dala engine against the same engine reading the tree itself."""
+    medians = {r["tool"]: r["median"] for r in rows if "median" in r}
+    lines = [
+        f"### {title}",
+        "",
+        "| tool | median | min–max | peak RSS | vs raw engine |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['tool']} | {r['error']} | | | |")
+            continue
+        raw = RAW_ENGINE.get(r["tool"])
+        ratio = f"{r['median'] / medians[raw]:.2f}× {raw}" if raw in medians else ""
+        lines.append(
+            f"| {r['tool']} | {r['median'] * 1000:.1f} ms | {r['min'] * 1000:.1f}–{r['max'] * 1000:.1f} ms "
+            f"| {r['rss_mib']:.0f} MiB | {ratio} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -469,7 +504,7 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--files", type=int, default=100_000, help="files in the P3 dataset")
     parser.add_argument("--timeout", type=float, default=300, help="seconds before a run is given up")
-    parser.add_argument("--workloads", default="P1,P2,P3,P4,P9")
+    parser.add_argument("--workloads", default="P1,P2,P3,P4,P9,E")
     parser.add_argument("--output", default=str(ROOT / "benches" / "RESULTS.md"))
     options = parser.parse_args()
     workloads = set(options.workloads.split(","))
@@ -565,6 +600,20 @@ def main():
                 ("rows rewritten", lambda r: f"{r['rewritten']:,}" if r.get("rewritten") is not None else ""),
             )
         )
+    if "E" in workloads:
+        dataset = outputs["dala-api"]
+        if not (dataset / "_dala").exists():
+            raise SystemExit("E needs P1's output of dala-api: run P1 first")
+        for query, description in ENGINE_QUERIES.items():
+            rows = []
+            for tool in ENGINE_TOOLS:
+                if query == "aggregate" and tool == "dala-arrow":
+                    continue
+                print(f"E {query}: {tool}", flush=True)
+                spawn(command(tool, f"engine-{query}", [dataset]), options.timeout)  # warm
+                rows.append(measure(tool, f"engine-{query}", [dataset], options.runs, options.timeout))
+            check_answers(f"E {query}", rows)
+            sections.append(engine_table(f"E {query}: {description} (warm)", rows))
     if "P4" in workloads:
         sections.append(
             "### P4 compaction\n\nnot built: dala's compaction comes with the optimize issue; "
@@ -584,7 +633,7 @@ def main():
         f"- machine: {os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, {platform.platform()}",
         f"- versions: " + ", ".join(f"{k} {v}" for k, v in found.items()),
         f"- data: TPC-H lineitem at scale factor {sf} from dala-datagen, one Parquet file with `year` and `month` of `l_shipdate`",
-        f"- command: `benches/peers/run --scale-factor {sf} --runs {options.runs}` ({time.time() - started:.0f} s)",
+        f"- command: `benches/peers/run {' '.join(sys.argv[1:]) or '(defaults)'}` ({time.time() - started:.0f} s)",
         "",
     ]
     report = "\n".join(header) + "\n" + "\n".join(sections)

@@ -262,6 +262,7 @@ async fn sql_over_registered_datasets_on_duckdb_and_polars() {
             vec![("sales.items".into(), request.clone())],
             "SELECT year, count(*) AS n, sum(qty) AS q FROM \"sales.items\" \
              WHERE region IS NOT NULL GROUP BY year ORDER BY year",
+            &[],
         )
         .unwrap()
         .try_collect()
@@ -312,6 +313,7 @@ async fn sql_over_registered_datasets_on_duckdb_and_polars() {
             vec![("items".into(), request.clone())],
             "SELECT year, count(*) AS n, sum(qty) AS q FROM items \
              WHERE region IS NOT NULL GROUP BY year ORDER BY year",
+            &[],
         )
         .unwrap()
         .try_collect()
@@ -330,7 +332,7 @@ async fn sql_over_registered_datasets_on_duckdb_and_polars() {
     assert_eq!(count, 1000);
 
     // The Arrow engine has no SQL, and says which engines do.
-    let error = ArrowEngine.sql(Vec::new(), "SELECT 1").err().unwrap();
+    let error = ArrowEngine.sql(Vec::new(), "SELECT 1", &[]).err().unwrap();
     assert!(
         matches!(&error, Error::Unsupported(m) if m.contains("duckdb")),
         "{error}"
@@ -373,7 +375,7 @@ async fn bad_input_gives_typed_errors_that_name_it_on_every_engine() {
             ("SELECT colour FROM items", "colour"),
             ("SELEC id FROM items", "SELEC"),
         ] {
-            let error = match engine.sql(tables(), query) {
+            let error = match engine.sql(tables(), query, &[]) {
                 Err(e) => e,
                 Ok(stream) => stream.try_collect::<Vec<_>>().await.err().unwrap(),
             };
@@ -384,7 +386,7 @@ async fn bad_input_gives_typed_errors_that_name_it_on_every_engine() {
         }
     }
     // An engine that cannot do the operation says so.
-    let error = ArrowEngine.sql(Vec::new(), "SELECT 1").err().unwrap();
+    let error = ArrowEngine.sql(Vec::new(), "SELECT 1", &[]).err().unwrap();
     assert!(matches!(error, Error::Unsupported(_)), "{error}");
 }
 
@@ -427,6 +429,7 @@ async fn sql_tables_carry_the_scans_filter_projection_and_emptiness() {
                 "SELECT s.n, e.m, s.top FROM \
                  (SELECT count(*) AS n, max(qty) AS top FROM small) AS s \
                  CROSS JOIN (SELECT count(*) AS m FROM none) AS e",
+                &[],
             )
             .unwrap()
             .try_collect()
@@ -443,6 +446,7 @@ async fn sql_tables_carry_the_scans_filter_projection_and_emptiness() {
         let error = match engine.sql(
             vec![("small".to_string(), filtered.clone())],
             "SELECT name FROM small",
+            &[],
         ) {
             Err(e) => e,
             Ok(stream) => stream.try_collect::<Vec<_>>().await.err().unwrap(),
@@ -480,6 +484,7 @@ async fn a_dropped_or_failing_stream_releases_its_connection() {
         .sql(
             vec![("items".to_string(), request.clone())],
             "SELECT a.id, b.id FROM items a, items b",
+            &[],
         )
         .unwrap();
     let first = stream.try_next().await.unwrap().unwrap();
@@ -498,6 +503,7 @@ async fn a_dropped_or_failing_stream_releases_its_connection() {
             "SELECT a.id, CASE WHEN a.id * 10000 + b.id > 39000000 \
              THEN error('boom at ' || a.id) ELSE b.id END AS x \
              FROM items a, items b",
+            &[],
         )
         .unwrap();
     let results: Vec<_> = stream.collect().await;
@@ -514,6 +520,7 @@ async fn a_dropped_or_failing_stream_releases_its_connection() {
         .sql(
             vec![("items".to_string(), request)],
             "SELECT count(*) FROM items",
+            &[],
         )
         .unwrap()
         .try_collect()

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::filter::Expr;
 use crate::layout::PartitionField;
+use crate::scalar::Scalar;
 use crate::scan::{RecordBatchStream, ScanBuilder};
 use crate::snapshot::FileEntry;
 
@@ -183,9 +184,15 @@ pub trait ScanEngine: Send + Sync {
     fn scan(&self, request: ScanRequest) -> Result<RecordBatchStream>;
 
     /// Runs `query` over `tables` (each a name, as the SQL spells it, and the scan of a
-    /// dataset at one version).
-    fn sql(&self, tables: Vec<(String, ScanRequest)>, query: &str) -> Result<RecordBatchStream> {
-        let _ = (tables, query);
+    /// dataset at one version), binding `params` to its placeholders (`?` or `$1`) as
+    /// values, never as SQL text.
+    fn sql(
+        &self,
+        tables: Vec<(String, ScanRequest)>,
+        query: &str,
+        params: &[Scalar],
+    ) -> Result<RecordBatchStream> {
+        let _ = (tables, query, params);
         Err(Error::Unsupported(format!(
             "the {} engine has no SQL; use duckdb or polars",
             self.kind()

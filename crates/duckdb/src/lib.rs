@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use dala_dataset::{
-    Engine, Error, RecordBatchStream, Result, ScanEngine, ScanRequest, cast_to_schema, lit,
+    Engine, Error, RecordBatchStream, Result, Scalar, ScanEngine, ScanRequest, cast_to_schema, lit,
     quote_identifier, receiver_stream,
 };
 use futures::StreamExt;
@@ -112,12 +112,13 @@ impl DuckdbEngine {
         base.try_clone().map_err(engine_error)
     }
 
-    /// Runs `setup` statements then `query` on a connection of its own, streaming the
-    /// result cast to `schema` (when given).
+    /// Runs `setup` statements then `query` with `params` bound, on a connection of its
+    /// own, streaming the result cast to `schema` (when given).
     fn run(
         &self,
         setup: Vec<String>,
         query: String,
+        params: Vec<duckdb::types::Value>,
         schema: Option<SchemaRef>,
     ) -> Result<RecordBatchStream> {
         let conn = self.connection()?;
@@ -132,7 +133,10 @@ impl DuckdbEngine {
                 let mut stmt = conn
                     .prepare(&query)
                     .map_err(|e| engine_error(format!("{e} in `{query}`")))?;
-                drop(stmt.stream_arrow([]).map_err(engine_error)?);
+                drop(
+                    stmt.stream_arrow(duckdb::params_from_iter(params.iter()))
+                        .map_err(|e| engine_error(format!("{e} in `{query}`")))?,
+                );
                 while let Some(rows) = stmt.step().map_err(engine_error)? {
                     let batch = RecordBatch::from(&rows);
                     let batch = match &schema {
@@ -170,15 +174,29 @@ impl ScanEngine for DuckdbEngine {
             return Ok(futures::stream::empty().boxed());
         }
         let query = scan_sql(&request)?;
-        self.run(Vec::new(), query, Some(request.output_schema.clone()))
+        self.run(
+            Vec::new(),
+            query,
+            Vec::new(),
+            Some(request.output_schema.clone()),
+        )
     }
 
-    fn sql(&self, tables: Vec<(String, ScanRequest)>, query: &str) -> Result<RecordBatchStream> {
+    fn sql(
+        &self,
+        tables: Vec<(String, ScanRequest)>,
+        query: &str,
+        params: &[Scalar],
+    ) -> Result<RecordBatchStream> {
         let setup = tables
             .iter()
             .map(|(name, request)| view_sql(name, request))
             .collect::<Result<Vec<_>>>()?;
-        self.run(setup, query.to_string(), None)
+        let params = params
+            .iter()
+            .map(duckdb_value)
+            .collect::<Result<Vec<_>>>()?;
+        self.run(setup, query.to_string(), params, None)
     }
 }
 
@@ -296,6 +314,44 @@ fn duckdb_type(data_type: &DataType) -> Result<String> {
         other => {
             return Err(Error::Unsupported(format!(
                 "no DuckDB type for {other} in this position"
+            )));
+        }
+    })
+}
+
+/// A parameter as a DuckDB value. Decimals and zoned timestamps go as text, which DuckDB
+/// casts to the placeholder's type exactly.
+fn duckdb_value(value: &Scalar) -> Result<duckdb::types::Value> {
+    use duckdb::types::Value;
+    Ok(match value {
+        Scalar::Null => Value::Null,
+        Scalar::Boolean(b) => Value::Boolean(*b),
+        Scalar::Int(v) => Value::BigInt(*v),
+        Scalar::UInt(v) => Value::UBigInt(*v),
+        Scalar::Float(v) => Value::Double(*v),
+        Scalar::Utf8(s) => Value::Text(s.clone()),
+        Scalar::Binary(b) => Value::Blob(b.clone()),
+        Scalar::Date(days) => Value::Date32(*days),
+        Scalar::Timestamp {
+            value,
+            unit,
+            tz: None,
+        } => {
+            let unit = match unit {
+                TimeUnit::Second => duckdb::types::TimeUnit::Second,
+                TimeUnit::Millisecond => duckdb::types::TimeUnit::Millisecond,
+                TimeUnit::Microsecond => duckdb::types::TimeUnit::Microsecond,
+                TimeUnit::Nanosecond => duckdb::types::TimeUnit::Nanosecond,
+            };
+            Value::Timestamp(unit, *value)
+        }
+        decimal @ Scalar::Decimal { .. } => Value::Text(decimal.to_string()),
+        // A zoned timestamp holds UTC; its text says so.
+        zoned @ Scalar::Timestamp { .. } => Value::Text(format!("{zoned}+00:00")),
+        #[allow(unreachable_patterns)]
+        other => {
+            return Err(Error::Unsupported(format!(
+                "parameter {other:?} on the duckdb engine"
             )));
         }
     })

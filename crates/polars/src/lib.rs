@@ -18,6 +18,10 @@
 
 mod ffi;
 
+/// The Polars crate this engine is built on, for callers of [`lazy_frame`] and
+/// [`to_data_frame`] (one version of Polars in a build).
+pub use polars;
+
 use std::collections::HashMap;
 
 use arrow::array::{ArrayRef, RecordBatch};
@@ -56,7 +60,17 @@ impl ScanEngine for PolarsEngine {
         stream(scan_frame(&request)?, Some(request.output_schema.clone()))
     }
 
-    fn sql(&self, tables: Vec<(String, ScanRequest)>, query: &str) -> Result<RecordBatchStream> {
+    fn sql(
+        &self,
+        tables: Vec<(String, ScanRequest)>,
+        query: &str,
+        params: &[Scalar],
+    ) -> Result<RecordBatchStream> {
+        if !params.is_empty() {
+            return Err(Error::Unsupported(
+                "query parameters on the polars engine (its SQL binds none); use duckdb".into(),
+            ));
+        }
         let mut context = SQLContext::new();
         for (name, request) in &tables {
             context.register(name, scan_frame(request)?);

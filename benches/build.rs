@@ -1,0 +1,10 @@
+//! Lets `dala-peer` and the benchmarks find the prebuilt `libduckdb.so` at run time without
+//! anything exported (see `.cargo/config.toml` and `scripts/fetch-duckdb.sh`).
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=DUCKDB_LIB_DIR");
+    if let Ok(dir) = std::env::var("DUCKDB_LIB_DIR") {
+        println!("cargo:rustc-link-arg-bins=-Wl,-rpath,{dir}");
+        println!("cargo:rustc-link-arg-benches=-Wl,-rpath,{dir}");
+    }
+}

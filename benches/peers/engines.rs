@@ -1,0 +1,153 @@
+//! The engine workloads of the peer comparison: dala's engines (Arrow, DuckDB and Polars
+//! over dala's pruned file list) against the same DuckDB and Polars reading the tree
+//! themselves (`read_parquet` with a glob, `scan_parquet` with hive partitioning), built
+//! from the same crates, so the ratio is dala's planning and hand-off alone.
+//!
+//! Queries on TPC-H lineitem partitioned by year and month:
+//! - `select`: `year = 1995 AND month = 3 AND l_quantity < 10`, column `l_extendedprice`;
+//! - `fullscan`: every row of `l_quantity` and `l_extendedprice`;
+//! - `aggregate`: count and sums by `l_returnflag`, `l_linestatus` (SQL; not on Arrow).
+//!
+//! The clock stops when the result is whole in the caller's hands (arrow-rs batches, or a
+//! Polars `DataFrame` for raw Polars); the answer (rows, sum of prices) is read after it.
+
+use std::time::Instant;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Decimal128Type};
+use dala_dataset::{ArrowEngine, Dataset, ScanEngine};
+use dala_duckdb::{DuckdbEngine, DuckdbOptions};
+use dala_polars::PolarsEngine;
+use dala_polars::polars::prelude::{
+    DataFrame, HiveOptions, LazyFrame, PlRefPath, ScanArgsParquet, col, lit,
+};
+use dala_polars::polars::sql::SQLContext;
+use futures::TryStreamExt;
+
+use crate::{Report, Result};
+
+const SELECT_FILTER: &str = "year = 1995 AND month = 3 AND l_quantity < 10";
+const AGGREGATE: &str = "SELECT l_returnflag, l_linestatus, count(*) AS n, \
+     sum(l_quantity) AS quantity, sum(l_extendedprice) AS price FROM lineitem \
+     GROUP BY l_returnflag, l_linestatus ORDER BY l_returnflag, l_linestatus";
+
+/// Runs `query` with `tool` (`dala-arrow`, `dala-duckdb`, `dala-polars`, `raw-duckdb`,
+/// `raw-polars`, or `raw-polars+convert`: raw Polars handing its frame to arrow-rs).
+pub async fn run(tool: &str, query: &str, dataset: &str) -> Result<Report> {
+    let started = Instant::now();
+    let batches = match tool {
+        "dala-arrow" | "dala-duckdb" | "dala-polars" => dala(tool, query, dataset).await?,
+        "raw-duckdb" => raw_duckdb(query, dataset)?,
+        "raw-polars" | "raw-polars+convert" => {
+            let frame = raw_polars(query, dataset)?;
+            if tool == "raw-polars" {
+                let seconds = started.elapsed().as_secs_f64();
+                let batches = dala_polars::to_record_batches(frame)?;
+                return report(query, &batches, seconds);
+            }
+            dala_polars::to_record_batches(frame)?
+        }
+        other => return Err(format!("unknown engine tool {other:?}").into()),
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    report(query, &batches, seconds)
+}
+
+async fn dala(tool: &str, query: &str, dataset: &str) -> Result<Vec<RecordBatch>> {
+    let dataset = Dataset::open(dataset).await?;
+    let engine: Box<dyn ScanEngine> = match tool {
+        "dala-duckdb" => Box::new(DuckdbEngine::new(&DuckdbOptions::default())?),
+        "dala-polars" => Box::new(PolarsEngine),
+        _ => Box::new(ArrowEngine),
+    };
+    let stream = match query {
+        "select" => dataset
+            .scan()
+            .with_filter_str(SELECT_FILTER)?
+            .with_columns(["l_extendedprice"])
+            .stream_on(engine.as_ref())?,
+        "fullscan" => dataset
+            .scan()
+            .with_columns(["l_quantity", "l_extendedprice"])
+            .stream_on(engine.as_ref())?,
+        "aggregate" => engine.sql(
+            vec![("lineitem".into(), dataset.scan().request()?)],
+            AGGREGATE,
+            &[],
+        )?,
+        other => return Err(format!("unknown query {other:?}").into()),
+    };
+    Ok(stream.try_collect().await?)
+}
+
+fn raw_duckdb(query: &str, dataset: &str) -> Result<Vec<RecordBatch>> {
+    let source =
+        format!("read_parquet('{dataset}/year=*/month=*/*.parquet', hive_partitioning = true)");
+    let sql = match query {
+        "select" => format!("SELECT l_extendedprice FROM {source} WHERE {SELECT_FILTER}"),
+        "fullscan" => format!("SELECT l_quantity, l_extendedprice FROM {source}"),
+        "aggregate" => AGGREGATE.replace("FROM lineitem", &format!("FROM {source}")),
+        other => return Err(format!("unknown query {other:?}").into()),
+    };
+    let conn = duckdb::Connection::open_in_memory()?;
+    let mut statement = conn.prepare(&sql)?;
+    Ok(statement.query_arrow([])?.collect())
+}
+
+fn raw_polars(query: &str, dataset: &str) -> Result<DataFrame> {
+    let args = ScanArgsParquet {
+        hive_options: HiveOptions {
+            enabled: Some(true),
+            ..HiveOptions::default()
+        },
+        ..ScanArgsParquet::default()
+    };
+    let glob = format!("{dataset}/year=*/month=*/*.parquet");
+    let frame = LazyFrame::scan_parquet(PlRefPath::new(glob.as_str()), args)?;
+    let frame = match query {
+        "select" => frame
+            .filter(
+                col("year")
+                    .eq(lit(1995))
+                    .and(col("month").eq(lit(3)))
+                    .and(col("l_quantity").lt(lit(10))),
+            )
+            .select([col("l_extendedprice")]),
+        "fullscan" => frame.select([col("l_quantity"), col("l_extendedprice")]),
+        "aggregate" => {
+            let mut context = SQLContext::new();
+            context.register("lineitem", frame);
+            context.execute(AGGREGATE)?
+        }
+        other => return Err(format!("unknown query {other:?}").into()),
+    };
+    Ok(frame.collect()?)
+}
+
+/// Rows (groups, for `aggregate`) and the exact sum of the price column.
+fn report(query: &str, batches: &[RecordBatch], seconds: f64) -> Result<Report> {
+    let mut rows = 0u64;
+    let mut cents = 0i128;
+    for batch in batches {
+        rows += batch.num_rows() as u64;
+        let prices = batch
+            .column_by_name(if query == "aggregate" {
+                "price"
+            } else {
+                "l_extendedprice"
+            })
+            .ok_or("no price column")?;
+        let prices = cast(prices, &DataType::Decimal128(38, 2))?;
+        let prices = prices.as_primitive::<Decimal128Type>();
+        if prices.null_count() < prices.len() {
+            cents += arrow::compute::sum(prices).unwrap_or(0);
+        }
+    }
+    Ok(Report {
+        rows,
+        sum: Some(format!("{}.{:02}", cents / 100, (cents % 100).abs())),
+        seconds: Some(seconds),
+        rewritten: None,
+    })
+}

@@ -1,0 +1,493 @@
+//! [`Catalog`]: named datasets in namespaces.
+
+use std::collections::HashMap;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow::error::ArrowError;
+use dala_dataset::{Dataset, Engine, WriteOptions, WriteResult};
+use object_store::ObjectStoreExt;
+
+use crate::error::{Error, Result};
+use crate::log::CatalogLog;
+use crate::model::{CatalogState, StoreEntry, TableEntry, check_name, split_name};
+use crate::query::Engines;
+
+/// The environment variable that names the catalog (a path or URL of its JSON file).
+pub const CATALOG_VARIABLE: &str = "DALA_CATALOG";
+
+/// The catalog used when none is named: `catalog/catalog.json` under the current folder.
+pub const DEFAULT_CATALOG: &str = "catalog/catalog.json";
+
+/// How a table is created or registered.
+#[derive(Debug, Clone, Default)]
+pub struct TableOptions {
+    /// Where the dataset goes (default: `<namespace>/<table>` beside the catalog file, or
+    /// inside `store`).
+    pub location: Option<String>,
+    /// The named store the location is inside.
+    pub store: Option<String>,
+    /// The table's default engine.
+    pub default_engine: Option<Engine>,
+    /// The table's write defaults.
+    pub write: crate::model::WriteDefaults,
+    /// What the table holds.
+    pub description: Option<String>,
+}
+
+/// What `describe` reports about a table.
+#[derive(Debug, Clone)]
+pub struct TableDescription {
+    /// The full name.
+    pub name: String,
+    /// Where the dataset is.
+    pub location: String,
+    /// The latest version.
+    pub version: u64,
+    /// Versions in the log (the latest plus one).
+    pub versions: u64,
+    /// Columns and types.
+    pub schema: SchemaRef,
+    /// Partition columns.
+    pub partitioning: Vec<String>,
+    /// Partitions holding files.
+    pub partitions: usize,
+    /// Data files.
+    pub files: usize,
+    /// Rows.
+    pub rows: u64,
+    /// Bytes of data files.
+    pub bytes: u64,
+    /// The catalog entry.
+    pub entry: TableEntry,
+}
+
+/// Named datasets in namespaces, kept in a JSON file that changes atomically.
+#[derive(Debug)]
+pub struct Catalog {
+    log: CatalogLog,
+    state: CatalogState,
+    engines: Engines,
+}
+
+impl Catalog {
+    /// Opens the catalog whose file is at `location` (a path or URL). A catalog that does
+    /// not exist yet is empty, and is created by its first change.
+    pub async fn open(location: &str) -> Result<Catalog> {
+        let log = CatalogLog::new(location)?;
+        let state = log.load().await?.unwrap_or_default();
+        Ok(Catalog {
+            log,
+            state,
+            engines: Engines::default(),
+        })
+    }
+
+    /// Opens the catalog named by `DALA_CATALOG`, else [`DEFAULT_CATALOG`].
+    pub async fn open_default() -> Result<Catalog> {
+        let location =
+            std::env::var(CATALOG_VARIABLE).unwrap_or_else(|_| DEFAULT_CATALOG.to_string());
+        Catalog::open(&location).await
+    }
+
+    /// Creates the catalog file if it does not exist (an empty catalog at version 0).
+    pub async fn init(location: &str) -> Result<Catalog> {
+        let mut catalog = Catalog::open(location).await?;
+        if catalog.log.load().await?.is_none() {
+            catalog.state = catalog.log.commit(|_| Ok(())).await?;
+        }
+        Ok(catalog)
+    }
+
+    /// Where the catalog file is.
+    pub fn location(&self) -> &str {
+        &self.log.url
+    }
+
+    /// The catalog as last read or changed by this handle.
+    pub fn state(&self) -> &CatalogState {
+        &self.state
+    }
+
+    pub(crate) fn engines(&self) -> &Engines {
+        &self.engines
+    }
+
+    /// Reads the latest state (other processes may have changed it).
+    pub async fn reload(&mut self) -> Result<()> {
+        self.state = self.log.load().await?.unwrap_or_default();
+        Ok(())
+    }
+
+    async fn change<F>(&mut self, change: F) -> Result<()>
+    where
+        F: Fn(&mut CatalogState) -> Result<()>,
+    {
+        self.state = self.log.commit(change).await?;
+        Ok(())
+    }
+
+    /// Creates a namespace (and its parents).
+    pub async fn create_namespace(
+        &mut self,
+        name: &str,
+        description: Option<String>,
+    ) -> Result<()> {
+        check_name(name)?;
+        self.change(|state| {
+            if state.namespaces.contains_key(name) {
+                return Err(Error::AlreadyExists {
+                    kind: "namespace",
+                    name: name.to_string(),
+                });
+            }
+            add_namespace(state, name);
+            if let Some(ns) = state.namespaces.get_mut(name) {
+                ns.description = description.clone();
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Adds a named store (credentials are never stored).
+    pub async fn create_store(&mut self, name: &str, store: StoreEntry) -> Result<()> {
+        check_name(name)?;
+        self.change(|state| {
+            if state.stores.contains_key(name) {
+                return Err(Error::AlreadyExists {
+                    kind: "store",
+                    name: name.to_string(),
+                });
+            }
+            state.stores.insert(name.to_string(), store.clone());
+            Ok(())
+        })
+        .await
+    }
+
+    /// Writes `data` as a new dataset and registers it as `name` (`namespace.table`), with
+    /// the table's write defaults. The name is checked first; the dataset is written
+    /// before the catalog changes, so a failed write leaves the catalog as it was.
+    pub async fn create_table<I>(
+        &mut self,
+        name: &str,
+        data: I,
+        options: TableOptions,
+    ) -> Result<(Dataset, WriteResult)>
+    where
+        I: IntoIterator<Item = std::result::Result<RecordBatch, ArrowError>>,
+    {
+        let (namespace, table) = full_name(name)?;
+        self.reload().await?;
+        check_free(&self.state, namespace, table)?;
+        let entry = self.entry_for(namespace, table, &options);
+        let location = self.resolve(&entry)?;
+        let write = WriteOptions {
+            mode: dala_dataset::WriteMode::Append,
+            ..options.write.to_options()?
+        };
+        let (dataset, result) = Dataset::builder(&location).write(data, &write).await?;
+        self.insert_table(namespace, table, entry).await?;
+        Ok((dataset, result))
+    }
+
+    /// Registers an existing dataset (or a hive folder, which dala adopts) as `name`.
+    pub async fn register(
+        &mut self,
+        name: &str,
+        location: &str,
+        options: TableOptions,
+    ) -> Result<()> {
+        let (namespace, table) = full_name(name)?;
+        let entry = TableEntry {
+            location: location.to_string(),
+            ..self.entry_for(namespace, table, &options)
+        };
+        Dataset::open(self.resolve(&entry)?).await?;
+        self.insert_table(namespace, table, entry).await
+    }
+
+    async fn insert_table(
+        &mut self,
+        namespace: &str,
+        table: &str,
+        entry: TableEntry,
+    ) -> Result<()> {
+        self.change(|state| {
+            check_free(state, namespace, table)?;
+            add_namespace(state, namespace);
+            if let Some(ns) = state.namespaces.get_mut(namespace) {
+                ns.tables.insert(table.to_string(), entry.clone());
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    fn entry_for(&self, namespace: &str, table: &str, options: &TableOptions) -> TableEntry {
+        let location = options.location.clone().unwrap_or_else(|| {
+            let mut path: Vec<&str> = namespace.split('.').collect();
+            path.push(table);
+            path.join("/")
+        });
+        TableEntry {
+            location,
+            store: options.store.clone(),
+            default_engine: options.default_engine,
+            write: options.write.clone(),
+            description: options.description.clone(),
+        }
+    }
+
+    /// The dataset location of a table entry: in its store, absolute, or relative to the
+    /// catalog file's folder.
+    pub fn resolve(&self, entry: &TableEntry) -> Result<String> {
+        if let Some(store) = &entry.store {
+            let root = self
+                .state
+                .stores
+                .get(store)
+                .ok_or_else(|| Error::NotFound {
+                    kind: "store",
+                    name: store.clone(),
+                    suggestions: suggestions(store, self.state.stores.keys()),
+                })?;
+            return Ok(format!(
+                "{}/{}",
+                root.url.trim_end_matches('/'),
+                entry.location.trim_start_matches('/')
+            ));
+        }
+        if entry.location.contains("://") || std::path::Path::new(&entry.location).is_absolute() {
+            return Ok(entry.location.clone());
+        }
+        match &self.log.local_dir {
+            Some(dir) => Ok(dir.join(&entry.location).display().to_string()),
+            None => Ok(format!(
+                "{}/{}",
+                self.log.url.rsplit_once('/').map_or("", |(d, _)| d),
+                entry.location
+            )),
+        }
+    }
+
+    /// The full name (`namespace.table`) a name refers to: a full name as it is, or a
+    /// short name that exactly one namespace holds.
+    pub fn resolve_name(&self, name: &str) -> Result<String> {
+        if let (Some(namespace), table) = split_name(name)
+            && self
+                .state
+                .namespaces
+                .get(namespace)
+                .is_some_and(|ns| ns.tables.contains_key(table))
+        {
+            return Ok(name.to_string());
+        }
+        if !name.contains('.') {
+            let candidates: Vec<String> = self
+                .list(None)
+                .into_iter()
+                .filter(|full| split_name(full).1 == name)
+                .collect();
+            match candidates.len() {
+                1 => return Ok(candidates.into_iter().next().unwrap_or_default()),
+                0 => {}
+                _ => {
+                    return Err(Error::Ambiguous {
+                        name: name.to_string(),
+                        candidates,
+                    });
+                }
+            }
+        }
+        Err(Error::NotFound {
+            kind: "table",
+            name: name.to_string(),
+            suggestions: suggestions(name, self.list(None).iter()),
+        })
+    }
+
+    /// The catalog entry of a table.
+    pub fn table(&self, name: &str) -> Result<&TableEntry> {
+        let full = self.resolve_name(name)?;
+        let (namespace, table) = split_name(&full);
+        self.state
+            .namespaces
+            .get(namespace.unwrap_or_default())
+            .and_then(|ns| ns.tables.get(table))
+            .ok_or_else(|| Error::NotFound {
+                kind: "table",
+                name: name.to_string(),
+                suggestions: Vec::new(),
+            })
+    }
+
+    /// Opens a table's dataset at its latest version.
+    pub async fn load(&self, name: &str) -> Result<Dataset> {
+        Ok(Dataset::open(self.resolve(self.table(name)?)?).await?)
+    }
+
+    /// Removes a table from the catalog; with `purge`, deletes its dataset's files too
+    /// (after the catalog no longer names it).
+    pub async fn drop_table(&mut self, name: &str, purge: bool) -> Result<()> {
+        self.reload().await?;
+        let full = self.resolve_name(name)?;
+        let location = self.resolve(self.table(&full)?)?;
+        let (namespace, table) = split_name(&full);
+        let namespace = namespace.unwrap_or_default().to_string();
+        let table = table.to_string();
+        self.change(|state| {
+            let removed = state
+                .namespaces
+                .get_mut(&namespace)
+                .and_then(|ns| ns.tables.remove(&table));
+            match removed {
+                Some(_) => Ok(()),
+                None => Err(Error::NotFound {
+                    kind: "table",
+                    name: full.clone(),
+                    suggestions: Vec::new(),
+                }),
+            }
+        })
+        .await?;
+        if purge {
+            let resolved = dala_dataset::store::resolve(&location, &HashMap::new())?;
+            let store = resolved.store;
+            let paths: Vec<_> = {
+                use futures::TryStreamExt;
+                store
+                    .list(Some(&resolved.root))
+                    .map_ok(|meta| meta.location)
+                    .try_collect()
+                    .await?
+            };
+            for path in paths {
+                store.delete(&path).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Renames a table (its dataset stays where it is).
+    pub async fn rename(&mut self, from: &str, to: &str) -> Result<()> {
+        let (to_namespace, to_table) = full_name(to)?;
+        self.reload().await?;
+        let from = self.resolve_name(from)?;
+        let (namespace, table) = split_name(&from);
+        let (namespace, table) = (namespace.unwrap_or_default().to_string(), table.to_string());
+        self.change(|state| {
+            check_free(state, to_namespace, to_table)?;
+            let entry = state
+                .namespaces
+                .get_mut(&namespace)
+                .and_then(|ns| ns.tables.remove(&table))
+                .ok_or_else(|| Error::NotFound {
+                    kind: "table",
+                    name: from.clone(),
+                    suggestions: Vec::new(),
+                })?;
+            add_namespace(state, to_namespace);
+            if let Some(ns) = state.namespaces.get_mut(to_namespace) {
+                ns.tables.insert(to_table.to_string(), entry);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Full names of the tables, sorted; only those in `namespace` (and below) if given.
+    pub fn list(&self, namespace: Option<&str>) -> Vec<String> {
+        let mut names = Vec::new();
+        for (ns_name, ns) in &self.state.namespaces {
+            let inside = namespace.is_none_or(|wanted| {
+                ns_name == wanted || ns_name.starts_with(&format!("{wanted}."))
+            });
+            if inside {
+                names.extend(ns.tables.keys().map(|t| format!("{ns_name}.{t}")));
+            }
+        }
+        names
+    }
+
+    /// A table's schema, size and history.
+    pub async fn describe(&self, name: &str) -> Result<TableDescription> {
+        let full = self.resolve_name(name)?;
+        let entry = self.table(&full)?.clone();
+        let location = self.resolve(&entry)?;
+        let dataset = Dataset::open(&location).await?;
+        let snapshot = dataset.snapshot();
+        Ok(TableDescription {
+            name: full,
+            location,
+            version: snapshot.version(),
+            versions: snapshot.version() + 1,
+            schema: snapshot.schema(),
+            partitioning: snapshot
+                .partitioning()
+                .iter()
+                .map(|p| p.name.clone())
+                .collect(),
+            partitions: snapshot.partitions().len(),
+            files: snapshot.files().len(),
+            rows: snapshot.rows(),
+            bytes: snapshot.bytes(),
+            entry,
+        })
+    }
+}
+
+/// A full table name split into namespace and table, checked.
+fn full_name(name: &str) -> Result<(&str, &str)> {
+    check_name(name)?;
+    match split_name(name) {
+        (Some(namespace), table) => Ok((namespace, table)),
+        (None, _) => Err(Error::InvalidName {
+            name: name.to_string(),
+            reason: "a table needs a namespace: `namespace.table`".into(),
+        }),
+    }
+}
+
+/// Fails with [`Error::AlreadyExists`] when `namespace.table` is taken.
+fn check_free(state: &CatalogState, namespace: &str, table: &str) -> Result<()> {
+    if state
+        .namespaces
+        .get(namespace)
+        .is_some_and(|ns| ns.tables.contains_key(table))
+    {
+        return Err(Error::AlreadyExists {
+            kind: "table",
+            name: format!("{namespace}.{table}"),
+        });
+    }
+    Ok(())
+}
+
+/// Adds `name` and its parent namespaces where missing.
+fn add_namespace(state: &mut CatalogState, name: &str) {
+    let mut prefix = String::new();
+    for segment in name.split('.') {
+        if !prefix.is_empty() {
+            prefix.push('.');
+        }
+        prefix.push_str(segment);
+        state.namespaces.entry(prefix.clone()).or_default();
+    }
+}
+
+/// Up to three names close to `name`.
+pub(crate) fn suggestions<'a>(name: &str, names: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut scored: Vec<(f64, &String)> = names
+        .map(|candidate| {
+            let short = split_name(candidate).1;
+            let score = strsim::jaro_winkler(name, candidate)
+                .max(strsim::jaro_winkler(split_name(name).1, short));
+            (score, candidate)
+        })
+        .filter(|(score, _)| *score > 0.8)
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    scored.into_iter().take(3).map(|(_, n)| n.clone()).collect()
+}

@@ -1,0 +1,25 @@
+//! # dala-catalog
+//!
+//! Users name datasets, not paths: `sales.orders`. A catalog holds the datasets of a lake
+//! in namespaces (nested, dotted names), in one JSON file that changes atomically even when
+//! processes share it (see `log`), and answers SQL over them.
+//!
+//! - [`Catalog`]: `open`, `init`, `create_namespace`, `create_table`, `register`, `load`,
+//!   `drop_table`, `rename`, `list`, `describe`.
+//! - [`Catalog::query`]: SQL over catalog tables (DuckDB by default, Polars SQL with the
+//!   `polars` feature), each table read at one version for the whole query, parameters
+//!   bound as values.
+//!
+//! The default catalog is `catalog/catalog.json` under the current folder, or the file
+//! `DALA_CATALOG` names.
+
+mod catalog;
+mod error;
+mod log;
+mod model;
+mod query;
+
+pub use catalog::{CATALOG_VARIABLE, Catalog, DEFAULT_CATALOG, TableDescription, TableOptions};
+pub use error::{Error, Result};
+pub use model::{CatalogState, Namespace, StoreEntry, TableEntry, WriteDefaults};
+pub use query::{PlannedQuery, QueryOptions};

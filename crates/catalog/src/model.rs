@@ -1,0 +1,176 @@
+//! What a catalog file holds: namespaces of tables, named stores and the catalog's
+//! defaults, as JSON (read and written with serde_json). Credentials are never stored:
+//! stores name an endpoint, a region or a profile, and the keys come from the environment.
+
+use std::collections::BTreeMap;
+
+use dala_dataset::{CompressionSpec, Engine, SortColumn, WriteMode, WriteOptions};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The whole catalog at one version.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogState {
+    /// Bumped by every change.
+    #[serde(default)]
+    pub version: u64,
+    /// The engine queries use unless told otherwise (DuckDB when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_engine: Option<Engine>,
+    /// Namespaces by dotted name (`sales`, `sales.eu`).
+    #[serde(default)]
+    pub namespaces: BTreeMap<String, Namespace>,
+    /// Named stores that table locations can be relative to.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stores: BTreeMap<String, StoreEntry>,
+}
+
+/// A namespace: tables by their short name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Namespace {
+    /// What the namespace is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Tables by short name.
+    #[serde(default)]
+    pub tables: BTreeMap<String, TableEntry>,
+}
+
+/// A named dataset.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableEntry {
+    /// The dataset: a URL, an absolute path, a path relative to the catalog file's folder,
+    /// or a path inside `store`.
+    pub location: String,
+    /// The named store `location` is inside, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
+    /// The engine scans and queries of this table use unless told otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_engine: Option<Engine>,
+    /// How writes through the catalog go unless told otherwise.
+    #[serde(default, skip_serializing_if = "WriteDefaults::is_empty")]
+    pub write: WriteDefaults,
+    /// What the table holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// A table's write defaults (each unset field keeps dala's own default).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteDefaults {
+    /// `append`, `overwrite`, `overwrite-partitions`, `insert`, `update` or `upsert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// Key columns of merges.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key: Vec<String>,
+    /// Partition columns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partition_by: Vec<String>,
+    /// Codec and level, e.g. `zstd:3`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
+    /// Sort columns of each file (`col` or `col:desc`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sort_by: Vec<String>,
+    /// The timestamp column derived partitions come from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp_column: Option<String>,
+}
+
+impl WriteDefaults {
+    /// Whether nothing is set.
+    pub fn is_empty(&self) -> bool {
+        self == &WriteDefaults::default()
+    }
+
+    /// The write options these defaults give, checking every value.
+    pub fn to_options(&self) -> Result<WriteOptions> {
+        let invalid = |field: &str, e: dala_dataset::Error| Error::InvalidCatalog {
+            location: "write defaults".into(),
+            message: format!("{field}: {e}"),
+        };
+        let mut options = WriteOptions {
+            key: self.key.clone(),
+            partition_by: self.partition_by.clone(),
+            timestamp_column: self.timestamp_column.clone(),
+            ..WriteOptions::default()
+        };
+        if let Some(mode) = &self.mode {
+            options.mode = mode.parse::<WriteMode>().map_err(|e| invalid("mode", e))?;
+        }
+        if let Some(compression) = &self.compression {
+            options.compression = compression
+                .parse::<CompressionSpec>()
+                .map_err(|e| invalid("compression", e))?;
+        }
+        options.sort_by = self
+            .sort_by
+            .iter()
+            .map(|s| s.parse::<SortColumn>().map_err(|e| invalid("sort_by", e)))
+            .collect::<Result<_>>()?;
+        options.validate().map_err(|e| invalid("options", e))?;
+        Ok(options)
+    }
+}
+
+/// A named store: where table locations can live, and how to reach it. No credentials:
+/// those come from the environment (`AWS_*`) or the named profile.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreEntry {
+    /// The root: a local folder or a URL such as `s3://bucket/prefix`.
+    pub url: String,
+    /// S3 endpoint (for S3-compatible servers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// S3 region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Allow plain HTTP to the endpoint.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_http: bool,
+    /// The AWS profile credentials come from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+}
+
+/// Checks a dotted name: segments of letters, digits, `_` and `-`, not starting with a digit
+/// or `-`.
+pub fn check_name(name: &str) -> Result<()> {
+    let invalid = |reason: &str| Error::InvalidName {
+        name: name.to_string(),
+        reason: reason.to_string(),
+    };
+    if name.is_empty() {
+        return Err(invalid("empty"));
+    }
+    for segment in name.split('.') {
+        let mut chars = segment.chars();
+        match chars.next() {
+            None => return Err(invalid("an empty segment between dots")),
+            Some(c) if !(c.is_alphabetic() || c == '_') => {
+                return Err(invalid("a segment must start with a letter or `_`"));
+            }
+            _ => {}
+        }
+        if !chars.all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
+            return Err(invalid("use letters, digits, `_` and `-` between dots"));
+        }
+    }
+    Ok(())
+}
+
+/// `a.b.c` as namespace `a.b` and table `c` (a name without a dot has no namespace).
+pub fn split_name(name: &str) -> (Option<&str>, &str) {
+    match name.rsplit_once('.') {
+        Some((namespace, table)) => (Some(namespace), table),
+        None => (None, name),
+    }
+}

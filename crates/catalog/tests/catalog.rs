@@ -1,0 +1,321 @@
+//! The catalog end to end: names, atomic changes shared by processes, and SQL over tables.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::sync::Arc;
+
+use arrow::array::{Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use dala_catalog::{Catalog, Error, QueryOptions, TableOptions, WriteDefaults};
+use dala_dataset::{Scalar, WriteOptions};
+use futures::TryStreamExt;
+
+fn orders(first: i64, n: i64) -> RecordBatch {
+    let ids: Vec<i64> = (first..first + n).collect();
+    let customers: Vec<String> = ids
+        .iter()
+        .map(|i| ["O'Brien", "Zoë", "Ng"][*i as usize % 3].to_string())
+        .collect();
+    let years: Vec<i64> = ids.iter().map(|i| 2020 + i % 3).collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("customer", DataType::Utf8, false),
+        Field::new("year", DataType::Int64, false),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(ids)),
+            Arc::new(StringArray::from(customers)),
+            Arc::new(Int64Array::from(years)),
+        ],
+    )
+    .unwrap()
+}
+
+fn by_year() -> TableOptions {
+    TableOptions {
+        write: WriteDefaults {
+            partition_by: vec!["year".into()],
+            ..WriteDefaults::default()
+        },
+        ..TableOptions::default()
+    }
+}
+
+fn location(dir: &tempfile::TempDir) -> String {
+    dir.path()
+        .join("catalog/catalog.json")
+        .display()
+        .to_string()
+}
+
+async fn rows(catalog: &Catalog, sql: &str, params: Vec<Scalar>) -> Vec<String> {
+    let options = QueryOptions {
+        params,
+        ..QueryOptions::default()
+    };
+    let batches: Vec<RecordBatch> = catalog
+        .query_with(sql, &options)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let format = FormatOptions::default().with_null("NULL");
+    let mut out = Vec::new();
+    for batch in &batches {
+        let columns: Vec<_> = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &format).unwrap())
+            .collect();
+        for row in 0..batch.num_rows() {
+            let cells: Vec<String> = columns.iter().map(|c| c.value(row).to_string()).collect();
+            out.push(cells.join("|"));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tables_are_named_listed_described_renamed_and_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut catalog = Catalog::init(&location(&dir)).await.unwrap();
+    assert_eq!(catalog.state().version, 0);
+    catalog
+        .create_table("sales.eu.orders", vec![Ok(orders(0, 30))], by_year())
+        .await
+        .unwrap();
+    // Stored beside the catalog file, under the namespace's folders.
+    assert!(dir.path().join("catalog/sales/eu/orders/_dala").exists());
+    assert_eq!(catalog.list(None), vec!["sales.eu.orders".to_string()]);
+    assert_eq!(
+        catalog.list(Some("sales")),
+        vec!["sales.eu.orders".to_string()]
+    );
+    assert!(catalog.list(Some("hr")).is_empty());
+    assert!(catalog.state().namespaces.contains_key("sales"));
+
+    let described = catalog.describe("orders").await.unwrap();
+    assert_eq!(described.name, "sales.eu.orders");
+    assert_eq!((described.rows, described.partitions), (30, 3));
+    assert_eq!(described.partitioning, vec!["year".to_string()]);
+    assert_eq!(
+        catalog
+            .load("sales.eu.orders")
+            .await
+            .unwrap()
+            .snapshot()
+            .rows(),
+        30
+    );
+
+    // An existing dataset is registered where it is; a second one with the same short name
+    // makes the short name ambiguous.
+    let elsewhere = dir.path().join("lake/orders").display().to_string();
+    dala_dataset::Dataset::write_to(
+        &elsewhere,
+        vec![Ok(orders(100, 5))],
+        &WriteOptions::default(),
+    )
+    .await
+    .unwrap();
+    catalog
+        .register("archive.orders", &elsewhere, TableOptions::default())
+        .await
+        .unwrap();
+    match catalog.describe("orders").await.unwrap_err() {
+        Error::Ambiguous { candidates, .. } => assert_eq!(candidates.len(), 2),
+        other => panic!("{other}"),
+    }
+    match catalog.describe("sales.eu.ordres").await.unwrap_err() {
+        Error::NotFound { suggestions, .. } => {
+            assert_eq!(suggestions[0], "sales.eu.orders");
+        }
+        other => panic!("{other}"),
+    }
+
+    // A failed change leaves the catalog as it was.
+    let version = catalog.state().version;
+    for error in [
+        catalog
+            .register("archive.orders", &elsewhere, TableOptions::default())
+            .await
+            .unwrap_err(),
+        catalog
+            .register("bad name.x", &elsewhere, TableOptions::default())
+            .await
+            .unwrap_err(),
+        catalog
+            .register("nonamespace", &elsewhere, TableOptions::default())
+            .await
+            .unwrap_err(),
+    ] {
+        assert!(
+            matches!(
+                error,
+                Error::AlreadyExists { .. } | Error::InvalidName { .. }
+            ),
+            "{error}"
+        );
+    }
+    let reopened = Catalog::open(&location(&dir)).await.unwrap();
+    assert_eq!(reopened.state().version, version);
+
+    catalog
+        .rename("archive.orders", "archive.old_orders")
+        .await
+        .unwrap();
+    assert_eq!(
+        catalog.list(Some("archive")),
+        vec!["archive.old_orders".to_string()]
+    );
+    catalog
+        .drop_table("archive.old_orders", false)
+        .await
+        .unwrap();
+    assert!(std::path::Path::new(&elsewhere).join("_dala").exists());
+    catalog.drop_table("sales.eu.orders", true).await.unwrap();
+    assert!(!dir.path().join("catalog/sales/eu/orders/_dala").exists());
+    assert!(catalog.list(None).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_changes_all_land_and_a_stale_file_is_caught_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir);
+    Catalog::init(&path).await.unwrap();
+    let lake = dir.path().join("lake/t").display().to_string();
+    dala_dataset::Dataset::write_to(&lake, vec![Ok(orders(0, 3))], &WriteOptions::default())
+        .await
+        .unwrap();
+    // Eight handles, as eight processes would, register different tables at once.
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let (path, lake) = (path.clone(), lake.clone());
+            tokio::spawn(async move {
+                let mut catalog = Catalog::open(&path).await.unwrap();
+                catalog
+                    .register(&format!("ns.t{i}"), &lake, TableOptions::default())
+                    .await
+                    .unwrap();
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let catalog = Catalog::open(&path).await.unwrap();
+    assert_eq!(catalog.list(Some("ns")).len(), 8);
+    assert_eq!(catalog.state().version, 8);
+
+    // A crash after the log entry but before the readable copy: readers still see it.
+    let stale = std::fs::read_to_string(
+        dir.path()
+            .join("catalog/_catalog_log/00000000000000000003.json"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("catalog/catalog.json"), stale).unwrap();
+    let catalog = Catalog::open(&path).await.unwrap();
+    assert_eq!(catalog.state().version, 8);
+    assert_eq!(catalog.list(Some("ns")).len(), 8);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sql_reads_catalog_tables_by_name_with_bound_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut catalog = Catalog::init(&location(&dir)).await.unwrap();
+    catalog
+        .create_table("sales.orders", vec![Ok(orders(0, 30))], by_year())
+        .await
+        .unwrap();
+    catalog
+        .create_table(
+            "sales.returns",
+            vec![Ok(orders(0, 6))],
+            TableOptions::default(),
+        )
+        .await
+        .unwrap();
+
+    // Dotted, quoted and short names; a join, a CTE, a window function.
+    assert_eq!(
+        rows(&catalog, "SELECT count(*) FROM sales.orders", vec![]).await,
+        vec!["30"]
+    );
+    assert_eq!(
+        rows(
+            &catalog,
+            "SELECT count(*) FROM \"sales\".\"orders\" WHERE year = 2021",
+            vec![]
+        )
+        .await,
+        vec!["10"]
+    );
+    assert_eq!(
+        rows(
+            &catalog,
+            "WITH r AS (SELECT id FROM returns) \
+             SELECT count(*) FROM orders o JOIN r ON o.id = r.id",
+            vec![]
+        )
+        .await,
+        vec!["6"]
+    );
+    assert_eq!(
+        rows(
+            &catalog,
+            "SELECT id, row_number() OVER (PARTITION BY year ORDER BY id) AS n \
+             FROM sales.orders WHERE orders.id < 4 ORDER BY id",
+            vec![]
+        )
+        .await,
+        vec!["0|1", "1|1", "2|1", "3|2"]
+    );
+    // Values bind as values: a quote in one is data, not SQL.
+    assert_eq!(
+        rows(
+            &catalog,
+            "SELECT count(*) FROM sales.orders WHERE customer = ? AND year = ?",
+            vec![Scalar::Utf8("O'Brien".into()), Scalar::Int(2020)]
+        )
+        .await,
+        vec!["10"]
+    );
+    // One table read twice is one dataset at one version.
+    let planned = catalog
+        .plan_query(
+            "SELECT * FROM sales.orders a JOIN orders b USING (id)",
+            dala_dataset::Engine::Duckdb,
+        )
+        .await
+        .unwrap();
+    assert_eq!(planned.tables.len(), 1);
+
+    // Bad input: typed errors that name it.
+    let error = catalog
+        .query("SELECT * FROM sales.ordrs")
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&error, Error::NotFound { name, suggestions, .. }
+            if name == "sales.ordrs" && suggestions.contains(&"sales.orders".to_string())),
+        "{error}"
+    );
+    let error = catalog
+        .query("SELEC * FROM sales.orders")
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&error, Error::Query { message } if message.contains("SELEC")),
+        "{error}"
+    );
+    let error = match catalog.query("SELECT colour FROM sales.orders").await {
+        Err(e) => e,
+        Ok(stream) => Error::from(stream.try_collect::<Vec<_>>().await.err().unwrap()),
+    };
+    assert!(error.to_string().contains("colour"), "{error}");
+}
