@@ -240,6 +240,25 @@ impl Catalog {
         }
     }
 
+    /// How to record a dataset given as `location` (a URL, or a path from the current
+    /// folder): a URL as it is; a path relative to the catalog file's folder when it is
+    /// inside it (so the catalog folder can move), else absolute.
+    pub fn location_for(&self, location: &str) -> Result<String> {
+        if location.contains("://") {
+            return Ok(location.to_string());
+        }
+        let absolute = std::path::absolute(location).map_err(|e| Error::InvalidName {
+            name: location.to_string(),
+            reason: e.to_string(),
+        })?;
+        if let Some(dir) = &self.log.local_dir
+            && let Ok(inside) = absolute.strip_prefix(dir)
+        {
+            return Ok(inside.display().to_string());
+        }
+        Ok(absolute.display().to_string())
+    }
+
     /// The dataset location of a table entry: in its store, absolute, or relative to the
     /// catalog file's folder.
     pub fn resolve(&self, entry: &TableEntry) -> Result<String> {

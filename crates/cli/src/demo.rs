@@ -6,9 +6,10 @@ use anyhow::Result;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::Decimal128Type;
 use clap::Args;
+use dala_catalog::{Catalog, TableOptions};
 use dala_datagen::{GenOptions, Table, batches, with_ship_year_month};
 use dala_dataset::{Dataset, ScanBuilder, WriteMode, WriteOptions};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 
 /// Options of `dala demo`.
 #[derive(Args)]
@@ -84,7 +85,7 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
 }
 
 /// Runs the demo.
-pub async fn run(args: DemoArgs) -> Result<()> {
+pub async fn run(args: DemoArgs, catalog: &str) -> Result<()> {
     let generate = GenOptions {
         scale_factor: args.scale_factor,
         ..GenOptions::default()
@@ -146,12 +147,40 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             started.elapsed().as_secs_f64() * 1e3
         );
     }
+    // The dataset by name in the catalog, and SQL over it.
+    let mut catalog = Catalog::open(catalog).await?;
+    if catalog.resolve_name(DEMO_TABLE).is_err() {
+        let location = catalog.location_for(&args.path)?;
+        catalog
+            .register(DEMO_TABLE, &location, TableOptions::default())
+            .await?;
+    }
     println!(
-        "\nTry: dala info {0}; dala scan {0} --filter \"year = 1998\" --limit 5",
+        "\nTPC-H Q6 through the catalog ({DEMO_TABLE} in {}, on DuckDB)\n  {Q6}",
+        catalog.location()
+    );
+    let started = Instant::now();
+    let batches: Vec<_> = catalog.query(Q6).await?.try_collect().await?;
+    println!(
+        "{}\n  in {:.1} ms",
+        arrow::util::pretty::pretty_format_batches(&batches)?,
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    println!(
+        "\nTry: dala info {0}; dala scan {0} --filter \"year = 1998\" --limit 5; \
+         dala query \"SELECT year, count(*) FROM {DEMO_TABLE} GROUP BY year ORDER BY year\"",
         args.path
     );
     Ok(())
 }
+
+/// The demo dataset's name in the catalog.
+const DEMO_TABLE: &str = "demo.lineitem";
+
+/// TPC-H Q6: revenue from discounts in 1994.
+const Q6: &str = "SELECT sum(l_extendedprice * l_discount) AS revenue FROM demo.lineitem \
+     WHERE l_shipdate >= DATE '1994-01-01' AND l_shipdate < DATE '1995-01-01' \
+     AND l_discount BETWEEN 0.05 AND 0.07 AND l_quantity < 24";
 
 async fn sum_extended_price(scan: ScanBuilder) -> Result<(u64, i128)> {
     let mut stream = scan.stream()?;

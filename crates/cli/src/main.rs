@@ -3,6 +3,7 @@
 //! Datasets are named by a path or URL (`file://`, `s3://`, `memory://`). Errors print one
 //! line and exit non-zero.
 
+mod catalog;
 mod demo;
 mod input;
 mod output;
@@ -21,6 +22,9 @@ use dala_dataset::{
 #[derive(Parser)]
 #[command(name = "dala", version, about)]
 struct Cli {
+    /// The catalog file (a path or URL) that `catalog` and `query` use.
+    #[arg(long, global = true, env = "DALA_CATALOG", default_value = dala_catalog::DEFAULT_CATALOG)]
+    catalog: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -66,6 +70,13 @@ enum Command {
         /// The dataset path or URL.
         dataset: String,
     },
+    /// Named datasets: init, list, show, register, drop, rename.
+    Catalog {
+        #[command(subcommand)]
+        command: catalog::CatalogCommand,
+    },
+    /// Run SQL over the catalog's tables (DuckDB by default).
+    Query(catalog::QueryArgs),
     /// Generate TPC-H lineitem data, write it partitioned by year and month of its ship
     /// date, and scan it with filters, printing what was pruned.
     Demo(demo::DemoArgs),
@@ -116,6 +127,7 @@ struct WriteArgs {
     schema_mode: SchemaMode,
 }
 
+/// How rows print.
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
     Table,
@@ -190,7 +202,9 @@ async fn run(cli: Cli) -> Result<()> {
             println!("{result}");
             Ok(())
         }
-        Command::Demo(args) => demo::run(args).await,
+        Command::Catalog { command } => catalog::run(&cli.catalog, command).await,
+        Command::Query(args) => catalog::query(&cli.catalog, args).await,
+        Command::Demo(args) => demo::run(args, &cli.catalog).await,
         Command::Generate(args) => demo::generate(args),
     }
 }

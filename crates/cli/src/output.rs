@@ -5,7 +5,10 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Result, bail};
-use dala_dataset::{ScanBuilder, ScanEngine};
+use std::sync::Arc;
+
+use arrow::datatypes::{Schema, SchemaRef};
+use dala_dataset::{RecordBatchStream, ScanBuilder, ScanEngine};
 use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
 
@@ -19,7 +22,24 @@ pub async fn write(
     output: Option<&Path>,
 ) -> Result<()> {
     let schema = scan.output_schema()?;
-    let mut stream = scan.stream_on(engine)?;
+    write_stream(scan.stream_on(engine)?, Some(schema), format, output).await
+}
+
+/// Streams `stream` to `output` (or standard output) in `format`. Without a `schema`, the
+/// first batch's is used.
+pub async fn write_stream(
+    mut stream: RecordBatchStream,
+    schema: Option<SchemaRef>,
+    format: Format,
+    output: Option<&Path>,
+) -> Result<()> {
+    let first = stream.next().await.transpose()?;
+    let schema = match (schema, &first) {
+        (Some(schema), _) => schema,
+        (None, Some(batch)) => batch.schema(),
+        (None, None) => Arc::new(Schema::empty()),
+    };
+    let mut stream = futures::stream::iter(first.map(Ok)).chain(stream);
     let sink: Box<dyn Write + Send> = match output {
         Some(path) => Box::new(File::create(path)?),
         None if matches!(format, Format::Parquet) => {

@@ -9,6 +9,8 @@ fn dala(args: &[&str], dir: &Path) -> Output {
         .args(args)
         .current_dir(dir)
         .env_remove("DALA_FAIL_POINT")
+        .env_remove("DALA_CATALOG")
+        .env_remove("DALA_ENGINE")
         .output()
         .unwrap()
 }
@@ -436,4 +438,69 @@ fn scans_give_the_same_rows_on_every_engine() {
     } else {
         assert_eq!(scan("polars"), arrow);
     }
+}
+
+#[test]
+fn catalog_names_datasets_and_query_runs_sql_over_them() {
+    let dir = tempfile::tempdir().unwrap();
+    csv_dataset(dir.path());
+    let cat = ["--catalog", "lake/catalog.json"];
+    let with =
+        |args: &[&str]| -> Vec<String> { cat.iter().chain(args).map(|s| s.to_string()).collect() };
+    let run = |args: &[&str]| {
+        let args = with(args);
+        ok(
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            dir.path(),
+        )
+    };
+    assert!(run(&["catalog", "init"]).contains("version 0"));
+    run(&[
+        "catalog",
+        "register",
+        "shop.sales",
+        "ds",
+        "--description",
+        "test rows",
+    ]);
+    let list: serde_json::Value =
+        serde_json::from_str(&run(&["catalog", "list", "--format", "json"])).unwrap();
+    assert_eq!(list[0]["name"], "shop.sales");
+    let show = run(&["catalog", "show", "sales"]);
+    assert!(
+        show.contains("rows:       4") && show.contains("by [year]"),
+        "{show}"
+    );
+
+    let csv = run(&[
+        "query",
+        "SELECT city, sum(amount) AS total FROM shop.sales WHERE year = ? GROUP BY city ORDER BY city",
+        "--param",
+        "2024",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(csv, "city,total\nLima,2.5\nOslo,4.0\na/b=c,3.5\n");
+
+    // Bad input: an unknown table names the closest one; nothing changes.
+    let args = with(&["query", "SELECT * FROM shop.sale"]);
+    let out = dala(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("shop.sale") && stderr.contains("shop.sales"),
+        "{stderr}"
+    );
+
+    run(&["catalog", "rename", "shop.sales", "shop.orders"]);
+    assert!(run(&["catalog", "list"]).contains("shop.orders"));
+    run(&["catalog", "drop", "shop.orders"]);
+    assert!(!run(&["catalog", "list"]).contains("shop.orders"));
+    assert!(
+        dir.path().join("ds/_dala").exists(),
+        "drop without --purge keeps the files"
+    );
 }

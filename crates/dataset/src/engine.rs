@@ -137,6 +137,15 @@ impl ScanRequest {
 }
 
 impl ScanRequest {
+    /// Whether the scan uses a partition column (returns it or filters on it); when not,
+    /// an engine can read the files without attaching partition values.
+    pub fn needs_partition_values(&self) -> bool {
+        let filtered = self.filter.as_ref().map(Expr::columns).unwrap_or_default();
+        self.partitioning.iter().any(|p| {
+            self.output_schema.field_with_name(&p.name).is_ok() || filtered.contains(&p.name)
+        })
+    }
+
     /// `SELECT <output columns> FROM <from> [WHERE <filter>] [LIMIT <limit>]`, the filter
     /// written by `filter_sql` (engines differ in how they spell some literals).
     pub fn select_sql(&self, from: &str, filter_sql: impl Fn(&Expr) -> String) -> String {

@@ -246,9 +246,9 @@ fn scan_sql(request: &ScanRequest) -> Result<String> {
         .iter()
         .map(|f| quote_string(&f.location))
         .collect();
-    let source = if request.partitioning.is_empty() {
+    let source = if !request.needs_partition_values() {
         format!(
-            "SELECT * FROM read_parquet([{}], union_by_name = true)",
+            "SELECT * FROM read_parquet([{}], union_by_name = true, hive_partitioning = false)",
             files.join(", ")
         )
     } else {
@@ -277,7 +277,7 @@ fn scan_sql(request: &ScanRequest) -> Result<String> {
             )
             .collect();
         format!(
-            "SELECT * EXCLUDE (filename) FROM read_parquet([{}], filename = true, \
+            "SELECT * EXCLUDE (filename) FROM read_parquet([{}], filename = true, hive_partitioning = false, \
              union_by_name = true) JOIN (VALUES {}) AS dala_partitions({}) USING (filename)",
             files.join(", "),
             rows.join(", "),

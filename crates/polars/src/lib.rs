@@ -87,8 +87,19 @@ fn scan_frame(request: &ScanRequest) -> Result<LazyFrame> {
     if request.files.is_empty() {
         return empty_frame(&request.output_schema);
     }
+    let frame = if request.needs_partition_values() {
+        lazy_frame(request)?
+    } else {
+        // One scan over every file: no partition values to attach.
+        let paths: Vec<PlRefPath> = request
+            .files
+            .iter()
+            .map(|f| PlRefPath::new(f.location.as_str()))
+            .collect();
+        LazyFrame::scan_parquet_files(paths.into(), scan_args()).map_err(engine_error)?
+    };
     let mut context = SQLContext::new();
-    context.register("dala_scan", lazy_frame(request)?);
+    context.register("dala_scan", frame);
     let query = request.select_sql("dala_scan", filter_sql);
     context
         .execute(&query)
@@ -114,15 +125,7 @@ pub fn lazy_frame(request: &ScanRequest) -> Result<LazyFrame> {
         });
         groups[at].1.push(PlRefPath::new(file.location.as_str()));
     }
-    let args = ScanArgsParquet {
-        hive_options: HiveOptions {
-            enabled: Some(false),
-            ..HiveOptions::default()
-        },
-        glob: false,
-        allow_missing_columns: true,
-        ..ScanArgsParquet::default()
-    };
+    let args = scan_args();
     let mut frames = Vec::with_capacity(groups.len());
     for (values, paths) in groups {
         let frame =
@@ -152,6 +155,20 @@ pub fn lazy_frame(request: &ScanRequest) -> Result<LazyFrame> {
         },
     )
     .map_err(engine_error)
+}
+
+/// How dala's files are scanned: the listed files only, no hive parsing of their paths,
+/// and columns a file lacks (added by a later schema) read as nulls.
+fn scan_args() -> ScanArgsParquet {
+    ScanArgsParquet {
+        hive_options: HiveOptions {
+            enabled: Some(false),
+            ..HiveOptions::default()
+        },
+        glob: false,
+        allow_missing_columns: true,
+        ..ScanArgsParquet::default()
+    }
 }
 
 /// A partition value as a Polars literal of the partition column's type.

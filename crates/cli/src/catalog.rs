@@ -1,0 +1,221 @@
+//! `dala catalog …` and `dala query`: named datasets and SQL over them.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Subcommand, ValueEnum};
+use dala_catalog::{Catalog, QueryOptions, TableOptions};
+use dala_dataset::{Engine, Scalar};
+
+use crate::Format;
+use crate::output;
+
+/// Catalog commands.
+#[derive(Subcommand)]
+pub enum CatalogCommand {
+    /// Create the catalog file if it does not exist.
+    Init,
+    /// List the tables (of one namespace and those below it).
+    List {
+        /// Only this namespace.
+        namespace: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: ListFormat,
+    },
+    /// Show a table: location, version, rows, files, bytes, partitions and schema.
+    Show {
+        /// The table (`namespace.table`, or a short name one namespace holds).
+        name: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: ListFormat,
+    },
+    /// Name an existing dataset (or adopt a folder of hive Parquet) as `namespace.table`.
+    Register {
+        /// The name to give it.
+        name: String,
+        /// The dataset path or URL.
+        dataset: String,
+        /// What the table holds.
+        #[arg(long)]
+        description: Option<String>,
+        /// The table's default engine.
+        #[arg(long)]
+        engine: Option<Engine>,
+    },
+    /// Remove a table from the catalog.
+    Drop {
+        /// The table.
+        name: String,
+        /// Delete the dataset's files too.
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Rename a table (its files stay where they are).
+    Rename {
+        /// The table.
+        from: String,
+        /// Its new name.
+        to: String,
+    },
+}
+
+/// How lists and descriptions print.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ListFormat {
+    /// Aligned columns.
+    Table,
+    /// JSON, for scripts.
+    Json,
+}
+
+/// `dala query`.
+#[derive(Args)]
+pub struct QueryArgs {
+    /// The SQL; tables are catalog names such as `sales.orders`.
+    sql: String,
+    /// duckdb (default) or polars (in builds with the `polars` feature).
+    #[arg(long)]
+    engine: Option<Engine>,
+    /// Values for the query's placeholders (`?` or `$1`), in order; bound as text, which
+    /// the engine casts to the placeholder's type.
+    #[arg(long = "param")]
+    params: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    /// Write to this file instead of standard output (required for parquet).
+    #[arg(long)]
+    output: Option<PathBuf>,
+}
+
+/// Runs a catalog command on the catalog at `location`.
+pub async fn run(location: &str, command: CatalogCommand) -> Result<()> {
+    let mut catalog = Catalog::open(location).await?;
+    match command {
+        CatalogCommand::Init => {
+            let catalog = Catalog::init(location).await?;
+            println!(
+                "catalog {} at version {}",
+                catalog.location(),
+                catalog.state().version
+            );
+        }
+        CatalogCommand::List { namespace, format } => {
+            let names = catalog.list(namespace.as_deref());
+            match format {
+                ListFormat::Json => {
+                    let tables: Vec<_> = names
+                        .iter()
+                        .map(|name| {
+                            let entry = catalog.table(name)?;
+                            Ok(serde_json::json!({
+                                "name": name,
+                                "location": catalog.resolve(entry)?,
+                                "description": entry.description,
+                            }))
+                        })
+                        .collect::<Result<_>>()?;
+                    println!("{}", serde_json::to_string_pretty(&tables)?);
+                }
+                ListFormat::Table => {
+                    let mut table = comfy_table::Table::new();
+                    table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+                    table.set_header(["table", "location", "description"]);
+                    for name in &names {
+                        let entry = catalog.table(name)?;
+                        table.add_row([
+                            name.clone(),
+                            catalog.resolve(entry)?,
+                            entry.description.clone().unwrap_or_default(),
+                        ]);
+                    }
+                    println!("{table}");
+                }
+            }
+        }
+        CatalogCommand::Show { name, format } => {
+            let d = catalog.describe(&name).await?;
+            match format {
+                ListFormat::Json => {
+                    let columns: Vec<_> = d
+                        .schema
+                        .fields()
+                        .iter()
+                        .map(|f| serde_json::json!({"name": f.name(), "type": f.data_type().to_string()}))
+                        .collect();
+                    let json = serde_json::json!({
+                        "name": d.name, "location": d.location, "version": d.version,
+                        "versions": d.versions, "rows": d.rows, "files": d.files,
+                        "bytes": d.bytes, "partitions": d.partitions,
+                        "partitioning": d.partitioning, "columns": columns,
+                        "entry": d.entry,
+                    });
+                    println!("{}", serde_json::to_string_pretty(&json)?);
+                }
+                ListFormat::Table => {
+                    println!("table:      {}", d.name);
+                    println!("location:   {}", d.location);
+                    println!("version:    {} ({} versions)", d.version, d.versions);
+                    println!("files:      {}", d.files);
+                    println!("rows:       {}", d.rows);
+                    println!("bytes:      {}", d.bytes);
+                    println!(
+                        "partitions: {} by [{}]",
+                        d.partitions,
+                        d.partitioning.join(", ")
+                    );
+                    if let Some(description) = &d.entry.description {
+                        println!("about:      {description}");
+                    }
+                    println!("schema:");
+                    for field in d.schema.fields() {
+                        println!("  {}: {}", field.name(), field.data_type());
+                    }
+                }
+            }
+        }
+        CatalogCommand::Register {
+            name,
+            dataset,
+            description,
+            engine,
+        } => {
+            let options = TableOptions {
+                description,
+                default_engine: engine,
+                ..TableOptions::default()
+            };
+            let location = catalog.location_for(&dataset)?;
+            catalog.register(&name, &location, options).await?;
+            println!(
+                "registered {name} (catalog version {})",
+                catalog.state().version
+            );
+        }
+        CatalogCommand::Drop { name, purge } => {
+            catalog.drop_table(&name, purge).await?;
+            println!(
+                "dropped {name}{}",
+                if purge { " and its files" } else { "" }
+            );
+        }
+        CatalogCommand::Rename { from, to } => {
+            catalog.rename(&from, &to).await?;
+            println!("renamed {from} to {to}");
+        }
+    }
+    Ok(())
+}
+
+/// Runs `dala query` on the catalog at `location`.
+pub async fn query(location: &str, args: QueryArgs) -> Result<()> {
+    let catalog = Catalog::open(location).await?;
+    let options = QueryOptions {
+        engine: args.engine,
+        params: args.params.into_iter().map(Scalar::Utf8).collect(),
+    };
+    let stream = catalog.query_with(&args.sql, &options).await?;
+    output::write_stream(stream, None, args.format, args.output.as_deref()).await
+}
