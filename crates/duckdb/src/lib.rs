@@ -251,6 +251,13 @@ fn scan_sql(request: &ScanRequest) -> Result<String> {
             "SELECT * FROM read_parquet([{}], union_by_name = true, hive_partitioning = false)",
             files.join(", ")
         )
+    } else if let Some(types) = plain_hive_types(request)? {
+        // The folders spell every value as it is: DuckDB reads them, typed by dala.
+        format!(
+            "SELECT * FROM read_parquet([{}], union_by_name = true, hive_partitioning = true, \
+             hive_types_autocast = false, hive_types = {{{types}}})",
+            files.join(", ")
+        )
     } else {
         let mut rows = Vec::with_capacity(request.files.len());
         for file in &request.files {
@@ -286,6 +293,52 @@ fn scan_sql(request: &ScanRequest) -> Result<String> {
     };
     let sql = request.select_sql(&format!("({source}) AS dala_scan"), |f| f.to_string());
     Ok(sql)
+}
+
+/// The `hive_types` of a scan whose partition folders DuckDB can read as they are: every
+/// name and value written without escapes, no nulls, types DuckDB parses from text, and no
+/// `key=value` folder above the dataset. `None` otherwise (values are then joined from
+/// dala's index).
+fn plain_hive_types(request: &ScanRequest) -> Result<Option<String>> {
+    use dala_dataset::layout::escape;
+    let plain = |text: &str| !text.is_empty() && escape(text) == text;
+    let readable = request.partitioning.iter().all(|p| {
+        plain(&p.name)
+            && matches!(
+                p.data_type,
+                DataType::Int8
+                    | DataType::Int16
+                    | DataType::Int32
+                    | DataType::Int64
+                    | DataType::UInt8
+                    | DataType::UInt16
+                    | DataType::UInt32
+                    | DataType::UInt64
+                    | DataType::Utf8
+                    | DataType::Date32
+            )
+    });
+    let values_plain = request.files.iter().all(|f| {
+        f.entry
+            .partition_values
+            .iter()
+            .all(|v| v.to_partition_text().is_some_and(|t| plain(&t)))
+    });
+    if !readable || !values_plain || request.dataset.contains('=') {
+        return Ok(None);
+    }
+    let types = request
+        .partitioning
+        .iter()
+        .map(|p| {
+            Ok(format!(
+                "{}: '{}'",
+                quote_string(&p.name),
+                duckdb_type(&p.data_type)?
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(types.join(", ")))
 }
 
 /// DuckDB's name for an Arrow type (for partition values and empty results).
