@@ -22,4 +22,4 @@ mod query;
 pub use catalog::{CATALOG_VARIABLE, Catalog, DEFAULT_CATALOG, TableDescription, TableOptions};
 pub use error::{Error, Result};
 pub use model::{CatalogState, Namespace, StoreEntry, TableEntry, WriteDefaults};
-pub use query::{PlannedQuery, QueryOptions};
+pub use query::{PlannedQuery, PlannedTable, QueryOptions};

@@ -283,7 +283,7 @@ async fn sql_reads_catalog_tables_by_name_with_bound_parameters() {
         .await,
         vec!["10"]
     );
-    // One table read twice is one dataset at one version.
+    // One table read twice: two scans of one dataset at one version.
     let planned = catalog
         .plan_query(
             "SELECT * FROM sales.orders a JOIN orders b USING (id)",
@@ -291,7 +291,63 @@ async fn sql_reads_catalog_tables_by_name_with_bound_parameters() {
         )
         .await
         .unwrap();
-    assert_eq!(planned.tables.len(), 1);
+    assert_eq!(planned.tables.len(), 2);
+    assert_eq!(
+        planned.tables[0].dataset.version(),
+        planned.tables[1].dataset.version()
+    );
+
+    // Conditions on one table reach dala's planning: only 2021's partition is read.
+    let planned = catalog
+        .plan_query(
+            "SELECT count(*) FROM sales.orders o JOIN sales.returns r ON o.id = r.id \
+             WHERE o.year = 2021 AND r.id < 5 AND o.customer <> r.customer",
+            dala_dataset::Engine::Duckdb,
+        )
+        .await
+        .unwrap();
+    let orders = &planned.tables[0];
+    assert_eq!(
+        orders.filter.as_ref().unwrap().to_string(),
+        "\"year\" = 2021"
+    );
+    let request = orders
+        .dataset
+        .scan()
+        .with_filter(orders.filter.clone().unwrap())
+        .request()
+        .unwrap();
+    assert!(!request.files.is_empty());
+    assert!(
+        request
+            .files
+            .iter()
+            .all(|f| f.entry.partition_values == vec![Scalar::Int(2021)])
+    );
+    assert_eq!(
+        planned.tables[1].filter.as_ref().unwrap().to_string(),
+        "\"id\" < 5"
+    );
+    // Under an outer join a condition on the inner side is not pushed (it would change
+    // which rows find no match), and the answer stays right.
+    let outer = "SELECT count(*) FROM sales.orders o LEFT JOIN sales.returns r \
+                 ON o.id = r.id WHERE r.id IS NULL";
+    let planned = catalog
+        .plan_query(outer, dala_dataset::Engine::Duckdb)
+        .await
+        .unwrap();
+    assert!(planned.tables.iter().all(|t| t.filter.is_none()));
+    assert_eq!(rows(&catalog, outer, vec![]).await, vec!["24"]);
+    assert_eq!(
+        rows(
+            &catalog,
+            "SELECT count(*) FROM sales.orders o JOIN sales.returns r ON o.id = r.id \
+             WHERE o.year = 2021 AND r.id < 5",
+            vec![]
+        )
+        .await,
+        vec!["2"]
+    );
 
     // Bad input: typed errors that name it.
     let error = catalog
