@@ -187,7 +187,7 @@ impl Catalog {
             mode: dala_dataset::WriteMode::Append,
             ..options.write.to_options()?
         };
-        let (dataset, result) = Dataset::builder(&location).write(data, &write).await?;
+        let (dataset, result) = self.builder(&entry, &location)?.write(data, &write).await?;
         self.insert_table(namespace, table, entry).await?;
         Ok((dataset, result))
     }
@@ -204,7 +204,7 @@ impl Catalog {
             location: location.to_string(),
             ..self.entry_for(namespace, table, &options)
         };
-        Dataset::open(self.resolve(&entry)?).await?;
+        self.open_entry(&entry).await?;
         self.insert_table(namespace, table, entry).await
     }
 
@@ -257,6 +257,36 @@ impl Catalog {
             return Ok(inside.display().to_string());
         }
         Ok(absolute.display().to_string())
+    }
+
+    /// Opens a table entry's dataset at its latest version, through its named store's
+    /// settings when it has one.
+    pub async fn open_entry(&self, entry: &TableEntry) -> Result<Dataset> {
+        let location = self.resolve(entry)?;
+        Ok(self.builder(entry, &location)?.open().await?)
+    }
+
+    /// A dataset builder for `location` with the entry's store settings (endpoint,
+    /// region, plain HTTP). Credentials come from the environment.
+    fn builder(&self, entry: &TableEntry, location: &str) -> Result<dala_dataset::DatasetBuilder> {
+        let mut builder = Dataset::builder(location);
+        if let Some(name) = &entry.store {
+            let store = self.state.stores.get(name).ok_or_else(|| Error::NotFound {
+                kind: "store",
+                name: name.clone(),
+                suggestions: suggestions(name, self.state.stores.keys()),
+            })?;
+            if let Some(endpoint) = &store.endpoint {
+                builder = builder.with_storage_option("aws_endpoint", endpoint);
+            }
+            if let Some(region) = &store.region {
+                builder = builder.with_storage_option("aws_region", region);
+            }
+            if store.allow_http {
+                builder = builder.with_storage_option("aws_allow_http", "true");
+            }
+        }
+        Ok(builder)
     }
 
     /// The dataset location of a table entry: in its store, absolute, or relative to the
@@ -344,7 +374,7 @@ impl Catalog {
 
     /// Opens a table's dataset at its latest version.
     pub async fn load(&self, name: &str) -> Result<Dataset> {
-        Ok(Dataset::open(self.resolve(self.table(name)?)?).await?)
+        self.open_entry(self.table(name)?).await
     }
 
     /// Removes a table from the catalog; with `purge`, deletes its dataset's files too
@@ -435,7 +465,7 @@ impl Catalog {
         let full = self.resolve_name(name)?;
         let entry = self.table(&full)?.clone();
         let location = self.resolve(&entry)?;
-        let dataset = Dataset::open(&location).await?;
+        let dataset = self.open_entry(&entry).await?;
         let snapshot = dataset.snapshot();
         Ok(TableDescription {
             name: full,

@@ -121,7 +121,7 @@ impl WriteDefaults {
 }
 
 /// A named store: where table locations can live, and how to reach it. No credentials:
-/// those come from the environment (`AWS_*`) or the named profile.
+/// those come from the environment (`AWS_*`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreEntry {
@@ -136,9 +136,6 @@ pub struct StoreEntry {
     /// Allow plain HTTP to the endpoint.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_http: bool,
-    /// The AWS profile credentials come from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub profile: Option<String>,
 }
 
 /// Checks a dotted name: segments of letters, digits, `_` and `-`, not starting with a digit
