@@ -119,7 +119,8 @@ impl Catalog {
         Ok(())
     }
 
-    async fn change<F>(&mut self, change: F) -> Result<()>
+    /// Commits `change` to the latest state (retried if another process commits first).
+    pub(crate) async fn apply<F>(&mut self, change: F) -> Result<()>
     where
         F: Fn(&mut CatalogState) -> Result<()>,
     {
@@ -134,7 +135,7 @@ impl Catalog {
         description: Option<String>,
     ) -> Result<()> {
         check_name(name)?;
-        self.change(|state| {
+        self.apply(|state| {
             if state.namespaces.contains_key(name) {
                 return Err(Error::AlreadyExists {
                     kind: "namespace",
@@ -153,7 +154,7 @@ impl Catalog {
     /// Adds a named store (credentials are never stored).
     pub async fn create_store(&mut self, name: &str, store: StoreEntry) -> Result<()> {
         check_name(name)?;
-        self.change(|state| {
+        self.apply(|state| {
             if state.stores.contains_key(name) {
                 return Err(Error::AlreadyExists {
                     kind: "store",
@@ -214,15 +215,9 @@ impl Catalog {
         table: &str,
         entry: TableEntry,
     ) -> Result<()> {
-        self.change(|state| {
-            check_free(state, namespace, table)?;
-            add_namespace(state, namespace);
-            if let Some(ns) = state.namespaces.get_mut(namespace) {
-                ns.tables.insert(table.to_string(), entry.clone());
-            }
-            Ok(())
-        })
-        .await
+        let name = format!("{namespace}.{table}");
+        self.apply(|state| insert_table(state, &name, entry.clone()))
+            .await
     }
 
     fn entry_for(&self, namespace: &str, table: &str, options: &TableOptions) -> TableEntry {
@@ -386,7 +381,7 @@ impl Catalog {
         let (namespace, table) = split_name(&full);
         let namespace = namespace.unwrap_or_default().to_string();
         let table = table.to_string();
-        self.change(|state| {
+        self.apply(|state| {
             let removed = state
                 .namespaces
                 .get_mut(&namespace)
@@ -426,7 +421,7 @@ impl Catalog {
         let from = self.resolve_name(from)?;
         let (namespace, table) = split_name(&from);
         let (namespace, table) = (namespace.unwrap_or_default().to_string(), table.to_string());
-        self.change(|state| {
+        self.apply(|state| {
             check_free(state, to_namespace, to_table)?;
             let entry = state
                 .namespaces
@@ -497,6 +492,17 @@ fn full_name(name: &str) -> Result<(&str, &str)> {
             reason: "a table needs a namespace: `namespace.table`".into(),
         }),
     }
+}
+
+/// Adds the table `name` (`namespace.table`), creating its namespaces.
+pub(crate) fn insert_table(state: &mut CatalogState, name: &str, entry: TableEntry) -> Result<()> {
+    let (namespace, table) = full_name(name)?;
+    check_free(state, namespace, table)?;
+    add_namespace(state, namespace);
+    if let Some(ns) = state.namespaces.get_mut(namespace) {
+        ns.tables.insert(table.to_string(), entry);
+    }
+    Ok(())
 }
 
 /// Fails with [`Error::AlreadyExists`] when `namespace.table` is taken.

@@ -5,7 +5,8 @@
 //! processes share it (see `log`), and answers SQL over them.
 //!
 //! - [`Catalog`]: `open`, `init`, `create_namespace`, `create_table`, `register`, `load`,
-//!   `drop_table`, `rename`, `list`, `describe`.
+//!   `drop_table`, `rename`, `list`, `describe`, and `import_pydala` (a PyDala2
+//!   `catalog.yml`).
 //! - [`Catalog::query`]: SQL over catalog tables (DuckDB by default, Polars SQL with the
 //!   `polars` feature), each table read at one version for the whole query, parameters
 //!   bound as values.
@@ -15,11 +16,13 @@
 
 mod catalog;
 mod error;
+mod import;
 mod log;
 mod model;
 mod query;
 
 pub use catalog::{CATALOG_VARIABLE, Catalog, DEFAULT_CATALOG, TableDescription, TableOptions};
 pub use error::{Error, Result};
+pub use import::ImportReport;
 pub use model::{CatalogState, Namespace, StoreEntry, TableEntry, WriteDefaults};
 pub use query::{PlannedQuery, PlannedTable, QueryOptions};

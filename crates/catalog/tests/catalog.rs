@@ -33,6 +33,19 @@ fn orders(first: i64, n: i64) -> RecordBatch {
     .unwrap()
 }
 
+/// Writes `n` orders from `first` as a dataset at `dir/path`; returns its location.
+async fn write_orders(dir: &tempfile::TempDir, path: &str, first: i64, n: i64) -> String {
+    let location = dir.path().join(path).display().to_string();
+    dala_dataset::Dataset::write_to(
+        &location,
+        vec![Ok(orders(first, n))],
+        &WriteOptions::default(),
+    )
+    .await
+    .unwrap();
+    location
+}
+
 fn by_year() -> TableOptions {
     TableOptions {
         write: WriteDefaults {
@@ -113,14 +126,7 @@ async fn tables_are_named_listed_described_renamed_and_dropped() {
 
     // An existing dataset is registered where it is; a second one with the same short name
     // makes the short name ambiguous.
-    let elsewhere = dir.path().join("lake/orders").display().to_string();
-    dala_dataset::Dataset::write_to(
-        &elsewhere,
-        vec![Ok(orders(100, 5))],
-        &WriteOptions::default(),
-    )
-    .await
-    .unwrap();
+    let elsewhere = write_orders(&dir, "lake/orders", 100, 5).await;
     catalog
         .register("archive.orders", &elsewhere, TableOptions::default())
         .await
@@ -417,4 +423,95 @@ async fn tables_in_a_named_store_live_under_its_root() {
     // The file names the store; no credentials are written.
     let text = std::fs::read_to_string(dir.path().join("catalog/catalog.json")).unwrap();
     assert!(text.contains("\"store\": \"mem\"") && !text.to_lowercase().contains("secret"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pydala2_catalog_is_imported_without_its_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("catalog.yml");
+    let customers = dir.path().join("elsewhere/customers").display().to_string();
+    std::fs::write(
+        &yaml,
+        format!(
+            "filesystem:
+  local:
+    protocol: file
+    bucket: data
+  s3lake:
+    protocol: s3
+    bucket: lake
+    key: AKIAEXAMPLE
+    secret: very-secret-value
+    client_kwargs:
+      endpoint_url: http://127.0.0.1:9000
+tables:
+  sales:
+    orders:
+      path: sales/orders
+      format: parquet
+      filesystem: local
+      partitioning_columns: [year]
+      timestamp_column: ts
+      write_args:
+        mode: delta
+        delta_subset: [id]
+        compression: zstd
+    eu:
+      customers:
+        path: {customers}
+        format: parquet
+  raw:
+    logs:
+      path: raw/logs
+      format: csv
+"
+        ),
+    )
+    .unwrap();
+    // The dataset PyDala2 wrote, where its filesystem says.
+    let orders_path = write_orders(&dir, "data/sales/orders", 0, 12).await;
+
+    let mut catalog = Catalog::init(&location(&dir)).await.unwrap();
+    let report = catalog.import_pydala(&yaml).await.unwrap();
+    assert_eq!(report.stores, vec!["local", "s3lake"]);
+    assert_eq!(report.tables, vec!["sales.eu.customers", "sales.orders"]);
+    assert_eq!(report.skipped.len(), 1);
+    assert!(report.skipped[0].0 == "raw.logs" && report.skipped[0].1.contains("csv"));
+    assert_eq!(report.warnings.len(), 2, "{:?}", report.warnings);
+
+    let orders_entry = catalog.table("sales.orders").unwrap().clone();
+    assert_eq!(orders_entry.store.as_deref(), Some("local"));
+    assert_eq!(orders_entry.write.mode.as_deref(), Some("insert"));
+    assert_eq!(orders_entry.write.key, vec!["id".to_string()]);
+    assert_eq!(orders_entry.write.partition_by, vec!["year".to_string()]);
+    assert_eq!(orders_entry.write.timestamp_column.as_deref(), Some("ts"));
+    assert_eq!(
+        catalog
+            .load("sales.orders")
+            .await
+            .unwrap()
+            .snapshot()
+            .rows(),
+        12
+    );
+    let s3 = &catalog.state().stores["s3lake"];
+    assert_eq!(s3.url, "s3://lake");
+    assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+    assert!(s3.allow_http);
+    let text = std::fs::read_to_string(dir.path().join("catalog/catalog.json")).unwrap();
+    assert!(!text.contains("very-secret-value") && !text.contains("AKIAEXAMPLE"));
+
+    // Importing again adds nothing and says why.
+    let version = catalog.state().version;
+    let again = catalog.import_pydala(&yaml).await.unwrap();
+    assert!(again.tables.is_empty() && again.stores.is_empty());
+    assert_eq!(again.skipped.len(), 5);
+    assert_eq!(catalog.state().version, version);
+    // A file that is not YAML changes nothing.
+    std::fs::write(&yaml, "tables: [unclosed").unwrap();
+    assert!(matches!(
+        catalog.import_pydala(&yaml).await.unwrap_err(),
+        Error::InvalidCatalog { .. }
+    ));
+    assert_eq!(catalog.state().version, version);
 }

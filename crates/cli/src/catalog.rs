@@ -44,6 +44,12 @@ pub enum CatalogCommand {
         #[arg(long)]
         engine: Option<Engine>,
     },
+    /// Import a PyDala2 catalog (`catalog.yml`): filesystems become stores (without
+    /// credentials), tables keep their paths, partitioning and write arguments.
+    Import {
+        /// The PyDala2 catalog file.
+        file: PathBuf,
+    },
     /// Remove a table from the catalog.
     Drop {
         /// The table.
@@ -192,6 +198,27 @@ pub async fn run(location: &str, command: CatalogCommand) -> Result<()> {
             println!(
                 "registered {name} (catalog version {})",
                 catalog.state().version
+            );
+        }
+        CatalogCommand::Import { file } => {
+            let report = catalog.import_pydala(&file).await?;
+            for store in &report.stores {
+                println!("store  {store}");
+            }
+            for table in &report.tables {
+                println!("table  {table}");
+            }
+            for (what, why) in &report.skipped {
+                println!("skipped {what}: {why}");
+            }
+            for warning in &report.warnings {
+                eprintln!("warning: {warning}");
+            }
+            println!(
+                "imported {} stores and {} tables from {}",
+                report.stores.len(),
+                report.tables.len(),
+                file.display()
             );
         }
         CatalogCommand::Drop { name, purge } => {

@@ -495,6 +495,25 @@ fn catalog_names_datasets_and_query_runs_sql_over_them() {
         "{stderr}"
     );
 
+    // A PyDala2 catalog: its tables join this one.
+    std::fs::write(
+        dir.path().join("pydala.yml"),
+        "tables:\n  legacy:\n    sales:\n      path: ds\n      format: parquet\n",
+    )
+    .unwrap();
+    let imported = run(&["catalog", "import", "pydala.yml"]);
+    assert!(
+        imported.contains("imported 0 stores and 1 tables"),
+        "{imported}"
+    );
+    let legacy = run(&[
+        "query",
+        "SELECT count(*) AS n FROM legacy.sales",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(legacy, "n\n4\n");
+
     run(&["catalog", "rename", "shop.sales", "shop.orders"]);
     assert!(run(&["catalog", "list"]).contains("shop.orders"));
     run(&["catalog", "drop", "shop.orders"]);
