@@ -324,7 +324,7 @@ impl Catalog {
                 .state
                 .namespaces
                 .get(namespace)
-                .is_some_and(|ns| ns.tables.contains_key(table))
+                .is_some_and(|ns| ns.tables.contains_key(table) || ns.views.contains_key(table))
         {
             return Ok(name.to_string());
         }
@@ -332,6 +332,7 @@ impl Catalog {
             let candidates: Vec<String> = self
                 .list(None)
                 .into_iter()
+                .chain(self.list_views())
                 .filter(|full| split_name(full).1 == name)
                 .collect();
             match candidates.len() {
@@ -348,7 +349,7 @@ impl Catalog {
         Err(Error::NotFound {
             kind: "table",
             name: name.to_string(),
-            suggestions: suggestions(name, self.list(None).iter()),
+            suggestions: suggestions(name, self.list(None).iter().chain(self.list_views().iter())),
         })
     }
 
@@ -367,27 +368,46 @@ impl Catalog {
             })
     }
 
-    /// Opens a table's dataset at its latest version.
+    /// Opens a table's (or a view's) dataset at its latest version.
     pub async fn load(&self, name: &str) -> Result<Dataset> {
-        self.open_entry(self.table(name)?).await
+        let full = self.resolve_name(name)?;
+        match self.table(&full) {
+            Ok(entry) => self.open_entry(entry).await,
+            Err(_) => {
+                let view = self.view(&full)?;
+                let entry = TableEntry {
+                    location: view.location.clone(),
+                    ..TableEntry::default()
+                };
+                self.open_entry(&entry).await
+            }
+        }
     }
 
-    /// Removes a table from the catalog; with `purge`, deletes its dataset's files too
+    /// Removes a table or a view from the catalog; with `purge`, deletes its dataset's files too
     /// (after the catalog no longer names it).
     pub async fn drop_table(&mut self, name: &str, purge: bool) -> Result<()> {
         self.reload().await?;
         let full = self.resolve_name(name)?;
-        let location = self.resolve(self.table(&full)?)?;
+        let location = match self.table(&full) {
+            Ok(entry) => self.resolve(entry)?,
+            Err(_) => self.resolve(&TableEntry {
+                location: self.view(&full)?.location.clone(),
+                ..TableEntry::default()
+            })?,
+        };
         let (namespace, table) = split_name(&full);
         let namespace = namespace.unwrap_or_default().to_string();
         let table = table.to_string();
         self.apply(|state| {
-            let removed = state
-                .namespaces
-                .get_mut(&namespace)
-                .and_then(|ns| ns.tables.remove(&table));
+            let removed = state.namespaces.get_mut(&namespace).and_then(|ns| {
+                ns.tables
+                    .remove(&table)
+                    .map(|_| ())
+                    .or_else(|| ns.views.remove(&table).map(|_| ()))
+            });
             match removed {
-                Some(_) => Ok(()),
+                Some(()) => Ok(()),
                 None => Err(Error::NotFound {
                     kind: "table",
                     name: full.clone(),
@@ -483,7 +503,7 @@ impl Catalog {
 }
 
 /// A full table name split into namespace and table, checked.
-fn full_name(name: &str) -> Result<(&str, &str)> {
+pub(crate) fn full_name(name: &str) -> Result<(&str, &str)> {
     check_name(name)?;
     match split_name(name) {
         (Some(namespace), table) => Ok((namespace, table)),
@@ -506,11 +526,11 @@ pub(crate) fn insert_table(state: &mut CatalogState, name: &str, entry: TableEnt
 }
 
 /// Fails with [`Error::AlreadyExists`] when `namespace.table` is taken.
-fn check_free(state: &CatalogState, namespace: &str, table: &str) -> Result<()> {
+pub(crate) fn check_free(state: &CatalogState, namespace: &str, table: &str) -> Result<()> {
     if state
         .namespaces
         .get(namespace)
-        .is_some_and(|ns| ns.tables.contains_key(table))
+        .is_some_and(|ns| ns.tables.contains_key(table) || ns.views.contains_key(table))
     {
         return Err(Error::AlreadyExists {
             kind: "table",
@@ -521,7 +541,7 @@ fn check_free(state: &CatalogState, namespace: &str, table: &str) -> Result<()> 
 }
 
 /// Adds `name` and its parent namespaces where missing.
-fn add_namespace(state: &mut CatalogState, name: &str) {
+pub(crate) fn add_namespace(state: &mut CatalogState, name: &str) {
     let mut prefix = String::new();
     for segment in name.split('.') {
         if !prefix.is_empty() {

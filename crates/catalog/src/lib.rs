@@ -11,6 +11,9 @@
 //!   `polars` feature), each table read at one version for the whole query, parameters
 //!   bound as values.
 //!
+//! - Materialized views: [`Catalog::create_view`], [`Catalog::refresh`],
+//!   [`Catalog::status`]; a view's result is a dala dataset that queries read as a table.
+//!
 //! The default catalog is `catalog/catalog.json` under the current folder, or the file
 //! `DALA_CATALOG` names.
 
@@ -20,9 +23,13 @@ mod import;
 mod log;
 mod model;
 mod query;
+mod view;
 
 pub use catalog::{CATALOG_VARIABLE, Catalog, DEFAULT_CATALOG, TableDescription, TableOptions};
 pub use error::{Error, Result};
 pub use import::ImportReport;
-pub use model::{CatalogState, Namespace, StoreEntry, TableEntry, WriteDefaults};
+pub use model::{
+    CatalogState, Namespace, RefreshInfo, StoreEntry, TableEntry, ViewEntry, WriteDefaults,
+};
 pub use query::{PlannedQuery, PlannedTable, QueryOptions};
+pub use view::{ViewOptions, ViewStatus};

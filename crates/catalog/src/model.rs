@@ -37,6 +37,45 @@ pub struct Namespace {
     /// Tables by short name.
     #[serde(default)]
     pub tables: BTreeMap<String, TableEntry>,
+    /// Materialized views by short name (names are shared with tables).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub views: BTreeMap<String, ViewEntry>,
+}
+
+/// A materialized view: a query whose result is stored as a dala dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewEntry {
+    /// The query, over catalog tables.
+    pub sql: String,
+    /// Where the result is stored (resolved like a table's location).
+    pub location: String,
+    /// Partition columns of the stored result.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partition_by: Vec<String>,
+    /// The version of every source table the stored result was computed from.
+    #[serde(default)]
+    pub sources: BTreeMap<String, u64>,
+    /// The last refresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_refresh: Option<RefreshInfo>,
+    /// What the view holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// When and how a view was last refreshed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshInfo {
+    /// When it finished (milliseconds since the Unix epoch).
+    pub at_ms: i64,
+    /// How long it took.
+    pub seconds: f64,
+    /// `full` or `incremental`.
+    pub kind: String,
+    /// Rows in the view after it.
+    pub rows: u64,
 }
 
 /// A named dataset.

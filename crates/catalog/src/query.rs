@@ -101,6 +101,16 @@ impl Catalog {
             Some(self.state().default_engine.unwrap_or(Engine::Duckdb)),
         )?;
         let planned = self.plan_query(sql, engine).await?;
+        self.run_planned(&planned, engine, &options.params)
+    }
+
+    /// Runs a planned query on `engine`.
+    pub(crate) fn run_planned(
+        &self,
+        planned: &PlannedQuery,
+        engine: Engine,
+        params: &[Scalar],
+    ) -> Result<RecordBatchStream> {
         let tables = planned
             .tables
             .iter()
@@ -115,7 +125,7 @@ impl Catalog {
         Ok(self
             .engines()
             .get(engine)?
-            .sql(tables, &planned.sql, &options.params)?)
+            .sql(tables, &planned.sql, params)?)
     }
 
     /// Resolves the tables of `sql` (one statement) and opens each once.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow::array::{Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use dala_catalog::{Catalog, Error, QueryOptions, TableOptions, WriteDefaults};
+use dala_catalog::{Catalog, Error, QueryOptions, TableOptions, ViewOptions, WriteDefaults};
 use dala_dataset::{Scalar, WriteOptions};
 use futures::TryStreamExt;
 
@@ -469,7 +469,7 @@ tables:
     )
     .unwrap();
     // The dataset PyDala2 wrote, where its filesystem says.
-    let orders_path = write_orders(&dir, "data/sales/orders", 0, 12).await;
+    write_orders(&dir, "data/sales/orders", 0, 12).await;
 
     let mut catalog = Catalog::init(&location(&dir)).await.unwrap();
     let report = catalog.import_pydala(&yaml).await.unwrap();
@@ -514,4 +514,77 @@ tables:
         Error::InvalidCatalog { .. }
     ));
     assert_eq!(catalog.state().version, version);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_view_stores_its_result_knows_its_sources_and_refreshes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut catalog = Catalog::init(&location(&dir)).await.unwrap();
+    catalog
+        .create_table("sales.orders", vec![Ok(orders(0, 30))], by_year())
+        .await
+        .unwrap();
+    let sql = "SELECT year, count(*) AS n, sum(id) AS total FROM sales.orders GROUP BY year";
+    let options = ViewOptions {
+        partition_by: vec!["year".into()],
+        ..ViewOptions::default()
+    };
+    catalog
+        .create_view("reports.by_year", sql, options.clone())
+        .await
+        .unwrap();
+    assert!(dir.path().join("catalog/reports/by_year/_dala").exists());
+    let query = "SELECT year, n, total FROM reports.by_year ORDER BY year";
+    assert_eq!(
+        rows(&catalog, query, vec![]).await,
+        vec!["2020|10|135", "2021|10|145", "2022|10|155"]
+    );
+    let status = catalog.status("by_year").await.unwrap();
+    assert!(status.is_fresh());
+    assert_eq!(
+        status.sources,
+        vec![("sales.orders".to_string(), 0, Some(0))]
+    );
+    assert_eq!(status.last_refresh.as_ref().unwrap().rows, 3);
+
+    // The source moves on: the view is behind until refreshed.
+    let mut source = catalog.load("sales.orders").await.unwrap();
+    source
+        .write(vec![Ok(orders(30, 3))], &WriteOptions::default())
+        .await
+        .unwrap();
+    let status = catalog.status("reports.by_year").await.unwrap();
+    assert!(!status.is_fresh());
+    assert_eq!(status.behind(), vec![("sales.orders".to_string(), Some(1))]);
+    let refreshed = catalog.refresh("reports.by_year").await.unwrap();
+    assert_eq!((refreshed.kind.as_str(), refreshed.rows), ("full", 3));
+    assert!(catalog.status("reports.by_year").await.unwrap().is_fresh());
+    assert_eq!(
+        rows(&catalog, query, vec![]).await,
+        vec!["2020|11|165", "2021|11|176", "2022|11|187"]
+    );
+
+    // Bad input: a view over an unknown table is refused and nothing is recorded; a view
+    // whose source was dropped says so, and its refresh fails with a typed error.
+    let version = catalog.state().version;
+    let error = catalog
+        .create_view(
+            "reports.bad",
+            "SELECT * FROM sales.nothing",
+            ViewOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::NotFound { .. }), "{error}");
+    assert_eq!(catalog.state().version, version);
+    catalog.drop_table("sales.orders", false).await.unwrap();
+    let status = catalog.status("reports.by_year").await.unwrap();
+    assert_eq!(status.behind(), vec![("sales.orders".to_string(), None)]);
+    let error = catalog.refresh("reports.by_year").await.unwrap_err();
+    assert!(
+        matches!(&error, Error::NotFound { name, .. } if name == "sales.orders"),
+        "{error}"
+    );
+    catalog.drop_table("reports.by_year", true).await.unwrap();
+    assert!(catalog.list_views().is_empty());
 }

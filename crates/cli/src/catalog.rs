@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
-use dala_catalog::{Catalog, QueryOptions, TableOptions};
+use dala_catalog::{Catalog, QueryOptions, TableOptions, ViewOptions};
 use dala_dataset::{Engine, Scalar};
 
 use crate::Format;
@@ -64,6 +64,45 @@ pub enum CatalogCommand {
         from: String,
         /// Its new name.
         to: String,
+    },
+}
+
+/// View commands.
+#[derive(Subcommand)]
+pub enum ViewCommand {
+    /// Create a materialized view over catalog tables and compute it.
+    Create {
+        /// Its name (`namespace.view`).
+        name: String,
+        /// The query.
+        sql: String,
+        /// Partition columns of the stored result, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        partition_by: Vec<String>,
+        /// What the view holds.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Recompute a view from the latest version of its sources.
+    Refresh {
+        /// The view.
+        name: String,
+    },
+    /// Whether a view is fresh: versions behind per source, last refresh.
+    Status {
+        /// The view.
+        name: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: ListFormat,
+    },
+    /// Remove a view (with --purge, its stored result too).
+    Drop {
+        /// The view.
+        name: String,
+        /// Delete the stored result's files too.
+        #[arg(long)]
+        purge: bool,
     },
 }
 
@@ -245,4 +284,90 @@ pub async fn query(location: &str, args: QueryArgs) -> Result<()> {
     };
     let stream = catalog.query_with(&args.sql, &options).await?;
     output::write_stream(stream, None, args.format, args.output.as_deref()).await
+}
+
+/// Runs a view command on the catalog at `location`.
+pub async fn view(location: &str, command: ViewCommand) -> Result<()> {
+    let mut catalog = Catalog::open(location).await?;
+    match command {
+        ViewCommand::Create {
+            name,
+            sql,
+            partition_by,
+            description,
+        } => {
+            let options = ViewOptions {
+                partition_by,
+                description,
+                ..ViewOptions::default()
+            };
+            catalog.create_view(&name, &sql, options).await?;
+            let status = catalog.status(&name).await?;
+            let rows = status.last_refresh.map_or(0, |r| r.rows);
+            println!("created {name}: {rows} rows");
+        }
+        ViewCommand::Refresh { name } => {
+            let info = catalog.refresh(&name).await?;
+            println!(
+                "refreshed {name} ({}): {} rows in {:.2}s",
+                info.kind, info.rows, info.seconds
+            );
+        }
+        ViewCommand::Status { name, format } => {
+            let status = catalog.status(&name).await?;
+            match format {
+                ListFormat::Json => {
+                    let sources: Vec<_> = status
+                        .sources
+                        .iter()
+                        .map(|(source, read, latest)| {
+                            serde_json::json!({"source": source, "read": read, "latest": latest})
+                        })
+                        .collect();
+                    let json = serde_json::json!({
+                        "view": status.name,
+                        "fresh": status.is_fresh(),
+                        "sources": sources,
+                        "last_refresh": status.last_refresh.as_ref().map(|r| serde_json::json!({
+                            "at_ms": r.at_ms, "seconds": r.seconds, "kind": r.kind, "rows": r.rows,
+                        })),
+                    });
+                    println!("{}", serde_json::to_string_pretty(&json)?);
+                }
+                ListFormat::Table => {
+                    let fresh = if status.is_fresh() { "fresh" } else { "stale" };
+                    println!("view:    {} ({fresh})", status.name);
+                    for (source, read, latest) in &status.sources {
+                        match latest {
+                            Some(latest) => println!(
+                                "source:  {source} read at version {read}, latest {latest} ({} behind)",
+                                latest.saturating_sub(*read)
+                            ),
+                            None => {
+                                println!("source:  {source} read at version {read}, now dropped")
+                            }
+                        }
+                    }
+                    if let Some(r) = &status.last_refresh {
+                        let at = chrono::DateTime::from_timestamp_millis(r.at_ms)
+                            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                            .unwrap_or_default();
+                        println!(
+                            "refresh: {} at {at}, {:.2}s, {} rows",
+                            r.kind, r.seconds, r.rows
+                        );
+                    }
+                }
+            }
+        }
+        ViewCommand::Drop { name, purge } => {
+            catalog.view(&catalog.resolve_name(&name)?)?;
+            catalog.drop_table(&name, purge).await?;
+            println!(
+                "dropped {name}{}",
+                if purge { " and its files" } else { "" }
+            );
+        }
+    }
+    Ok(())
 }

@@ -77,6 +77,11 @@ enum Command {
     },
     /// Run SQL over the catalog's tables (DuckDB by default).
     Query(catalog::QueryArgs),
+    /// Materialized views: create, refresh, status, drop.
+    View {
+        #[command(subcommand)]
+        command: catalog::ViewCommand,
+    },
     /// Generate TPC-H lineitem data, write it partitioned by year and month of its ship
     /// date, and scan it with filters, printing what was pruned.
     Demo(demo::DemoArgs),
@@ -204,6 +209,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Catalog { command } => catalog::run(&cli.catalog, command).await,
         Command::Query(args) => catalog::query(&cli.catalog, args).await,
+        Command::View { command } => catalog::view(&cli.catalog, command).await,
         Command::Demo(args) => demo::run(args, &cli.catalog).await,
         Command::Generate(args) => demo::generate(args),
     }

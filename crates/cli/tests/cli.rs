@@ -514,6 +514,36 @@ fn catalog_names_datasets_and_query_runs_sql_over_them() {
     ]);
     assert_eq!(legacy, "n\n4\n");
 
+    // A materialized view: created, read as a table, stale after a write, refreshed.
+    let created = run(&[
+        "view",
+        "create",
+        "shop.by_city",
+        "SELECT city, count(*) AS n FROM shop.sales GROUP BY city",
+    ]);
+    assert!(created.contains("3 rows"), "{created}");
+    assert!(run(&["view", "status", "shop.by_city"]).contains("(fresh)"));
+    std::fs::write(
+        dir.path().join("more.csv"),
+        "id,city,year,amount\n5,Oslo,2024,1.0\n",
+    )
+    .unwrap();
+    ok(&["write", "more.csv", "ds"], dir.path());
+    let status = run(&["view", "status", "shop.by_city"]);
+    assert!(
+        status.contains("(stale)") && status.contains("1 behind"),
+        "{status}"
+    );
+    assert!(run(&["view", "refresh", "shop.by_city"]).contains("refreshed shop.by_city (full)"));
+    let oslo = run(&[
+        "query",
+        "SELECT n FROM shop.by_city WHERE city = 'Oslo'",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(oslo, "n\n3\n");
+    run(&["view", "drop", "shop.by_city", "--purge"]);
+
     run(&["catalog", "rename", "shop.sales", "shop.orders"]);
     assert!(run(&["catalog", "list"]).contains("shop.orders"));
     run(&["catalog", "drop", "shop.orders"]);
