@@ -28,13 +28,30 @@ use futures::TryStreamExt;
 use crate::{Report, Result};
 
 const SELECT_FILTER: &str = "year = 1995 AND month = 3 AND l_quantity < 10";
+/// TPC-H Q1 (its date with the standard substitution, 90 days before 1998-12-01).
+const Q1: &str = "SELECT l_returnflag, l_linestatus, sum(l_quantity) AS sum_qty, \
+     sum(l_extendedprice) AS sum_base_price, \
+     sum(l_extendedprice * (1 - l_discount)) AS sum_disc_price, \
+     sum(l_extendedprice * (1 - l_discount) * (1 + l_tax)) AS price, \
+     avg(l_quantity) AS avg_qty, avg(l_extendedprice) AS avg_price, \
+     avg(l_discount) AS avg_disc, count(*) AS count_order FROM lineitem \
+     WHERE l_shipdate <= DATE '1998-09-02' \
+     GROUP BY l_returnflag, l_linestatus ORDER BY l_returnflag, l_linestatus";
+/// TPC-H Q6.
+const Q6: &str = "SELECT sum(l_extendedprice * l_discount) AS price FROM lineitem \
+     WHERE l_shipdate >= DATE '1994-01-01' AND l_shipdate < DATE '1995-01-01' \
+     AND l_discount BETWEEN 0.05 AND 0.07 AND l_quantity < 24";
 const AGGREGATE: &str = "SELECT l_returnflag, l_linestatus, count(*) AS n, \
      sum(l_quantity) AS quantity, sum(l_extendedprice) AS price FROM lineitem \
      GROUP BY l_returnflag, l_linestatus ORDER BY l_returnflag, l_linestatus";
 
 /// Runs `query` with `tool` (`dala-arrow`, `dala-duckdb`, `dala-polars`, `raw-duckdb`,
-/// `raw-polars`, or `raw-polars+convert`: raw Polars handing its frame to arrow-rs).
+/// `raw-polars`, `raw-polars+convert`: raw Polars handing its frame to arrow-rs, or
+/// `dala-catalog`: `Catalog::query` with the dataset registered as `lineitem`).
 pub async fn run(tool: &str, query: &str, dataset: &str) -> Result<Report> {
+    if tool == "dala-catalog" {
+        return catalog(query, dataset).await;
+    }
     let started = Instant::now();
     let batches = match tool {
         "dala-arrow" | "dala-duckdb" | "dala-polars" => dala(tool, query, dataset).await?,
@@ -88,6 +105,8 @@ fn raw_duckdb(query: &str, dataset: &str) -> Result<Vec<RecordBatch>> {
         "select" => format!("SELECT l_extendedprice FROM {source} WHERE {SELECT_FILTER}"),
         "fullscan" => format!("SELECT l_quantity, l_extendedprice FROM {source}"),
         "aggregate" => AGGREGATE.replace("FROM lineitem", &format!("FROM {source}")),
+        "q1" => Q1.replace("FROM lineitem", &format!("FROM {source}")),
+        "q6" => Q6.replace("FROM lineitem", &format!("FROM {source}")),
         other => return Err(format!("unknown query {other:?}").into()),
     };
     let conn = duckdb::Connection::open_in_memory()?;
@@ -125,6 +144,26 @@ fn raw_polars(query: &str, dataset: &str) -> Result<DataFrame> {
     Ok(frame.collect()?)
 }
 
+/// P5: a TPC-H query through the catalog (registering the dataset is not timed).
+async fn catalog(query: &str, dataset: &str) -> Result<Report> {
+    let sql = match query {
+        "q1" => Q1,
+        "q6" => Q6,
+        other => return Err(format!("unknown catalog query {other:?}").into()),
+    };
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("catalog.json").display().to_string();
+    let mut catalog = dala_catalog::Catalog::init(&file).await?;
+    let location = std::path::absolute(dataset)?.display().to_string();
+    catalog
+        .register("tpch.lineitem", &location, Default::default())
+        .await?;
+    let started = Instant::now();
+    let batches: Vec<RecordBatch> = catalog.query(sql).await?.try_collect().await?;
+    let seconds = started.elapsed().as_secs_f64();
+    report(query, &batches, seconds)
+}
+
 /// Rows (groups, for `aggregate`) and the exact sum of the price column.
 fn report(query: &str, batches: &[RecordBatch], seconds: f64) -> Result<Report> {
     let mut rows = 0u64;
@@ -132,13 +171,13 @@ fn report(query: &str, batches: &[RecordBatch], seconds: f64) -> Result<Report> 
     for batch in batches {
         rows += batch.num_rows() as u64;
         let prices = batch
-            .column_by_name(if query == "aggregate" {
+            .column_by_name(if matches!(query, "aggregate" | "q1" | "q6") {
                 "price"
             } else {
                 "l_extendedprice"
             })
             .ok_or("no price column")?;
-        let prices = cast(prices, &DataType::Decimal128(38, 2))?;
+        let prices = cast(prices, &DataType::Decimal128(38, 2))?; // rounds Q1's and Q6's scales
         let prices = prices.as_primitive::<Decimal128Type>();
         if prices.null_count() < prices.len() {
             cents += arrow::compute::sum(prices).unwrap_or(0);

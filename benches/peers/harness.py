@@ -17,6 +17,8 @@ Workloads:
              P1 dataset by (l_orderkey, l_linenumber): dala, pydala2 and deltalake merge;
              DuckDB and Polars rewrite the whole dataset (anti-join and union), as their
              users do
+  P5 SQL     TPC-H Q1 and Q6 through dala's catalog (`Catalog::query`, DuckDB over dala's
+             pruned scans) against the same DuckDB reading P1's tree with a glob
   E engines  dala's engines (Arrow, DuckDB, Polars over dala's pruned file list) against the
              same DuckDB and Polars (same crates, same versions) reading P1's tree
              themselves with a glob: a selective scan, a full scan of two columns (what
@@ -50,8 +52,9 @@ MONTH_GLOB = "year=*/month=*/*.parquet"
 UPSERT_TOOLS = ["dala-api", "dala-cli", "duckdb", "polars", "pydala2", "deltalake"]
 UPSERT_KEYS = ["l_orderkey", "l_linenumber"]
 UPDATED = "updated by P9"
-ENGINE_TOOLS = ["dala-arrow", "dala-duckdb", "raw-duckdb", "dala-polars", "raw-polars", "raw-polars+convert"]
-RAW_ENGINE = {"dala-duckdb": "raw-duckdb", "dala-polars": "raw-polars", "raw-polars+convert": "raw-polars"}
+CATALOG_QUERIES = {"q1": "TPC-H Q1", "q6": "TPC-H Q6"}
+ENGINE_TOOLS = ["dala-catalog", "dala-arrow", "dala-duckdb", "raw-duckdb", "dala-polars", "raw-polars", "raw-polars+convert"]
+RAW_ENGINE = {"dala-catalog": "raw-duckdb", "dala-duckdb": "raw-duckdb", "dala-polars": "raw-polars", "raw-polars+convert": "raw-polars"}
 ENGINE_QUERIES = {
     "select": f"`{SCAN_FILTER}`, rows of l_extendedprice",
     "fullscan": "every row of l_quantity and l_extendedprice",
@@ -504,7 +507,7 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--files", type=int, default=100_000, help="files in the P3 dataset")
     parser.add_argument("--timeout", type=float, default=300, help="seconds before a run is given up")
-    parser.add_argument("--workloads", default="P1,P2,P3,P4,P9,E")
+    parser.add_argument("--workloads", default="P1,P2,P3,P4,P5,P9,E")
     parser.add_argument("--output", default=str(ROOT / "benches" / "RESULTS.md"))
     options = parser.parse_args()
     workloads = set(options.workloads.split(","))
@@ -600,6 +603,18 @@ def main():
                 ("rows rewritten", lambda r: f"{r['rewritten']:,}" if r.get("rewritten") is not None else ""),
             )
         )
+    if "P5" in workloads:
+        dataset = outputs["dala-api"]
+        if not (dataset / "_dala").exists():
+            raise SystemExit("P5 needs P1's output of dala-api: run P1 first")
+        for query, description in CATALOG_QUERIES.items():
+            rows = []
+            for tool in ["dala-catalog", "raw-duckdb"]:
+                print(f"P5 {query}: {tool}", flush=True)
+                spawn(command(tool, f"engine-{query}", [dataset]), options.timeout)  # warm
+                rows.append(measure(tool, f"engine-{query}", [dataset], options.runs, options.timeout))
+            check_answers(f"P5 {query}", rows)
+            sections.append(engine_table(f"P5 {description} through the catalog (warm)", rows))
     if "E" in workloads:
         dataset = outputs["dala-api"]
         if not (dataset / "_dala").exists():
@@ -607,7 +622,7 @@ def main():
         for query, description in ENGINE_QUERIES.items():
             rows = []
             for tool in ENGINE_TOOLS:
-                if query == "aggregate" and tool == "dala-arrow":
+                if (query == "aggregate" and tool == "dala-arrow") or tool == "dala-catalog":
                     continue
                 print(f"E {query}: {tool}", flush=True)
                 spawn(command(tool, f"engine-{query}", [dataset]), options.timeout)  # warm

@@ -29,7 +29,8 @@ pub use catalog::{CATALOG_VARIABLE, Catalog, DEFAULT_CATALOG, TableDescription, 
 pub use error::{Error, Result};
 pub use import::ImportReport;
 pub use model::{
-    CatalogState, Namespace, RefreshInfo, StoreEntry, TableEntry, ViewEntry, WriteDefaults,
+    CatalogState, Namespace, RefreshInfo, RefreshMode, StoreEntry, TableEntry, ViewEntry,
+    WriteDefaults,
 };
 pub use query::{PlannedQuery, PlannedTable, QueryOptions};
 pub use view::{ViewOptions, ViewStatus};

@@ -53,6 +53,9 @@ pub struct ViewEntry {
     /// Partition columns of the stored result.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub partition_by: Vec<String>,
+    /// How a refresh recomputes the view.
+    #[serde(default)]
+    pub refresh: RefreshMode,
     /// The version of every source table the stored result was computed from.
     #[serde(default)]
     pub sources: BTreeMap<String, u64>,
@@ -62,6 +65,29 @@ pub struct ViewEntry {
     /// What the view holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+}
+
+/// How a view is refreshed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind", deny_unknown_fields)]
+pub enum RefreshMode {
+    /// Recompute everything.
+    #[default]
+    Full,
+    /// Recompute only the values of `by` (partition columns of every source, and of the
+    /// view) that commits since the last refresh touched; everything when they are more
+    /// than `max_share` of the view's partitions.
+    Incremental {
+        /// The columns changes are tracked by.
+        by: Vec<String>,
+        /// The share of partitions above which a full refresh is cheaper (default 0.5).
+        #[serde(default = "default_max_share")]
+        max_share: f64,
+    },
+}
+
+fn default_max_share() -> f64 {
+    0.5
 }
 
 /// When and how a view was last refreshed.
@@ -74,6 +100,12 @@ pub struct RefreshInfo {
     pub seconds: f64,
     /// `full` or `incremental`.
     pub kind: String,
+    /// Why a refresh asked to be incremental was full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+    /// Partitions recomputed by an incremental refresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<usize>,
     /// Rows in the view after it.
     pub rows: u64,
 }

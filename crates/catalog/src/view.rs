@@ -5,20 +5,26 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use dala_dataset::{Dataset, Engine, WriteMode, WriteOptions};
+use dala_dataset::layout::parse_partition_values;
+use dala_dataset::{
+    Dataset, Engine, Operation, RecordBatchStream, Scalar, WriteMode, WriteOptions, col, lit,
+};
 use futures::StreamExt;
 
 use crate::catalog::{Catalog, full_name};
 use crate::error::{Error, Result};
-use crate::model::{RefreshInfo, TableEntry, ViewEntry, split_name};
+use crate::model::{RefreshInfo, RefreshMode, TableEntry, ViewEntry, split_name};
 
 /// How a view is created.
 #[derive(Debug, Clone, Default)]
 pub struct ViewOptions {
     /// Where the result goes (default: `<namespace>/<view>` beside the catalog file).
     pub location: Option<String>,
-    /// Partition columns of the stored result.
+    /// Partition columns of the stored result (for incremental refresh: its `by`
+    /// columns, which are used when this is empty).
     pub partition_by: Vec<String>,
+    /// Full or incremental refresh.
+    pub refresh: RefreshMode,
     /// What the view holds.
     pub description: Option<String>,
 }
@@ -69,14 +75,54 @@ impl Catalog {
             path.push(view);
             path.join("/")
         });
+        let mut partition_by = options.partition_by.clone();
+        if let RefreshMode::Incremental { by, .. } = &options.refresh {
+            if partition_by.is_empty() {
+                partition_by = by.clone();
+            }
+            if &partition_by != by {
+                return Err(Error::Query {
+                    message: format!(
+                        "an incremental view is partitioned by its `by` columns ({}), not {}",
+                        by.join(", "),
+                        partition_by.join(", ")
+                    ),
+                });
+            }
+        }
         let mut entry = ViewEntry {
             sql: sql.to_string(),
             location,
-            partition_by: options.partition_by.clone(),
+            partition_by,
+            refresh: options.refresh.clone(),
             sources: BTreeMap::new(),
             last_refresh: None,
             description: options.description.clone(),
         };
+        // Checked before anything is written.
+        let planned = self.plan_query(sql, Engine::Duckdb).await?;
+        if let RefreshMode::Incremental { by, .. } = &entry.refresh {
+            for table in &planned.tables {
+                let partitioning: Vec<&str> = table
+                    .dataset
+                    .snapshot()
+                    .partitioning()
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect();
+                if !by.iter().all(|b| partitioning.contains(&b.as_str())) {
+                    return Err(Error::Query {
+                        message: format!(
+                            "incremental refresh by {} needs every source partitioned by it; \
+                             {} is partitioned by [{}]",
+                            by.join(", "),
+                            table.name,
+                            partitioning.join(", ")
+                        ),
+                    });
+                }
+            }
+        }
         self.compute(&mut entry).await?;
         let entry = &entry;
         self.apply(|state| {
@@ -90,13 +136,45 @@ impl Catalog {
         .await
     }
 
-    /// Recomputes the view from the latest version of every source, replacing its stored
-    /// result in one commit.
+    /// Brings the view up to date in one commit: a full recompute, or for an incremental
+    /// view the partitions its sources' commits touched since the last refresh (a full
+    /// recompute when that is cheaper or not possible; the result says why).
     pub async fn refresh(&mut self, name: &str) -> Result<RefreshInfo> {
         self.reload().await?;
         let full = self.resolve_name(name)?;
         let mut entry = self.view(&full)?.clone();
-        self.compute(&mut entry).await?;
+        let fallback = match entry.refresh.clone() {
+            RefreshMode::Full => None,
+            RefreshMode::Incremental { by, max_share } => {
+                match self.changed_keys(&entry, &by).await? {
+                    Changes::Keys(keys, versions) => {
+                        let view = self
+                            .load(&full)
+                            .await
+                            .map(|d| d.snapshot().partitions().len())
+                            .unwrap_or(0);
+                        if (keys.len() as f64) > max_share * (view.max(1) as f64) {
+                            Some(format!(
+                                "{} of {view} partitions changed (more than {:.0}%)",
+                                keys.len(),
+                                max_share * 100.0
+                            ))
+                        } else {
+                            self.compute_keys(&mut entry, &by, keys, &versions).await?
+                        }
+                    }
+                    Changes::Full(reason) => Some(reason),
+                }
+            }
+        };
+        let incremental_done =
+            matches!(entry.refresh, RefreshMode::Incremental { .. }) && fallback.is_none();
+        if !incremental_done {
+            self.compute(&mut entry).await?;
+            if let Some(info) = &mut entry.last_refresh {
+                info.fallback = fallback;
+            }
+        }
         let (namespace, view) = split_name(&full);
         let (namespace, view) = (namespace.unwrap_or_default().to_string(), view.to_string());
         let updated = entry.clone();
@@ -117,6 +195,120 @@ impl Catalog {
         entry.last_refresh.ok_or_else(|| Error::Query {
             message: "the refresh recorded nothing".into(),
         })
+    }
+
+    /// The `by` values the sources' commits since the view's versions touched, or why
+    /// only a full refresh is right.
+    async fn changed_keys(&self, entry: &ViewEntry, by: &[String]) -> Result<Changes> {
+        let mut keys: BTreeMap<Vec<String>, Vec<Scalar>> = BTreeMap::new();
+        let mut versions = BTreeMap::new();
+        for (source, read) in &entry.sources {
+            let dataset = self.load(source).await?;
+            versions.insert(source.clone(), dataset.version());
+            if dataset.version() == *read {
+                continue;
+            }
+            let partitioning = dataset.snapshot().partitioning().to_vec();
+            let Some(positions) = by
+                .iter()
+                .map(|b| partitioning.iter().position(|p| &p.name == b))
+                .collect::<Option<Vec<usize>>>()
+            else {
+                return Ok(Changes::Full(format!(
+                    "{source} is not partitioned by {}",
+                    by.join(", ")
+                )));
+            };
+            for commit in dataset.history().await? {
+                if commit.version <= *read {
+                    continue;
+                }
+                let rewrites_all = matches!(
+                    commit.operation,
+                    Operation::Overwrite | Operation::Create | Operation::Adopt
+                );
+                if rewrites_all || commit.schema.is_some() || commit.partitioning.is_some() {
+                    return Ok(Changes::Full(format!(
+                        "{source} version {} ({}) changed more than partitions",
+                        commit.version, commit.operation
+                    )));
+                }
+                for dir in &commit.partitions {
+                    let values =
+                        parse_partition_values(&partitioning, &format!("{dir}/f.parquet"))?;
+                    let key: Vec<Scalar> = positions.iter().map(|i| values[*i].clone()).collect();
+                    let text: Vec<String> = key
+                        .iter()
+                        .map(|v| v.to_partition_text().unwrap_or_default())
+                        .collect();
+                    keys.insert(text, key);
+                }
+            }
+        }
+        Ok(Changes::Keys(keys.into_values().collect(), versions))
+    }
+
+    /// Recomputes the view's rows for `keys` only and replaces those partitions in one
+    /// commit. Returns why a full refresh is needed instead, if the sources moved on
+    /// meanwhile.
+    async fn compute_keys(
+        &self,
+        entry: &mut ViewEntry,
+        by: &[String],
+        keys: Vec<Vec<Scalar>>,
+        versions: &BTreeMap<String, u64>,
+    ) -> Result<Option<String>> {
+        let started = Instant::now();
+        let location = self.resolve(&TableEntry {
+            location: entry.location.clone(),
+            ..TableEntry::default()
+        })?;
+        if keys.is_empty() {
+            entry.sources = versions.clone();
+            let rows = Dataset::open(&location).await?.snapshot().rows();
+            entry.last_refresh = Some(refresh_info("incremental", started, rows, Some(0)));
+            return Ok(None);
+        }
+        let filter = keys
+            .iter()
+            .map(|key| {
+                by.iter()
+                    .zip(key)
+                    .map(|(b, v)| col(b.as_str()).eq(lit(v.clone())))
+                    .reduce(|a, b| a.and(b))
+            })
+            .collect::<Option<Vec<_>>>()
+            .and_then(|alternatives| alternatives.into_iter().reduce(|a, b| a.or(b)))
+            .ok_or_else(|| Error::Query {
+                message: "no columns to refresh by".into(),
+            })?;
+        let sql = format!("SELECT * FROM ({}) AS dala_view WHERE {filter}", entry.sql);
+        let mut planned = self.plan_query(&sql, Engine::Duckdb).await?;
+        for table in &mut planned.tables {
+            if versions.get(&table.name) != Some(&table.dataset.version()) {
+                return Ok(Some(format!("{} changed during the refresh", table.name)));
+            }
+            table.filter = Some(match table.filter.take() {
+                Some(existing) => existing.and(filter.clone()),
+                None => filter.clone(),
+            });
+        }
+        let stream = self.run_planned(&planned, Engine::Duckdb, &[])?;
+        let options = WriteOptions {
+            mode: WriteMode::OverwritePartitions,
+            partition_by: entry.partition_by.clone(),
+            replace_partitions: keys.clone(),
+            ..WriteOptions::default()
+        };
+        let dataset = write_stream(&location, stream, &options).await?;
+        entry.sources = versions.clone();
+        entry.last_refresh = Some(refresh_info(
+            "incremental",
+            started,
+            dataset.snapshot().rows(),
+            Some(keys.len()),
+        ));
+        Ok(None)
     }
 
     /// Whether the view is fresh, and how far behind each source it is.
@@ -181,19 +373,48 @@ impl Catalog {
             partition_by: entry.partition_by.clone(),
             ..WriteOptions::default()
         };
-        // The engine streams from a thread of its own; the writer pulls batch by batch
-        // (waiting on that thread, never on this runtime).
-        let batches = futures::executor::block_on_stream(
-            stream.map(|b| b.map_err(|e| arrow::error::ArrowError::ExternalError(Box::new(e)))),
-        );
-        let (dataset, _) = Dataset::builder(&location).write(batches, &options).await?;
+        let dataset = write_stream(&location, stream, &options).await?;
         entry.sources = sources;
-        entry.last_refresh = Some(RefreshInfo {
-            at_ms: chrono::Utc::now().timestamp_millis(),
-            seconds: started.elapsed().as_secs_f64(),
-            kind: "full".into(),
-            rows: dataset.snapshot().rows(),
-        });
+        entry.last_refresh = Some(refresh_info(
+            "full",
+            started,
+            dataset.snapshot().rows(),
+            None,
+        ));
         Ok(())
     }
+}
+
+/// What changed in a view's sources since its last refresh.
+enum Changes {
+    /// These `by` values, with the sources' versions they were read at.
+    Keys(Vec<Vec<Scalar>>, BTreeMap<String, u64>),
+    /// A change only a full refresh handles, and why.
+    Full(String),
+}
+
+fn refresh_info(kind: &str, started: Instant, rows: u64, partitions: Option<usize>) -> RefreshInfo {
+    RefreshInfo {
+        at_ms: chrono::Utc::now().timestamp_millis(),
+        seconds: started.elapsed().as_secs_f64(),
+        kind: kind.into(),
+        fallback: None,
+        partitions,
+        rows,
+    }
+}
+
+/// Writes a query's stream to the dataset at `location`. The engine streams from a
+/// thread of its own; the writer pulls batch by batch (waiting on that thread, never on
+/// this runtime).
+async fn write_stream(
+    location: &str,
+    stream: RecordBatchStream,
+    options: &WriteOptions,
+) -> Result<Dataset> {
+    let batches = futures::executor::block_on_stream(
+        stream.map(|b| b.map_err(|e| arrow::error::ArrowError::ExternalError(Box::new(e)))),
+    );
+    let (dataset, _) = Dataset::builder(location).write(batches, options).await?;
+    Ok(dataset)
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
-use dala_catalog::{Catalog, QueryOptions, TableOptions, ViewOptions};
+use dala_catalog::{Catalog, QueryOptions, RefreshMode, TableOptions, ViewOptions};
 use dala_dataset::{Engine, Scalar};
 
 use crate::Format;
@@ -79,6 +79,10 @@ pub enum ViewCommand {
         /// Partition columns of the stored result, comma-separated.
         #[arg(long, value_delimiter = ',')]
         partition_by: Vec<String>,
+        /// Refresh incrementally by these partition columns of every source (the view is
+        /// partitioned by them too), comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        incremental_by: Vec<String>,
         /// What the view holds.
         #[arg(long)]
         description: Option<String>,
@@ -294,10 +298,20 @@ pub async fn view(location: &str, command: ViewCommand) -> Result<()> {
             name,
             sql,
             partition_by,
+            incremental_by,
             description,
         } => {
+            let refresh = if incremental_by.is_empty() {
+                RefreshMode::Full
+            } else {
+                RefreshMode::Incremental {
+                    by: incremental_by,
+                    max_share: 0.5,
+                }
+            };
             let options = ViewOptions {
                 partition_by,
+                refresh,
                 description,
                 ..ViewOptions::default()
             };
@@ -308,10 +322,17 @@ pub async fn view(location: &str, command: ViewCommand) -> Result<()> {
         }
         ViewCommand::Refresh { name } => {
             let info = catalog.refresh(&name).await?;
+            let partitions = info
+                .partitions
+                .map(|p| format!(", {p} partitions recomputed"))
+                .unwrap_or_default();
             println!(
-                "refreshed {name} ({}): {} rows in {:.2}s",
+                "refreshed {name} ({}{partitions}): {} rows in {:.2}s",
                 info.kind, info.rows, info.seconds
             );
+            if let Some(reason) = &info.fallback {
+                println!("full refresh because {reason}");
+            }
         }
         ViewCommand::Status { name, format } => {
             let status = catalog.status(&name).await?;

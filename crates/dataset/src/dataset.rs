@@ -20,6 +20,7 @@ use crate::conform::{conform, evolve};
 use crate::derive::{TIMESTAMP_COLUMN_PROPERTY, derive_partitions};
 use crate::error::{Error, Result};
 use crate::filter::Expr;
+use crate::layout::PartitionField;
 use crate::log::{Commit, LogStore, Operation};
 use crate::merge::Unique;
 use crate::options::{SchemaMode, WriteMode, WriteOptions};
@@ -625,6 +626,12 @@ async fn overwrite_with_nothing(
     base: Option<&Snapshot>,
     options: &WriteOptions,
 ) -> Result<(Option<Snapshot>, WriteResult)> {
+    if let Some(base) = base
+        && options.mode == WriteMode::OverwritePartitions
+        && !options.replace_partitions.is_empty()
+    {
+        return empty_partitions(log, base, options).await;
+    }
     let Some(base) = base.filter(|b| options.mode == WriteMode::Overwrite && b.files().len() > 0)
     else {
         return Ok((None, WriteResult::default()));
@@ -638,6 +645,63 @@ async fn overwrite_with_nothing(
         add: Vec::new(),
         remove: base.files().cloned().collect(),
         scope: ConflictScope::All,
+        metadata: options.metadata.clone(),
+    };
+    let summary = summarize(&pending);
+    let snapshot = commit_written(log, Some(base), &pending).await?;
+    let result = WriteResult {
+        version: Some(snapshot.version()),
+        ..summary
+    };
+    Ok((Some(snapshot), result))
+}
+
+/// The partition directories `options.replace_partitions` names.
+fn replaced_dirs(
+    partitioning: &[PartitionField],
+    options: &WriteOptions,
+) -> Result<BTreeSet<String>> {
+    options
+        .replace_partitions
+        .iter()
+        .map(|values| {
+            if values.len() != partitioning.len() {
+                return Err(Error::InvalidArgument(format!(
+                    "replace_partitions: {} values for {} partition columns",
+                    values.len(),
+                    partitioning.len()
+                )));
+            }
+            crate::layout::partition_dir(partitioning, values)
+        })
+        .collect()
+}
+
+/// `overwrite-partitions` without input rows: removes the files of the partitions
+/// `options.replace_partitions` names, in one commit (nothing when they hold none).
+async fn empty_partitions(
+    log: &LogStore,
+    base: &Snapshot,
+    options: &WriteOptions,
+) -> Result<(Option<Snapshot>, WriteResult)> {
+    let dirs = replaced_dirs(base.partitioning(), options)?;
+    let remove: Vec<FileEntry> = base
+        .files()
+        .filter(|f| dirs.contains(f.partition_dir()))
+        .cloned()
+        .collect();
+    if remove.is_empty() {
+        return Ok((None, WriteResult::default()));
+    }
+    let pending = PendingCommit {
+        operation: Operation::OverwritePartitions,
+        options: serde_json::to_value(options).unwrap_or_default(),
+        schema: base.data_schema().clone(),
+        partitioning: base.partitioning().to_vec(),
+        properties: (!options.properties.is_empty()).then(|| options.properties.clone()),
+        add: Vec::new(),
+        remove,
+        scope: ConflictScope::Partitions(dirs),
         metadata: options.metadata.clone(),
     };
     let summary = summarize(&pending);
@@ -750,10 +814,11 @@ async fn write_and_commit(
         ),
         (WriteMode::Overwrite, None) => (Vec::new(), ConflictScope::All, Operation::Overwrite),
         (WriteMode::OverwritePartitions, base) => {
-            let dirs: BTreeSet<String> = entries
+            let mut dirs: BTreeSet<String> = entries
                 .iter()
                 .map(|f| f.partition_dir().to_string())
                 .collect();
+            dirs.extend(replaced_dirs(&partitioning, options)?);
             let remove = base
                 .map(|b| {
                     b.files()

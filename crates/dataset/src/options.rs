@@ -331,6 +331,11 @@ pub struct WriteOptions {
     /// checkpoints, default 100) and `retention.seconds` (keep removed files for vacuum
     /// instead of deleting them when the commit lands).
     pub properties: BTreeMap<String, String>,
+    /// With `overwrite-partitions`: partitions to replace even when the input has no rows
+    /// for them (each the values of the partition columns, in order), so that one commit
+    /// can also empty them. Not recorded in the log's options.
+    #[serde(skip)]
+    pub replace_partitions: Vec<Vec<crate::scalar::Scalar>>,
 }
 
 impl Default for WriteOptions {
@@ -354,6 +359,7 @@ impl Default for WriteOptions {
             max_buffered_bytes: 256 * 1024 * 1024,
             metadata: BTreeMap::new(),
             properties: BTreeMap::new(),
+            replace_partitions: Vec::new(),
         }
     }
 }
