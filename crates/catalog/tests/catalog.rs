@@ -1,11 +1,12 @@
 //! The catalog end to end: names, atomic changes shared by processes, and SQL over tables.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod common;
+
 use std::sync::Arc;
 
 use arrow::array::{Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use arrow::util::display::{ArrayFormatter, FormatOptions};
 use dala_catalog::{Catalog, Error, QueryOptions, TableOptions, ViewOptions, WriteDefaults};
 use dala_dataset::{Scalar, WriteOptions};
 use futures::TryStreamExt;
@@ -75,20 +76,7 @@ async fn rows(catalog: &Catalog, sql: &str, params: Vec<Scalar>) -> Vec<String> 
         .try_collect()
         .await
         .unwrap();
-    let format = FormatOptions::default().with_null("NULL");
-    let mut out = Vec::new();
-    for batch in &batches {
-        let columns: Vec<_> = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &format).unwrap())
-            .collect();
-        for row in 0..batch.num_rows() {
-            let cells: Vec<String> = columns.iter().map(|c| c.value(row).to_string()).collect();
-            out.push(cells.join("|"));
-        }
-    }
-    out
+    common::lines(&batches)
 }
 
 #[tokio::test(flavor = "multi_thread")]

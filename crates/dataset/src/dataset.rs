@@ -636,15 +636,36 @@ async fn overwrite_with_nothing(
     else {
         return Ok((None, WriteResult::default()));
     };
+    let remove = base.files().cloned().collect();
+    commit_removal(
+        log,
+        base,
+        options,
+        Operation::Overwrite,
+        remove,
+        ConflictScope::All,
+    )
+    .await
+}
+
+/// Commits the removal of `remove` (no files added) with the dataset's schema.
+async fn commit_removal(
+    log: &LogStore,
+    base: &Snapshot,
+    options: &WriteOptions,
+    operation: Operation,
+    remove: Vec<FileEntry>,
+    scope: ConflictScope,
+) -> Result<(Option<Snapshot>, WriteResult)> {
     let pending = PendingCommit {
-        operation: Operation::Overwrite,
+        operation,
         options: serde_json::to_value(options).unwrap_or_default(),
         schema: base.data_schema().clone(),
         partitioning: base.partitioning().to_vec(),
         properties: (!options.properties.is_empty()).then(|| options.properties.clone()),
         add: Vec::new(),
-        remove: base.files().cloned().collect(),
-        scope: ConflictScope::All,
+        remove,
+        scope,
         metadata: options.metadata.clone(),
     };
     let summary = summarize(&pending);
@@ -693,24 +714,16 @@ async fn empty_partitions(
     if remove.is_empty() {
         return Ok((None, WriteResult::default()));
     }
-    let pending = PendingCommit {
-        operation: Operation::OverwritePartitions,
-        options: serde_json::to_value(options).unwrap_or_default(),
-        schema: base.data_schema().clone(),
-        partitioning: base.partitioning().to_vec(),
-        properties: (!options.properties.is_empty()).then(|| options.properties.clone()),
-        add: Vec::new(),
+    let scope = ConflictScope::Partitions(dirs);
+    commit_removal(
+        log,
+        base,
+        options,
+        Operation::OverwritePartitions,
         remove,
-        scope: ConflictScope::Partitions(dirs),
-        metadata: options.metadata.clone(),
-    };
-    let summary = summarize(&pending);
-    let snapshot = commit_written(log, Some(base), &pending).await?;
-    let result = WriteResult {
-        version: Some(snapshot.version()),
-        ..summary
-    };
-    Ok((Some(snapshot), result))
+        scope,
+    )
+    .await
 }
 
 /// Appends or overwrites (creating the dataset if there is no `base`).

@@ -1,0 +1,23 @@
+//! Helpers shared by the catalog's tests.
+#![allow(clippy::unwrap_used, dead_code)]
+
+use arrow::array::RecordBatch;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+
+/// Every row as `a|b|c` text, in order.
+pub fn lines(batches: &[RecordBatch]) -> Vec<String> {
+    let format = FormatOptions::default().with_null("NULL");
+    let mut out = Vec::new();
+    for batch in batches {
+        let columns: Vec<_> = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &format).unwrap())
+            .collect();
+        for row in 0..batch.num_rows() {
+            let cells: Vec<String> = columns.iter().map(|c| c.value(row).to_string()).collect();
+            out.push(cells.join("|"));
+        }
+    }
+    out
+}
