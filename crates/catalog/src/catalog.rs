@@ -266,11 +266,7 @@ impl Catalog {
     fn builder(&self, entry: &TableEntry, location: &str) -> Result<dala_dataset::DatasetBuilder> {
         let mut builder = Dataset::builder(location);
         if let Some(name) = &entry.store {
-            let store = self.state.stores.get(name).ok_or_else(|| Error::NotFound {
-                kind: "store",
-                name: name.clone(),
-                suggestions: suggestions(name, self.state.stores.keys()),
-            })?;
+            let store = self.store(name)?;
             if let Some(endpoint) = &store.endpoint {
                 builder = builder.with_storage_option("aws_endpoint", endpoint);
             }
@@ -284,19 +280,20 @@ impl Catalog {
         Ok(builder)
     }
 
+    /// A named store.
+    fn store(&self, name: &str) -> Result<&StoreEntry> {
+        self.state.stores.get(name).ok_or_else(|| Error::NotFound {
+            kind: "store",
+            name: name.to_string(),
+            suggestions: suggestions(name, self.state.stores.keys()),
+        })
+    }
+
     /// The dataset location of a table entry: in its store, absolute, or relative to the
     /// catalog file's folder.
     pub fn resolve(&self, entry: &TableEntry) -> Result<String> {
         if let Some(store) = &entry.store {
-            let root = self
-                .state
-                .stores
-                .get(store)
-                .ok_or_else(|| Error::NotFound {
-                    kind: "store",
-                    name: store.clone(),
-                    suggestions: suggestions(store, self.state.stores.keys()),
-                })?;
+            let root = self.store(store)?;
             return Ok(format!(
                 "{}/{}",
                 root.url.trim_end_matches('/'),

@@ -219,10 +219,8 @@ impl Catalog {
                     by.join(", ")
                 )));
             };
-            for commit in dataset.history().await? {
-                if commit.version <= *read {
-                    continue;
-                }
+            for version in read + 1..=dataset.version() {
+                let commit = dataset.log_store().read_commit(version).await?;
                 let rewrites_all = matches!(
                     commit.operation,
                     Operation::Overwrite | Operation::Create | Operation::Adopt

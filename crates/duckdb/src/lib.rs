@@ -192,10 +192,7 @@ impl ScanEngine for DuckdbEngine {
             .iter()
             .map(|(name, request)| view_sql(name, request))
             .collect::<Result<Vec<_>>>()?;
-        let params = params
-            .iter()
-            .map(duckdb_value)
-            .collect::<Result<Vec<_>>>()?;
+        let params = params.iter().map(duckdb_value).collect();
         self.run(setup, query.to_string(), params, None)
     }
 }
@@ -300,23 +297,10 @@ fn scan_sql(request: &ScanRequest) -> Result<String> {
 /// `key=value` folder above the dataset. `None` otherwise (values are then joined from
 /// dala's index).
 fn plain_hive_types(request: &ScanRequest) -> Result<Option<String>> {
-    use dala_dataset::layout::escape;
+    use dala_dataset::layout::{escape, is_partition_type};
     let plain = |text: &str| !text.is_empty() && escape(text) == text;
     let readable = request.partitioning.iter().all(|p| {
-        plain(&p.name)
-            && matches!(
-                p.data_type,
-                DataType::Int8
-                    | DataType::Int16
-                    | DataType::Int32
-                    | DataType::Int64
-                    | DataType::UInt8
-                    | DataType::UInt16
-                    | DataType::UInt32
-                    | DataType::UInt64
-                    | DataType::Utf8
-                    | DataType::Date32
-            )
+        plain(&p.name) && is_partition_type(&p.data_type) && p.data_type != DataType::Boolean
     });
     let values_plain = request.files.iter().all(|f| {
         f.entry
@@ -374,9 +358,9 @@ fn duckdb_type(data_type: &DataType) -> Result<String> {
 
 /// A parameter as a DuckDB value. Decimals and zoned timestamps go as text, which DuckDB
 /// casts to the placeholder's type exactly.
-fn duckdb_value(value: &Scalar) -> Result<duckdb::types::Value> {
+fn duckdb_value(value: &Scalar) -> duckdb::types::Value {
     use duckdb::types::Value;
-    Ok(match value {
+    match value {
         Scalar::Null => Value::Null,
         Scalar::Boolean(b) => Value::Boolean(*b),
         Scalar::Int(v) => Value::BigInt(*v),
@@ -401,13 +385,7 @@ fn duckdb_value(value: &Scalar) -> Result<duckdb::types::Value> {
         decimal @ Scalar::Decimal { .. } => Value::Text(decimal.to_string()),
         // A zoned timestamp holds UTC; its text says so.
         zoned @ Scalar::Timestamp { .. } => Value::Text(format!("{zoned}+00:00")),
-        #[allow(unreachable_patterns)]
-        other => {
-            return Err(Error::Unsupported(format!(
-                "parameter {other:?} on the duckdb engine"
-            )));
-        }
-    })
+    }
 }
 
 /// A SQL string literal.
