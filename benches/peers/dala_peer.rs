@@ -7,12 +7,15 @@
 //! dala-peer many-files DATASET N            writes P3's dataset of N one-row files
 //! dala-peer upsert DATASET CHANGES          P9: upsert by (l_orderkey, l_linenumber)
 //! dala-peer engine TOOL QUERY DATASET       E: one query on one engine (see `engines.rs`)
+//! dala-peer view-setup INPUT WORKDIR        P7: source by ship date, catalog, daily view
+//! dala-peer view-refresh WORKDIR MODE       P7: append a day, refresh incremental|full
 //! ```
 //! Prints one JSON line: the operation's own time in seconds, rows, and the sum if any
 //! (for `upsert`: rows after it and, as the sum, the rows it marked as updated; read back
 //! after the clock stops, with the rows its rewritten files held).
 
 mod engines;
+mod views;
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -25,16 +28,25 @@ use futures::StreamExt;
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 async fn write(input: &str, output: &str) -> Result<(u64, Option<String>)> {
+    let result = write_partitioned(input, output, &["year", "month"]).await?;
+    Ok((result.rows_inserted, None))
+}
+
+/// Writes the Parquet file `input` as a dataset at `output` partitioned by `columns`, zstd.
+async fn write_partitioned(
+    input: &str,
+    output: &str,
+    columns: &[&str],
+) -> Result<dala_dataset::WriteResult> {
     let file = std::fs::File::open(input)?;
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?
         .with_batch_size(65_536)
         .build()?;
     let options = WriteOptions {
         compression: "zstd:3".parse::<CompressionSpec>()?,
-        ..WriteOptions::default().with_partition_by(["year", "month"])
+        ..WriteOptions::default().with_partition_by(columns.iter().copied())
     };
-    let result = Dataset::write_to(output, reader, &options).await?;
-    Ok((result.rows_inserted, None))
+    Ok(Dataset::write_to(output, reader, &options).await?)
 }
 
 async fn scan(dataset: &str) -> Result<(u64, Option<String>)> {
@@ -129,10 +141,11 @@ async fn run(args: &[String]) -> Result<Report> {
     {
         return engines::run(tool, query, dataset).await;
     }
-    if let [op, dataset, changes] = args
-        && op == "upsert"
-    {
-        return upsert(dataset, changes).await;
+    match args {
+        [op, dataset, changes] if op == "upsert" => return upsert(dataset, changes).await,
+        [op, input, workdir] if op == "view-setup" => return views::setup(input, workdir).await,
+        [op, workdir, mode] if op == "view-refresh" => return views::refresh(workdir, mode).await,
+        _ => {}
     }
     Ok(run_simple(args).await?.into())
 }
@@ -149,7 +162,8 @@ async fn run_simple(args: &[String]) -> Result<(u64, Option<String>)> {
         }
         _ => Err(
             "usage: dala-peer write INPUT DATASET | scan DATASET | plan DATASET ID | \
-             upsert DATASET CHANGES | engine TOOL QUERY DATASET"
+             upsert DATASET CHANGES | engine TOOL QUERY DATASET | view-setup INPUT WORKDIR | \
+             view-refresh WORKDIR incremental|full"
                 .into(),
         ),
     }

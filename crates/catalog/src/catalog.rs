@@ -58,8 +58,10 @@ pub struct TableDescription {
     pub rows: u64,
     /// Bytes of data files.
     pub bytes: u64,
-    /// The catalog entry.
+    /// The catalog entry (for a view: its stored result's location).
     pub entry: TableEntry,
+    /// The view's definition, when `name` is a view.
+    pub view: Option<crate::model::ViewEntry>,
 }
 
 /// Named datasets in namespaces, kept in a JSON file that changes atomically.
@@ -371,11 +373,7 @@ impl Catalog {
         match self.table(&full) {
             Ok(entry) => self.open_entry(entry).await,
             Err(_) => {
-                let view = self.view(&full)?;
-                let entry = TableEntry {
-                    location: view.location.clone(),
-                    ..TableEntry::default()
-                };
+                let entry = self.view(&full)?.result_entry();
                 self.open_entry(&entry).await
             }
         }
@@ -388,10 +386,7 @@ impl Catalog {
         let full = self.resolve_name(name)?;
         let location = match self.table(&full) {
             Ok(entry) => self.resolve(entry)?,
-            Err(_) => self.resolve(&TableEntry {
-                location: self.view(&full)?.location.clone(),
-                ..TableEntry::default()
-            })?,
+            Err(_) => self.resolve(&self.view(&full)?.result_entry())?,
         };
         let (namespace, table) = split_name(&full);
         let namespace = namespace.unwrap_or_default().to_string();
@@ -472,10 +467,16 @@ impl Catalog {
         names
     }
 
-    /// A table's schema, size and history.
+    /// A table's (or a view's) schema, size and history.
     pub async fn describe(&self, name: &str) -> Result<TableDescription> {
         let full = self.resolve_name(name)?;
-        let entry = self.table(&full)?.clone();
+        let (entry, view) = match self.table(&full) {
+            Ok(entry) => (entry.clone(), None),
+            Err(_) => {
+                let view = self.view(&full)?.clone();
+                (view.result_entry(), Some(view))
+            }
+        };
         let location = self.resolve(&entry)?;
         let dataset = self.open_entry(&entry).await?;
         let snapshot = dataset.snapshot();
@@ -495,6 +496,7 @@ impl Catalog {
             rows: snapshot.rows(),
             bytes: snapshot.bytes(),
             entry,
+            view,
         })
     }
 }

@@ -28,6 +28,7 @@ mod view;
 pub use catalog::{CATALOG_VARIABLE, Catalog, DEFAULT_CATALOG, TableDescription, TableOptions};
 pub use error::{Error, Result};
 pub use import::ImportReport;
+pub use log::{KEEP_LOG_ENTRIES, PRUNE_EVERY};
 pub use model::{
     CatalogState, Namespace, RefreshInfo, RefreshMode, StoreEntry, TableEntry, ViewEntry,
     WriteDefaults,

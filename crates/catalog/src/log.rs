@@ -5,8 +5,14 @@
 //! processes changing the catalog at once, one wins each version and the other re-reads and
 //! applies its change again, so both land. After that, the catalog file itself
 //! (`catalog.json`) is overwritten with the same state, as the readable copy and the hint
-//! of where to start: a reader takes it, then follows newer log entries until there are
-//! none. A crash between the two writes loses nothing; a change that fails writes nothing.
+//! for tools that read it directly. A reader takes the newest of the catalog file and the
+//! latest log entry, then follows newer entries until there are none. A crash between the
+//! two writes loses nothing; a change that fails writes nothing.
+//!
+//! The log keeps its newest [`KEEP_LOG_ENTRIES`] entries; older ones are deleted, oldest
+//! first, every [`PRUNE_EVERY`] versions. A writer whose change was based on an entry that
+//! pruning has since removed was more than that many versions behind: its entry is
+//! withdrawn and the change applied again to the latest state.
 
 use std::sync::Arc;
 
@@ -20,6 +26,12 @@ use crate::model::CatalogState;
 
 /// How often a change is retried when other processes keep winning.
 const MAX_ATTEMPTS: usize = 100;
+
+/// How many of the newest log entries are kept.
+pub const KEEP_LOG_ENTRIES: u64 = 100;
+
+/// Old log entries are pruned when a commit's version is a multiple of this.
+pub const PRUNE_EVERY: u64 = 20;
 
 /// A catalog's file and log in their object store.
 #[derive(Debug, Clone)]
@@ -80,9 +92,41 @@ impl CatalogLog {
         }
     }
 
+    /// The versions in the log, ascending.
+    async fn entries(&self) -> Result<Vec<u64>> {
+        use futures::TryStreamExt;
+        let listed: Vec<_> = self.store.list(Some(&self.log)).try_collect().await?;
+        let mut versions: Vec<u64> = listed
+            .iter()
+            .filter_map(|meta| {
+                meta.location
+                    .filename()?
+                    .strip_suffix(".json")?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        versions.sort_unstable();
+        Ok(versions)
+    }
+
     /// The latest state, or `None` when the catalog does not exist yet.
     pub async fn load(&self) -> Result<Option<CatalogState>> {
+        Ok(self.load_with_origin().await?.0)
+    }
+
+    /// The latest state, and whether it came from a log entry.
+    async fn load_with_origin(&self) -> Result<(Option<CatalogState>, bool)> {
         let mut state = self.read(&self.file).await?;
+        let mut from_log = false;
+        let file_version = state.as_ref().map(|s| s.version);
+        if let Some(&latest) = self.entries().await?.last()
+            && file_version.is_none_or(|v| latest > v)
+            && let Some(newer) = self.read(&self.entry(latest)).await?
+        {
+            state = Some(newer);
+            from_log = true;
+        }
         let mut next = state.as_ref().map_or(0, |s| s.version + 1);
         while let Some(newer) = self.read(&self.entry(next)).await? {
             if newer.version != next {
@@ -92,9 +136,27 @@ impl CatalogLog {
                 )));
             }
             state = Some(newer);
+            from_log = true;
             next += 1;
         }
-        Ok(state)
+        Ok((state, from_log))
+    }
+
+    /// Deletes the log entries older than the newest [`KEEP_LOG_ENTRIES`], oldest first.
+    async fn prune(&self, latest: u64) -> Result<()> {
+        let Some(last_pruned) = latest.checked_sub(KEEP_LOG_ENTRIES) else {
+            return Ok(());
+        };
+        for version in self.entries().await? {
+            if version > last_pruned {
+                break;
+            }
+            match self.store.delete(&self.entry(version)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 
     /// Applies `change` to the latest state and commits the result as the next version,
@@ -105,7 +167,7 @@ impl CatalogLog {
         F: Fn(&mut CatalogState) -> Result<()>,
     {
         for _ in 0..MAX_ATTEMPTS {
-            let current = self.load().await?;
+            let (current, from_log) = self.load_with_origin().await?;
             let mut state = current.clone().unwrap_or_default();
             change(&mut state)?;
             state.version = current.as_ref().map_or(0, |s| s.version + 1);
@@ -129,8 +191,21 @@ impl CatalogLog {
                 Err(object_store::Error::AlreadyExists { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }
+            if let Some(base) = current.as_ref().filter(|_| from_log) {
+                // Pruning deletes oldest first, so if the entry this change was based on
+                // is gone, so was the one just created in its place: ours is stale.
+                if let Err(object_store::Error::NotFound { .. }) =
+                    self.store.head(&self.entry(base.version)).await
+                {
+                    self.store.delete(&self.entry(state.version)).await?;
+                    continue;
+                }
+            }
             // The readable copy; the log entry above is what counts.
             self.store.put(&self.file, PutPayload::from(bytes)).await?;
+            if state.version % PRUNE_EVERY == 0 {
+                self.prune(state.version).await?;
+            }
             return Ok(state);
         }
         Err(Error::Contention {

@@ -67,6 +67,17 @@ pub struct ViewEntry {
     pub description: Option<String>,
 }
 
+impl ViewEntry {
+    /// The view's stored result as a table entry (its location; its description).
+    pub fn result_entry(&self) -> TableEntry {
+        TableEntry {
+            location: self.location.clone(),
+            description: self.description.clone(),
+            ..TableEntry::default()
+        }
+    }
+}
+
 /// How a view is refreshed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", tag = "kind", deny_unknown_fields)]

@@ -130,6 +130,17 @@ impl Catalog {
 
     /// Resolves the tables of `sql` (one statement) and opens each once.
     pub async fn plan_query(&self, sql: &str, engine: Engine) -> Result<PlannedQuery> {
+        self.plan_query_with(sql, engine, BTreeMap::new()).await
+    }
+
+    /// [`Catalog::plan_query`] with some tables already opened (by full name): those are
+    /// read at the versions given, the others at their latest.
+    pub(crate) async fn plan_query_with(
+        &self,
+        sql: &str,
+        engine: Engine,
+        opened: BTreeMap<String, Dataset>,
+    ) -> Result<PlannedQuery> {
         let parsed = match engine {
             Engine::Duckdb => Parser::parse_sql(&DuckDbDialect {}, sql),
             _ => Parser::parse_sql(&GenericDialect {}, sql),
@@ -154,7 +165,7 @@ impl Catalog {
                 message: "could not resolve the query's tables".into(),
             }));
         }
-        let mut datasets: BTreeMap<String, Dataset> = BTreeMap::new();
+        let mut datasets = opened;
         let mut tables = Vec::with_capacity(resolver.references.len());
         for reference in resolver.references {
             if !datasets.contains_key(&reference.full) {

@@ -13,7 +13,7 @@ use futures::StreamExt;
 
 use crate::catalog::{Catalog, full_name};
 use crate::error::{Error, Result};
-use crate::model::{RefreshInfo, RefreshMode, TableEntry, ViewEntry, split_name};
+use crate::model::{RefreshInfo, RefreshMode, ViewEntry, split_name};
 
 /// How a view is created.
 #[derive(Debug, Clone, Default)]
@@ -140,14 +140,28 @@ impl Catalog {
     /// view the partitions its sources' commits touched since the last refresh (a full
     /// recompute when that is cheaper or not possible; the result says why).
     pub async fn refresh(&mut self, name: &str) -> Result<RefreshInfo> {
+        self.refresh_with(name, false).await
+    }
+
+    /// Recomputes the view in full, whatever its refresh mode, in one commit.
+    pub async fn refresh_full(&mut self, name: &str) -> Result<RefreshInfo> {
+        self.refresh_with(name, true).await
+    }
+
+    async fn refresh_with(&mut self, name: &str, force_full: bool) -> Result<RefreshInfo> {
         self.reload().await?;
         let full = self.resolve_name(name)?;
         let mut entry = self.view(&full)?.clone();
-        let fallback = match entry.refresh.clone() {
+        let mode = if force_full {
+            RefreshMode::Full
+        } else {
+            entry.refresh.clone()
+        };
+        let fallback = match mode.clone() {
             RefreshMode::Full => None,
             RefreshMode::Incremental { by, max_share } => {
                 match self.changed_keys(&entry, &by).await? {
-                    Changes::Keys(keys, versions) => {
+                    Changes::Keys(keys, sources) => {
                         let view = self
                             .load(&full)
                             .await
@@ -160,7 +174,7 @@ impl Catalog {
                                 max_share * 100.0
                             ))
                         } else {
-                            self.compute_keys(&mut entry, &by, keys, &versions).await?
+                            self.compute_keys(&mut entry, &by, keys, sources).await?
                         }
                     }
                     Changes::Full(reason) => Some(reason),
@@ -168,7 +182,7 @@ impl Catalog {
             }
         };
         let incremental_done =
-            matches!(entry.refresh, RefreshMode::Incremental { .. }) && fallback.is_none();
+            matches!(mode, RefreshMode::Incremental { .. }) && fallback.is_none();
         if !incremental_done {
             self.compute(&mut entry).await?;
             if let Some(info) = &mut entry.last_refresh {
@@ -201,10 +215,10 @@ impl Catalog {
     /// only a full refresh is right.
     async fn changed_keys(&self, entry: &ViewEntry, by: &[String]) -> Result<Changes> {
         let mut keys: BTreeMap<Vec<String>, Vec<Scalar>> = BTreeMap::new();
-        let mut versions = BTreeMap::new();
+        let mut sources = BTreeMap::new();
         for (source, read) in &entry.sources {
             let dataset = self.load(source).await?;
-            versions.insert(source.clone(), dataset.version());
+            sources.insert(source.clone(), dataset.clone());
             if dataset.version() == *read {
                 continue;
             }
@@ -243,24 +257,25 @@ impl Catalog {
                 }
             }
         }
-        Ok(Changes::Keys(keys.into_values().collect(), versions))
+        Ok(Changes::Keys(keys.into_values().collect(), sources))
     }
 
-    /// Recomputes the view's rows for `keys` only and replaces those partitions in one
-    /// commit. Returns why a full refresh is needed instead, if the sources moved on
-    /// meanwhile.
+    /// Recomputes the view's rows for `keys` only, from the `sources` the keys were found
+    /// in (at those versions), and replaces those partitions in one commit. Returns why a
+    /// full refresh is needed instead, if the query reads a table that is not a source.
     async fn compute_keys(
         &self,
         entry: &mut ViewEntry,
         by: &[String],
         keys: Vec<Vec<Scalar>>,
-        versions: &BTreeMap<String, u64>,
+        sources: BTreeMap<String, Dataset>,
     ) -> Result<Option<String>> {
+        let versions: BTreeMap<String, u64> = sources
+            .iter()
+            .map(|(name, dataset)| (name.clone(), dataset.version()))
+            .collect();
         let started = Instant::now();
-        let location = self.resolve(&TableEntry {
-            location: entry.location.clone(),
-            ..TableEntry::default()
-        })?;
+        let location = self.resolve(&entry.result_entry())?;
         if keys.is_empty() {
             entry.sources = versions.clone();
             let rows = Dataset::open(&location).await?.snapshot().rows();
@@ -281,10 +296,13 @@ impl Catalog {
                 message: "no columns to refresh by".into(),
             })?;
         let sql = format!("SELECT * FROM ({}) AS dala_view WHERE {filter}", entry.sql);
-        let mut planned = self.plan_query(&sql, Engine::Duckdb).await?;
+        let mut planned = self.plan_query_with(&sql, Engine::Duckdb, sources).await?;
         for table in &mut planned.tables {
             if versions.get(&table.name) != Some(&table.dataset.version()) {
-                return Ok(Some(format!("{} changed during the refresh", table.name)));
+                return Ok(Some(format!(
+                    "{} is not one of the view's recorded sources",
+                    table.name
+                )));
             }
             table.filter = Some(match table.filter.take() {
                 Some(existing) => existing.and(filter.clone()),
@@ -362,10 +380,7 @@ impl Catalog {
             sources.insert(table.name.clone(), table.dataset.version());
         }
         let stream = self.run_planned(&planned, Engine::Duckdb, &[])?;
-        let location = self.resolve(&TableEntry {
-            location: entry.location.clone(),
-            ..TableEntry::default()
-        })?;
+        let location = self.resolve(&entry.result_entry())?;
         let options = WriteOptions {
             mode: WriteMode::Overwrite,
             partition_by: entry.partition_by.clone(),
@@ -385,8 +400,8 @@ impl Catalog {
 
 /// What changed in a view's sources since its last refresh.
 enum Changes {
-    /// These `by` values, with the sources' versions they were read at.
-    Keys(Vec<Vec<Scalar>>, BTreeMap<String, u64>),
+    /// These `by` values, with the sources as they were read.
+    Keys(Vec<Vec<Scalar>>, BTreeMap<String, Dataset>),
     /// A change only a full refresh handles, and why.
     Full(String),
 }

@@ -217,6 +217,53 @@ async fn concurrent_changes_all_land_and_a_stale_file_is_caught_up() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_log_keeps_its_newest_entries_and_loses_no_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir);
+    let mut catalog = Catalog::init(&path).await.unwrap();
+    let changes = dala_catalog::KEEP_LOG_ENTRIES + 2 * dala_catalog::PRUNE_EVERY + 5;
+    for i in 0..changes {
+        catalog
+            .create_namespace(&format!("ns{i}"), None)
+            .await
+            .unwrap();
+    }
+    let log = dir.path().join("catalog/_catalog_log");
+    let mut entries: Vec<u64> = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.trim_end_matches(".json").parse().unwrap()
+        })
+        .collect();
+    entries.sort_unstable();
+    let latest = *entries.last().unwrap();
+    assert_eq!(latest, changes);
+    // Pruned, oldest first, to the newest entries only.
+    let kept = entries.len() as u64;
+    assert!(
+        kept >= dala_catalog::KEEP_LOG_ENTRIES,
+        "{kept} entries kept"
+    );
+    assert!(
+        kept <= dala_catalog::KEEP_LOG_ENTRIES + dala_catalog::PRUNE_EVERY,
+        "{kept} kept"
+    );
+    assert_eq!(entries, (latest + 1 - kept..=latest).collect::<Vec<_>>());
+
+    // A catalog file left far behind (whose next entries are pruned) still loads the
+    // latest state, and the next change builds on it.
+    let old = std::fs::read_to_string(log.join(format!("{:020}.json", entries[0]))).unwrap();
+    std::fs::write(dir.path().join("catalog/catalog.json"), old).unwrap();
+    let mut catalog = Catalog::open(&path).await.unwrap();
+    assert_eq!(catalog.state().version, latest);
+    catalog.create_namespace("last", None).await.unwrap();
+    let catalog = Catalog::open(&path).await.unwrap();
+    assert_eq!(catalog.state().version, latest + 1);
+    assert_eq!(catalog.state().namespaces.len() as u64, changes + 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn sql_reads_catalog_tables_by_name_with_bound_parameters() {
     let dir = tempfile::tempdir().unwrap();
     let mut catalog = Catalog::init(&location(&dir)).await.unwrap();
@@ -534,6 +581,9 @@ async fn a_view_stores_its_result_knows_its_sources_and_refreshes() {
         vec![("sales.orders".to_string(), 0, Some(0))]
     );
     assert_eq!(status.last_refresh.as_ref().unwrap().rows, 3);
+    let described = catalog.describe("by_year").await.unwrap();
+    assert_eq!((described.rows, described.partitions), (3, 3));
+    assert_eq!(described.view.as_ref().map(|v| v.sql.as_str()), Some(sql));
 
     // The source moves on: the view is behind until refreshed.
     let mut source = catalog.load("sales.orders").await.unwrap();

@@ -87,10 +87,14 @@ pub enum ViewCommand {
         #[arg(long)]
         description: Option<String>,
     },
-    /// Recompute a view from the latest version of its sources.
+    /// Bring a view up to date with the latest version of its sources (incrementally
+    /// when it was created so).
     Refresh {
         /// The view.
         name: String,
+        /// Recompute everything, even for an incremental view.
+        #[arg(long)]
+        full: bool,
     },
     /// Whether a view is fresh: versions behind per source, last refresh.
     Status {
@@ -152,32 +156,50 @@ pub async fn run(location: &str, command: CatalogCommand) -> Result<()> {
             );
         }
         CatalogCommand::List { namespace, format } => {
-            let names = catalog.list(namespace.as_deref());
+            let mut rows = Vec::new();
+            for name in catalog.list(namespace.as_deref()) {
+                let entry = catalog.table(&name)?;
+                rows.push((
+                    "table",
+                    catalog.resolve(entry)?,
+                    entry.description.clone(),
+                    name,
+                ));
+            }
+            for name in catalog.list_views() {
+                let inside = namespace
+                    .as_deref()
+                    .is_none_or(|ns| name.starts_with(&format!("{ns}.")));
+                if inside {
+                    let view = catalog.view(&name)?;
+                    let location = catalog.resolve(&view.result_entry())?;
+                    rows.push(("view", location, view.description.clone(), name));
+                }
+            }
+            rows.sort_by(|a, b| a.3.cmp(&b.3));
             match format {
                 ListFormat::Json => {
-                    let tables: Vec<_> = names
+                    let tables: Vec<_> = rows
                         .iter()
-                        .map(|name| {
-                            let entry = catalog.table(name)?;
-                            Ok(serde_json::json!({
-                                "name": name,
-                                "location": catalog.resolve(entry)?,
-                                "description": entry.description,
-                            }))
+                        .map(|(kind, location, description, name)| {
+                            serde_json::json!({
+                                "name": name, "kind": kind, "location": location,
+                                "description": description,
+                            })
                         })
-                        .collect::<Result<_>>()?;
+                        .collect();
                     println!("{}", serde_json::to_string_pretty(&tables)?);
                 }
                 ListFormat::Table => {
                     let mut table = comfy_table::Table::new();
                     table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-                    table.set_header(["table", "location", "description"]);
-                    for name in &names {
-                        let entry = catalog.table(name)?;
+                    table.set_header(["name", "kind", "location", "description"]);
+                    for (kind, location, description, name) in rows {
                         table.add_row([
-                            name.clone(),
-                            catalog.resolve(entry)?,
-                            entry.description.clone().unwrap_or_default(),
+                            name,
+                            kind.to_string(),
+                            location,
+                            description.unwrap_or_default(),
                         ]);
                     }
                     println!("{table}");
@@ -199,12 +221,13 @@ pub async fn run(location: &str, command: CatalogCommand) -> Result<()> {
                         "versions": d.versions, "rows": d.rows, "files": d.files,
                         "bytes": d.bytes, "partitions": d.partitions,
                         "partitioning": d.partitioning, "columns": columns,
-                        "entry": d.entry,
+                        "entry": d.entry, "view": d.view,
                     });
                     println!("{}", serde_json::to_string_pretty(&json)?);
                 }
                 ListFormat::Table => {
-                    println!("table:      {}", d.name);
+                    let kind = if d.view.is_some() { "view:" } else { "table:" };
+                    println!("{kind:<12}{}", d.name);
                     println!("location:   {}", d.location);
                     println!("version:    {} ({} versions)", d.version, d.versions);
                     println!("files:      {}", d.files);
@@ -217,6 +240,20 @@ pub async fn run(location: &str, command: CatalogCommand) -> Result<()> {
                     );
                     if let Some(description) = &d.entry.description {
                         println!("about:      {description}");
+                    }
+                    if let Some(view) = &d.view {
+                        println!("sql:        {}", view.sql);
+                        match &view.refresh {
+                            RefreshMode::Full => println!("refresh:    full"),
+                            RefreshMode::Incremental { by, max_share } => println!(
+                                "refresh:    incremental by [{}] (full above {:.0}% of partitions)",
+                                by.join(", "),
+                                max_share * 100.0
+                            ),
+                        }
+                        for (source, version) in &view.sources {
+                            println!("source:     {source} at version {version}");
+                        }
                     }
                     println!("schema:");
                     for field in d.schema.fields() {
@@ -320,8 +357,12 @@ pub async fn view(location: &str, command: ViewCommand) -> Result<()> {
             let rows = status.last_refresh.map_or(0, |r| r.rows);
             println!("created {name}: {rows} rows");
         }
-        ViewCommand::Refresh { name } => {
-            let info = catalog.refresh(&name).await?;
+        ViewCommand::Refresh { name, full } => {
+            let info = if full {
+                catalog.refresh_full(&name).await?
+            } else {
+                catalog.refresh(&name).await?
+            };
             let partitions = info
                 .partitions
                 .map(|p| format!(", {p} partitions recomputed"))

@@ -6,6 +6,7 @@
 mod catalog;
 mod demo;
 mod input;
+mod optimize;
 mod output;
 
 use std::path::PathBuf;
@@ -82,6 +83,14 @@ enum Command {
         #[command(subcommand)]
         command: catalog::ViewCommand,
     },
+    /// Bin-pack small files into files of a target size (optionally sorted or without
+    /// duplicates), one commit per partition; `--dry-run` prints the plan.
+    Compact(optimize::CompactArgs),
+    /// Delete data files no version within the retention references, and old orphans;
+    /// `--dry-run` lists them.
+    Vacuum(optimize::VacuumArgs),
+    /// A dataset's health: small files, bytes reclaimable, statistics coverage.
+    Stats(optimize::StatsArgs),
     /// Generate TPC-H lineitem data, write it partitioned by year and month of its ship
     /// date, and scan it with filters, printing what was pruned.
     Demo(demo::DemoArgs),
@@ -210,6 +219,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Catalog { command } => catalog::run(&cli.catalog, command).await,
         Command::Query(args) => catalog::query(&cli.catalog, args).await,
         Command::View { command } => catalog::view(&cli.catalog, command).await,
+        Command::Compact(args) => optimize::compact(args).await,
+        Command::Vacuum(args) => optimize::vacuum(args).await,
+        Command::Stats(args) => optimize::stats(args).await,
         Command::Demo(args) => demo::run(args, &cli.catalog).await,
         Command::Generate(args) => demo::generate(args),
     }

@@ -542,6 +542,21 @@ fn catalog_names_datasets_and_query_runs_sql_over_them() {
         "csv",
     ]);
     assert_eq!(oslo, "n\n3\n");
+    let listed = run(&["catalog", "list"]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.contains("shop.by_city") && l.contains("view")),
+        "{listed}"
+    );
+    let shown = run(&["catalog", "show", "shop.by_city"]);
+    assert!(shown.starts_with("view:       shop.by_city"), "{shown}");
+    assert!(shown.contains("sql:        SELECT city"), "{shown}");
+    assert!(
+        shown.contains("source:     shop.sales at version 1"),
+        "{shown}"
+    );
+    assert!(run(&["view", "refresh", "shop.by_city", "--full"]).contains("(full)"));
     run(&["view", "drop", "shop.by_city", "--purge"]);
 
     run(&["catalog", "rename", "shop.sales", "shop.orders"]);
@@ -552,4 +567,69 @@ fn catalog_names_datasets_and_query_runs_sql_over_them() {
         dir.path().join("ds/_dala").exists(),
         "drop without --purge keeps the files"
     );
+}
+
+#[test]
+fn compaction_killed_midway_loses_nothing_and_vacuum_cleans_up() {
+    let dir = tempfile::tempdir().unwrap();
+    csv_dataset(dir.path());
+    for _ in 0..3 {
+        ok(&["write", "in.csv", "ds"], dir.path());
+    }
+    let ids = |dir: &Path| {
+        let csv = ok(&["scan", "ds", "--columns", "id", "--format", "csv"], dir);
+        let mut ids: Vec<String> = csv.lines().skip(1).map(str::to_string).collect();
+        ids.sort();
+        ids
+    };
+    let before = ids(dir.path());
+    assert_eq!(before.len(), 16);
+    let stats = ok(&["stats", "ds"], dir.path());
+    assert!(stats.contains("files:        8 in 2 partitions"), "{stats}");
+
+    let plan = ok(&["compact", "ds", "--dry-run"], dir.path());
+    assert!(plan.contains("8 of 8 files"), "{plan}");
+    assert!(plan.contains("year=2024: 4 files, 12 rows"), "{plan}");
+
+    // Killed after writing the new files, before committing: nothing changes but orphans.
+    let out = Command::new(env!("CARGO_BIN_EXE_dala"))
+        .args(["compact", "ds"])
+        .current_dir(dir.path())
+        .env("DALA_FAIL_POINT", "write:after-data")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the compaction was not stopped");
+    assert!(ok(&["info", "ds"], dir.path()).contains("files:      8\n"));
+    assert_eq!(ids(dir.path()), before);
+    let orphans = ok(
+        &[
+            "vacuum",
+            "ds",
+            "--retain",
+            "0s",
+            "--orphan-grace",
+            "0s",
+            "--dry-run",
+        ],
+        dir.path(),
+    );
+    assert!(orphans.contains("orphan"), "{orphans}");
+    let vacuumed = ok(
+        &["vacuum", "ds", "--retain", "0s", "--orphan-grace", "0s"],
+        dir.path(),
+    );
+    // One orphan per partition group whose files were written before the kill.
+    assert!(
+        vacuumed.starts_with("deleted 1 files") || vacuumed.starts_with("deleted 2 files"),
+        "{vacuumed}"
+    );
+
+    let done = ok(&["compact", "ds"], dir.path());
+    assert!(done.starts_with("compacted 8 files"), "{done}");
+    assert!(ok(&["info", "ds"], dir.path()).contains("files:      2\n"));
+    assert_eq!(ids(dir.path()), before);
+    let json = ok(&["stats", "ds", "--format", "json"], dir.path());
+    let stats: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(stats["files"], 2);
+    assert_eq!(stats["rows"], 16);
 }

@@ -24,6 +24,9 @@ const MAX_ATTEMPTS: usize = 10_000;
 pub(crate) enum ConflictScope {
     /// Only adds files: conflicts with nothing but a schema change.
     Append,
+    /// Rewrites files into others holding the same rows: conflicts only with a
+    /// concurrent removal of one of them (checked for every scope) or a schema change.
+    Rewrite,
     /// Replaces everything: conflicts with any concurrent change.
     All,
     /// Replaces these partitions (directories): conflicts with a concurrent change in any.
@@ -240,7 +243,7 @@ fn check_conflict(theirs: &Commit, current: &Snapshot, pending: &PendingCommit) 
             .chain(theirs.remove.iter().map(|r| r.path.as_str()))
     };
     match &pending.scope {
-        ConflictScope::Append => {}
+        ConflictScope::Append | ConflictScope::Rewrite => {}
         ConflictScope::All => {
             if changed().next().is_some() {
                 return Err(conflict(format!(

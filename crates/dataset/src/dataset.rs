@@ -808,17 +808,7 @@ async fn write_and_commit(
         .chain(batches)
         .map(|batch| conform(&batch?, &target, &partition_names, missing_as_null));
     let written = writer.write_all(conformed).await;
-    let entries = match written {
-        Ok(()) => writer.finish().await,
-        Err(e) => Err(e),
-    };
-    let entries = match entries {
-        Ok(entries) => entries,
-        Err(e) => {
-            writer.abort().await;
-            return Err(e);
-        }
-    };
+    let entries = writer.conclude(written).await?;
     let (remove, scope, operation) = match (options.mode, base) {
         (WriteMode::Overwrite, Some(base)) => (
             base.files().cloned().collect::<Vec<FileEntry>>(),
@@ -875,7 +865,7 @@ async fn write_and_commit(
 /// Commits a change whose files are written. When the commit certainly did not land, its
 /// files are deleted; when it did, the files it removed are deleted (unless the dataset
 /// keeps them for a retention period).
-async fn commit_written(
+pub(crate) async fn commit_written(
     log: &LogStore,
     base: Option<&Snapshot>,
     pending: &PendingCommit,
@@ -958,13 +948,7 @@ async fn finish_rewrite(
     scope: ConflictScope,
     options: &WriteOptions,
 ) -> Result<(Option<Snapshot>, WriteResult)> {
-    let entries = match writer.finish().await {
-        Ok(entries) => entries,
-        Err(e) => {
-            writer.abort().await;
-            return Err(e);
-        }
-    };
+    let entries = writer.conclude(Ok(())).await?;
     let mut result = WriteResult {
         version: None,
         rows_inserted: rewrite.rows_inserted,

@@ -64,6 +64,7 @@ pub mod layout;
 pub mod log;
 mod merge;
 mod options;
+mod rewrite;
 pub mod scalar;
 mod scan;
 pub mod snapshot;
@@ -84,6 +85,7 @@ pub use log::{Commit, Operation};
 pub use options::{
     Codec, CompressionSpec, SchemaMode, SortColumn, StatisticsLevel, WriteMode, WriteOptions,
 };
+pub use rewrite::RewriteOptions;
 pub use scalar::Scalar;
 pub use scan::{RecordBatchStream, ScanBuilder, ScanExplain, ScanPlan};
 pub use snapshot::{

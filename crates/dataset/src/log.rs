@@ -48,6 +48,9 @@ pub enum Operation {
     Delete,
     /// Set dataset properties, changing no data.
     SetProperties,
+    /// Rewrote files into new ones holding the same rows (compaction, sorting,
+    /// recompression; with `unique`, less duplicates).
+    Optimize,
 }
 
 impl std::fmt::Display for Operation {

@@ -721,6 +721,20 @@ impl<'a> FileWriter<'a> {
         Ok(std::mem::take(&mut self.done))
     }
 
+    /// After writing ended with `written`: the entries of every file when it succeeded
+    /// and the files close; otherwise the files written so far are deleted and the error
+    /// returned.
+    pub async fn conclude(&mut self, written: Result<()>) -> Result<Vec<FileEntry>> {
+        let finished = match written {
+            Ok(()) => self.finish().await,
+            Err(e) => Err(e),
+        };
+        if finished.is_err() {
+            self.abort().await;
+        }
+        finished
+    }
+
     /// Deletes the files written so far (after a failure; they were never committed).
     pub async fn abort(&mut self) {
         if let Some(round) = self.in_flight.take() {

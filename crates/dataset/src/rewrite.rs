@@ -1,0 +1,160 @@
+//! Rewriting files in place: the rows of some files written again into new files
+//! (compacted, sorted, recompressed, deduplicated) and swapped in by one commit.
+
+use futures::StreamExt;
+
+use crate::commit::{ConflictScope, PendingCommit};
+use crate::dataset::{Dataset, WriteResult, commit_written};
+use crate::error::{Error, Result};
+use crate::log::Operation;
+use crate::merge::Unique;
+use crate::options::{WriteMode, WriteOptions};
+use crate::snapshot::FileEntry;
+use crate::write::{FileWriter, delete_files};
+
+/// How [`Dataset::rewrite_files`] writes the new files.
+#[derive(Debug, Clone)]
+pub struct RewriteOptions {
+    /// Writer settings: target file size, rows per file, row-group size, compression,
+    /// sort order, `unique`, statistics, bloom filters, memory budget. The mode and the
+    /// partitioning are the dataset's own; `unique` drops duplicates among the rewritten
+    /// files only.
+    pub write: WriteOptions,
+    /// What the log records.
+    pub operation: Operation,
+}
+
+impl Default for RewriteOptions {
+    fn default() -> Self {
+        RewriteOptions {
+            write: WriteOptions::default(),
+            operation: Operation::Optimize,
+        }
+    }
+}
+
+impl Dataset {
+    /// Writes the rows of `paths` (files of this handle's version) into new files with
+    /// `options` and commits, in one version, the new files in place of the old. The same
+    /// rows come out (less duplicates with `unique`), in the same partitions.
+    ///
+    /// The commit conflicts only with a concurrent change that removed one of `paths`
+    /// (`Error::CommitConflict`, with nothing changed); appends and changes to other
+    /// files land beside it. This handle stays at its version, so that several rewrites
+    /// of disjoint files can run at once from it; [`Dataset::reload`] moves it on.
+    pub async fn rewrite_files(
+        &self,
+        paths: &[String],
+        options: &RewriteOptions,
+    ) -> Result<WriteResult> {
+        let snapshot = self.snapshot().clone();
+        let files = paths
+            .iter()
+            .map(|path| {
+                snapshot.file(path).cloned().ok_or_else(|| Error::NotFound {
+                    what: format!("{path} in version {}", snapshot.version()),
+                })
+            })
+            .collect::<Result<Vec<FileEntry>>>()?;
+        if files.is_empty() {
+            return Ok(WriteResult::default());
+        }
+        let write = WriteOptions {
+            mode: WriteMode::Append,
+            partition_by: Vec::new(),
+            ..options.write.clone()
+        };
+        let log = self.log_store();
+        let mut writer = FileWriter::try_new(
+            log,
+            snapshot.data_schema().clone(),
+            snapshot.partitioning().to_vec(),
+            &write,
+        )?;
+        let mut unique = write.unique.clone().map(Unique::new);
+        let (mut read, mut kept) = (0u64, 0u64);
+        let mut stream = self.scan().with_files(files.clone()).stream()?;
+        let copied: Result<()> = async {
+            while let Some(batch) = stream.next().await {
+                let mut batch = batch?;
+                read += batch.num_rows() as u64;
+                if let Some(unique) = unique.as_mut() {
+                    batch = unique.filter(&batch)?;
+                }
+                kept += batch.num_rows() as u64;
+                writer.write(batch).await?;
+            }
+            Ok(())
+        }
+        .await;
+        let entries = match writer.conclude(copied).await {
+            Ok(entries) => entries,
+            // A file that vanished under the read was removed by a newer version: that is
+            // a conflict, not damage.
+            Err(e) => return Err(self.removed_since(paths).await?.unwrap_or(e)),
+        };
+        // The file index and the files must agree before anything is swapped.
+        let expected: u64 = files.iter().map(|f| f.rows).sum();
+        let written: u64 = entries.iter().map(|f| f.rows).sum();
+        if read != expected || written != kept {
+            delete_files(log, entries.iter().map(|f| f.path.as_str())).await;
+            return Err(Error::CorruptFile {
+                path: files
+                    .iter()
+                    .map(|f| f.path.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                message: format!(
+                    "the file index holds {expected} rows, reading gave {read}, \
+                     writing {written} of {kept}"
+                ),
+            });
+        }
+        let result = WriteResult {
+            version: None,
+            rows_inserted: 0,
+            rows_updated: 0,
+            rows_deleted: read - kept,
+            rows_unchanged: kept,
+            files_added: entries.len() as u64,
+            files_removed: files.len() as u64,
+            bytes_written: entries.iter().map(|f| f.size).sum(),
+        };
+        let pending = PendingCommit {
+            operation: options.operation,
+            options: serde_json::to_value(&write).unwrap_or_default(),
+            schema: snapshot.data_schema().clone(),
+            partitioning: snapshot.partitioning().to_vec(),
+            properties: None,
+            add: entries,
+            remove: files,
+            scope: ConflictScope::Rewrite,
+            metadata: write.metadata.clone(),
+        };
+        let committed = commit_written(log, Some(&snapshot), &pending).await?;
+        Ok(WriteResult {
+            version: Some(committed.version()),
+            ..result
+        })
+    }
+
+    /// A conflict naming the first of `paths` that a version newer than this handle's
+    /// removed, if any did.
+    async fn removed_since(&self, paths: &[String]) -> Result<Option<Error>> {
+        let log = self.log_store();
+        let listing = log.list(Some(self.version() + 1)).await?;
+        for version in listing.commits.into_iter().filter(|v| *v > self.version()) {
+            let commit = log.read_commit(version).await?;
+            if let Some(removed) = commit.remove.iter().find(|r| paths.contains(&r.path)) {
+                return Ok(Some(Error::CommitConflict {
+                    version,
+                    reason: format!(
+                        "version {version} ({}) already removed {}",
+                        commit.operation, removed.path
+                    ),
+                }));
+            }
+        }
+        Ok(None)
+    }
+}

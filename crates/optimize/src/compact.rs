@@ -1,0 +1,403 @@
+//! Compaction: small files of a partition bin-packed into files of a target size.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Instant;
+
+use dala_dataset::{Dataset, Error as DatasetError, RewriteOptions, SortColumn, WriteOptions};
+use futures::{StreamExt, stream};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// How [`plan_compaction`] groups files and how the new files are written.
+#[derive(Debug, Clone)]
+pub struct CompactOptions {
+    /// Bytes per output file (default 128 MiB).
+    pub target_file_size: u64,
+    /// Files at least this share of the target are left alone (default 0.75), unless
+    /// `sort_by` or `unique` asks for every file to be rewritten.
+    pub near_target: f64,
+    /// Rows per output file, if capped.
+    pub max_rows_per_file: Option<usize>,
+    /// Sort the rows of each output file by these columns.
+    pub sort_by: Vec<SortColumn>,
+    /// Drop duplicate rows within each group: rows equal on these columns (all columns
+    /// when empty).
+    pub unique: Option<Vec<String>>,
+    /// Partitions whose groups share one commit (default 1: a commit per partition).
+    pub partitions_per_commit: usize,
+    /// Groups rewritten at once (default: the rayon pool's threads).
+    pub concurrency: usize,
+    /// Memory for the whole job (default 1 GiB), shared among the groups running at once.
+    pub memory_budget: usize,
+    /// Writer settings of the new files (compression, row-group size, statistics...);
+    /// the fields above take precedence.
+    pub write: WriteOptions,
+}
+
+impl Default for CompactOptions {
+    fn default() -> Self {
+        CompactOptions {
+            target_file_size: 128 * 1024 * 1024,
+            near_target: 0.75,
+            max_rows_per_file: None,
+            sort_by: Vec::new(),
+            unique: None,
+            partitions_per_commit: 1,
+            concurrency: rayon::current_num_threads().max(1),
+            memory_budget: 1 << 30,
+            write: WriteOptions::default(),
+        }
+    }
+}
+
+impl CompactOptions {
+    fn rewrites_everything(&self) -> bool {
+        !self.sort_by.is_empty() || self.unique.is_some()
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.target_file_size == 0 {
+            return Err(Error::InvalidOption(
+                "target_file_size must be above 0".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.near_target) {
+            return Err(Error::InvalidOption(format!(
+                "near_target must be between 0 and 1, not {}",
+                self.near_target
+            )));
+        }
+        if self.partitions_per_commit == 0 || self.concurrency == 0 {
+            return Err(Error::InvalidOption(
+                "partitions_per_commit and concurrency must be above 0".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Files that are rewritten together, in one commit.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileGroup {
+    /// The partition directories of its files.
+    pub partitions: Vec<String>,
+    /// The files (paths relative to the dataset root).
+    pub files: Vec<String>,
+    /// Rows in them.
+    pub rows: u64,
+    /// Bytes of them.
+    pub bytes: u64,
+    /// Files expected after the rewrite.
+    pub files_after: u64,
+}
+
+/// What a compaction would do: groups of files and the files they become.
+#[derive(Debug, Clone, Serialize)]
+pub struct CompactionPlan {
+    /// The dataset version the plan was made from.
+    pub version: u64,
+    /// Groups of files, each rewritten and committed on its own.
+    pub groups: Vec<FileGroup>,
+    /// Files in the dataset.
+    pub files_total: usize,
+    /// Bytes in the dataset.
+    pub bytes_total: u64,
+    #[serde(skip)]
+    options: CompactOptions,
+}
+
+impl CompactionPlan {
+    /// Files the plan rewrites.
+    pub fn files_rewritten(&self) -> usize {
+        self.groups.iter().map(|g| g.files.len()).sum()
+    }
+
+    /// Files expected in their place.
+    pub fn files_after(&self) -> u64 {
+        self.groups.iter().map(|g| g.files_after).sum()
+    }
+
+    /// Bytes the plan rewrites.
+    pub fn bytes_rewritten(&self) -> u64 {
+        self.groups.iter().map(|g| g.bytes).sum()
+    }
+
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+}
+
+impl fmt::Display for CompactionPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "compaction of version {}: {} of {} files ({} of {}) into about {} files, in {} commits",
+            self.version,
+            self.files_rewritten(),
+            self.files_total,
+            bytes(self.bytes_rewritten()),
+            bytes(self.bytes_total),
+            self.files_after(),
+            self.groups.len()
+        )?;
+        for group in &self.groups {
+            let partitions = match group.partitions.as_slice() {
+                [] => "(unpartitioned)".to_string(),
+                [one] if one.is_empty() => "(unpartitioned)".to_string(),
+                [one] => one.clone(),
+                many => format!("{} and {} more", many[0], many.len() - 1),
+            };
+            writeln!(
+                f,
+                "  {partitions}: {} files, {} rows, {} -> {} files",
+                group.files.len(),
+                group.rows,
+                bytes(group.bytes),
+                group.files_after
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Bytes for people.
+pub(crate) fn bytes(n: u64) -> String {
+    bytesize::ByteSize(n).to_string()
+}
+
+/// Groups the small files of each partition of `dataset`'s version into bins of at most
+/// the target size (first fit, largest first). Reads no data file.
+pub fn plan_compaction(dataset: &Dataset, options: &CompactOptions) -> Result<CompactionPlan> {
+    options.check()?;
+    let snapshot = dataset.snapshot();
+    let target = options.target_file_size;
+    let near = (target as f64 * options.near_target) as u64;
+    let mut by_partition: BTreeMap<&str, Vec<(&str, u64, u64)>> = BTreeMap::new();
+    for file in snapshot.files() {
+        if options.rewrites_everything() || file.size < near {
+            by_partition.entry(file.partition_dir()).or_default().push((
+                file.path.as_str(),
+                file.size,
+                file.rows,
+            ));
+        }
+    }
+    let mut bins_by_partition: Vec<(String, Vec<FileGroup>)> = Vec::new();
+    for (partition, mut files) in by_partition {
+        files.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let mut bins: Vec<FileGroup> = Vec::new();
+        for (path, size, rows) in files {
+            let fits = bins
+                .iter_mut()
+                .find(|bin| bin.bytes + size <= target || bin.files.is_empty());
+            let bin = match fits {
+                Some(bin) => bin,
+                None => {
+                    bins.push(FileGroup {
+                        partitions: vec![partition.to_string()],
+                        files: Vec::new(),
+                        rows: 0,
+                        bytes: 0,
+                        files_after: 0,
+                    });
+                    let last = bins.len() - 1;
+                    &mut bins[last]
+                }
+            };
+            bin.files.push(path.to_string());
+            bin.bytes += size;
+            bin.rows += rows;
+        }
+        // A file alone in its bin gains nothing from a rewrite, unless asked for one.
+        bins.retain(|bin| bin.files.len() > 1 || options.rewrites_everything());
+        for bin in &mut bins {
+            bin.files_after = expected_files(bin.bytes, bin.rows, options);
+        }
+        if !bins.is_empty() {
+            bins_by_partition.push((partition.to_string(), bins));
+        }
+    }
+    // Commit groups: the bins of up to `partitions_per_commit` partitions.
+    let mut groups = Vec::new();
+    for chunk in bins_by_partition.chunks(options.partitions_per_commit) {
+        let mut group = FileGroup {
+            partitions: chunk.iter().map(|(p, _)| p.clone()).collect(),
+            files: Vec::new(),
+            rows: 0,
+            bytes: 0,
+            files_after: 0,
+        };
+        for bin in chunk.iter().flat_map(|(_, bins)| bins) {
+            group.files.extend(bin.files.iter().cloned());
+            group.rows += bin.rows;
+            group.bytes += bin.bytes;
+            group.files_after += bin.files_after;
+        }
+        groups.push(group);
+    }
+    Ok(CompactionPlan {
+        version: snapshot.version(),
+        groups,
+        files_total: snapshot.files().len(),
+        bytes_total: snapshot.bytes(),
+        options: options.clone(),
+    })
+}
+
+fn expected_files(bytes: u64, rows: u64, options: &CompactOptions) -> u64 {
+    let by_size = bytes.div_ceil(options.target_file_size).max(1);
+    let by_rows = options
+        .max_rows_per_file
+        .map_or(1, |max| rows.div_ceil(max.max(1) as u64).max(1));
+    by_size.max(by_rows)
+}
+
+/// How one group ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupOutcome {
+    /// The group's partitions.
+    pub partitions: Vec<String>,
+    /// The version its commit created; `None` when it was skipped.
+    pub version: Option<u64>,
+    /// Files removed and added.
+    pub files_removed: u64,
+    /// Files added.
+    pub files_added: u64,
+    /// Bytes before and after.
+    pub bytes_before: u64,
+    /// Bytes written.
+    pub bytes_after: u64,
+    /// Duplicate rows dropped.
+    pub rows_dropped: u64,
+    /// Why it was skipped (a concurrent writer changed its files).
+    pub skipped: Option<String>,
+}
+
+/// What a compaction did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CompactionReport {
+    /// Every group, in the order they finished.
+    pub groups: Vec<GroupOutcome>,
+    /// Files removed by the committed groups.
+    pub files_removed: u64,
+    /// Files added by the committed groups.
+    pub files_added: u64,
+    /// Bytes of the files removed.
+    pub bytes_before: u64,
+    /// Bytes of the files added.
+    pub bytes_after: u64,
+    /// Duplicate rows dropped (with `unique`).
+    pub rows_dropped: u64,
+    /// Groups skipped because a concurrent writer changed their files.
+    pub skipped: usize,
+    /// The newest version committed.
+    pub version: Option<u64>,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+impl fmt::Display for CompactionReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "compacted {} files ({}) into {} files ({}) in {} commits, {:.2}s",
+            self.files_removed,
+            bytes(self.bytes_before),
+            self.files_added,
+            bytes(self.bytes_after),
+            self.groups.len() - self.skipped,
+            self.seconds
+        )?;
+        if self.rows_dropped > 0 {
+            write!(f, "; {} duplicate rows dropped", self.rows_dropped)?;
+        }
+        if self.skipped > 0 {
+            write!(
+                f,
+                "; {} groups skipped (changed by another writer)",
+                self.skipped
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `plan` on `dataset` (opened at the plan's version): each group's files are
+/// rewritten and swapped in its own commit, `concurrency` groups at a time, each with its
+/// share of the memory budget. `on_group` is called as each group ends. A group whose
+/// files a concurrent writer removed meanwhile is skipped and reported; any other error
+/// stops the job, and the groups committed before it stay committed.
+pub async fn execute_compaction(
+    dataset: &Dataset,
+    plan: &CompactionPlan,
+    on_group: &(dyn Fn(&GroupOutcome) + Sync),
+) -> Result<CompactionReport> {
+    let started = Instant::now();
+    if dataset.version() != plan.version {
+        return Err(Error::InvalidOption(format!(
+            "the plan is for version {}, the dataset handle is at {}",
+            plan.version,
+            dataset.version()
+        )));
+    }
+    let options = &plan.options;
+    let running = options.concurrency.min(plan.groups.len()).max(1);
+    let rewrite = RewriteOptions {
+        write: WriteOptions {
+            target_file_size: options.target_file_size,
+            max_rows_per_file: options.max_rows_per_file,
+            sort_by: options.sort_by.clone(),
+            unique: options.unique.clone(),
+            max_buffered_bytes: (options.memory_budget / running).max(1 << 20),
+            ..options.write.clone()
+        },
+        ..RewriteOptions::default()
+    };
+    let rewrite = &rewrite;
+    let mut outcomes = stream::iter(&plan.groups)
+        .map(|group| async move {
+            let done = dataset.rewrite_files(&group.files, rewrite).await;
+            (group, done)
+        })
+        .buffer_unordered(running);
+    let mut report = CompactionReport::default();
+    while let Some((group, done)) = outcomes.next().await {
+        let outcome = match done {
+            Ok(result) => GroupOutcome {
+                partitions: group.partitions.clone(),
+                version: result.version,
+                files_removed: result.files_removed,
+                files_added: result.files_added,
+                bytes_before: group.bytes,
+                bytes_after: result.bytes_written,
+                rows_dropped: result.rows_deleted,
+                skipped: None,
+            },
+            Err(DatasetError::CommitConflict { reason, .. }) => GroupOutcome {
+                partitions: group.partitions.clone(),
+                version: None,
+                files_removed: 0,
+                files_added: 0,
+                bytes_before: 0,
+                bytes_after: 0,
+                rows_dropped: 0,
+                skipped: Some(reason),
+            },
+            Err(e) => return Err(e.into()),
+        };
+        on_group(&outcome);
+        report.files_removed += outcome.files_removed;
+        report.files_added += outcome.files_added;
+        report.bytes_before += outcome.bytes_before;
+        report.bytes_after += outcome.bytes_after;
+        report.rows_dropped += outcome.rows_dropped;
+        report.skipped += usize::from(outcome.skipped.is_some());
+        report.version = report.version.max(outcome.version);
+        report.groups.push(outcome);
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
