@@ -6,6 +6,8 @@
 //! dala-peer plan DATASET ID                 P3: open and answer `id = ID`
 //! dala-peer many-files DATASET N            writes P3's dataset of N one-row files
 //! dala-peer upsert DATASET CHANGES          P9: upsert by (l_orderkey, l_linenumber)
+//! dala-peer small-files INPUT DATASET N     P4's input: about N files by year and month
+//! dala-peer compact DATASET                 P4: compact to 128 MiB files
 //! dala-peer engine TOOL QUERY DATASET       E: one query on one engine (see `engines.rs`)
 //! dala-peer view-setup INPUT WORKDIR        P7: source by ship date, catalog, daily view
 //! dala-peer view-refresh WORKDIR MODE       P7: append a day, refresh incremental|full
@@ -28,15 +30,17 @@ use futures::StreamExt;
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 async fn write(input: &str, output: &str) -> Result<(u64, Option<String>)> {
-    let result = write_partitioned(input, output, &["year", "month"]).await?;
+    let result = write_partitioned(input, output, &["year", "month"], None).await?;
     Ok((result.rows_inserted, None))
 }
 
-/// Writes the Parquet file `input` as a dataset at `output` partitioned by `columns`, zstd.
+/// Writes the Parquet file `input` as a dataset at `output` partitioned by `columns`, zstd,
+/// with at most `rows_per_file` rows in a file if given.
 async fn write_partitioned(
     input: &str,
     output: &str,
     columns: &[&str],
+    rows_per_file: Option<usize>,
 ) -> Result<dala_dataset::WriteResult> {
     let file = std::fs::File::open(input)?;
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?
@@ -44,9 +48,39 @@ async fn write_partitioned(
         .build()?;
     let options = WriteOptions {
         compression: "zstd:3".parse::<CompressionSpec>()?,
+        max_rows_per_file: rows_per_file,
         ..WriteOptions::default().with_partition_by(columns.iter().copied())
     };
     Ok(Dataset::write_to(output, reader, &options).await?)
+}
+
+/// P4's input: `input` partitioned by year and month in about `files` files.
+async fn small_files(input: &str, output: &str, files: u64) -> Result<(u64, Option<String>)> {
+    let rows = parquet::file::reader::FileReader::metadata(
+        &parquet::file::reader::SerializedFileReader::new(std::fs::File::open(input)?)?,
+    )
+    .file_metadata()
+    .num_rows() as u64;
+    let per_file = usize::try_from(rows.div_ceil(files.max(1)))?;
+    let result = write_partitioned(input, output, &["year", "month"], Some(per_file)).await?;
+    Ok((result.rows_inserted, None))
+}
+
+/// P4: compacts the dataset to 128 MiB files; rows and files are read back after the clock.
+async fn compact(dataset: &str) -> Result<Report> {
+    let started = Instant::now();
+    let mut ds = Dataset::open(dataset).await?;
+    let plan = dala_optimize::plan_compaction(&ds, &dala_optimize::CompactOptions::default())?;
+    dala_optimize::execute_compaction(&ds, &plan, &|_| {}).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    ds.reload().await?;
+    Ok(Report {
+        rows: ds.scan().count_rows().await?,
+        sum: None,
+        seconds: Some(seconds),
+        rewritten: None,
+        files: Some(ds.snapshot().files().len()),
+    })
 }
 
 async fn scan(dataset: &str) -> Result<(u64, Option<String>)> {
@@ -111,6 +145,7 @@ async fn upsert(dataset: &str, changes: &str) -> Result<Report> {
         sum: Some(updated.to_string()),
         seconds: Some(seconds),
         rewritten: Some(rewritten),
+        files: None,
     })
 }
 
@@ -122,6 +157,8 @@ struct Report {
     seconds: Option<f64>,
     /// Rows in files an upsert replaced.
     rewritten: Option<u64>,
+    /// Data files after the operation.
+    files: Option<usize>,
 }
 
 impl From<(u64, Option<String>)> for Report {
@@ -131,6 +168,7 @@ impl From<(u64, Option<String>)> for Report {
             sum,
             seconds: None,
             rewritten: None,
+            files: None,
         }
     }
 }
@@ -143,6 +181,7 @@ async fn run(args: &[String]) -> Result<Report> {
     }
     match args {
         [op, dataset, changes] if op == "upsert" => return upsert(dataset, changes).await,
+        [op, dataset] if op == "compact" => return compact(dataset).await,
         [op, input, workdir] if op == "view-setup" => return views::setup(input, workdir).await,
         [op, workdir, mode] if op == "view-refresh" => return views::refresh(workdir, mode).await,
         _ => {}
@@ -154,6 +193,9 @@ async fn run_simple(args: &[String]) -> Result<(u64, Option<String>)> {
     match args {
         [op, input, output] if op == "write" => write(input, output).await,
         [op, dataset] if op == "scan" => scan(dataset).await,
+        [op, input, output, files] if op == "small-files" => {
+            small_files(input, output, files.parse()?).await
+        }
         [op, dataset, id] if op == "plan" => plan(dataset, id.parse()?).await,
         [op, dataset, files] if op == "many-files" => {
             let files: usize = files.parse()?;
@@ -162,7 +204,7 @@ async fn run_simple(args: &[String]) -> Result<(u64, Option<String>)> {
         }
         _ => Err(
             "usage: dala-peer write INPUT DATASET | scan DATASET | plan DATASET ID | \
-             upsert DATASET CHANGES | engine TOOL QUERY DATASET | view-setup INPUT WORKDIR | \
+             upsert DATASET CHANGES | small-files INPUT DATASET N | compact DATASET | engine TOOL QUERY DATASET | view-setup INPUT WORKDIR | \
              view-refresh WORKDIR incremental|full"
                 .into(),
         ),
@@ -186,8 +228,12 @@ async fn main() -> ExitCode {
                 .rewritten
                 .map(|r| format!(", \"rewritten\": {r}"))
                 .unwrap_or_default();
+            let files = report
+                .files
+                .map(|f| format!(", \"files\": {f}"))
+                .unwrap_or_default();
             println!(
-                "{{\"seconds\": {seconds}, \"rows\": {}{sum}{rewritten}}}",
+                "{{\"seconds\": {seconds}, \"rows\": {}{sum}{rewritten}{files}}}",
                 report.rows
             );
             ExitCode::SUCCESS

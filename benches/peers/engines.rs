@@ -188,5 +188,6 @@ fn report(query: &str, batches: &[RecordBatch], seconds: f64) -> Result<Report> 
         sum: Some(format!("{}.{:02}", cents / 100, (cents % 100).abs())),
         seconds: Some(seconds),
         rewritten: None,
+        files: None,
     })
 }

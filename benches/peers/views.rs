@@ -24,7 +24,7 @@ const DAILY: &str = "SELECT l_shipdate, count(*) AS lines, sum(l_quantity) AS qu
 /// Writes the source from `input` into `workdir/source`, registers it in
 /// `workdir/catalog.json` and creates the view (its first, full computation).
 pub async fn setup(input: &str, workdir: &str) -> Result<Report> {
-    crate::write_partitioned(input, &format!("{workdir}/source"), &["l_shipdate"]).await?;
+    crate::write_partitioned(input, &format!("{workdir}/source"), &["l_shipdate"], None).await?;
     let mut catalog = Catalog::init(&format!("{workdir}/catalog.json")).await?;
     // Relative to the catalog, so a copy of `workdir` is a whole, separate lake.
     catalog
@@ -99,5 +99,6 @@ async fn answer(catalog: &Catalog, seconds: Option<f64>) -> Result<Report> {
         sum: Some(format!("{}.{:02}", cents / 100, (cents % 100).abs())),
         seconds,
         rewritten: None,
+        files: None,
     })
 }

@@ -109,8 +109,13 @@ pub(crate) async fn commit(
 ) -> Result<Snapshot> {
     let read_version = base.map(Snapshot::version);
     let mut state: Option<Snapshot> = base.cloned();
+    // Commits that won races, whose files are applied to `state` only when this one
+    // lands: a writer that loses many races does not walk the index each time.
+    let mut deferred: Vec<Commit> = Vec::new();
     for _ in 0..MAX_ATTEMPTS {
-        let (commit, mut next) = match &state {
+        // The snapshot the commit applies to: the state itself (moved, not copied, once
+        // the commit lands; a writer that loses many races copies nothing), or an empty one.
+        let (commit, empty) = match &state {
             None => {
                 let empty = Snapshot::empty(pending.schema.clone(), pending.partitioning.clone());
                 let operation = match pending.operation {
@@ -118,7 +123,7 @@ pub(crate) async fn commit(
                     _ => Operation::Create,
                 };
                 let commit = build_commit(&empty, 0, operation, read_version, pending, true);
-                (commit, empty)
+                (commit, Some(empty))
             }
             Some(current) => {
                 let version = current.version() + 1;
@@ -130,11 +135,15 @@ pub(crate) async fn commit(
                     pending,
                     false,
                 );
-                (commit, current.clone())
+                (commit, None)
             }
         };
         let path = log.commit_path(commit.version).to_string();
         if log.try_write_commit(&commit).await? {
+            let Some(mut next) = empty.or(state) else {
+                return Err(Error::InvalidArgument("no state to commit on".into()));
+            };
+            next.apply_files(&deferred, &path)?;
             next.apply(&commit, &path)?;
             maybe_checkpoint(log, &next).await;
             return Ok(next);
@@ -155,8 +164,17 @@ pub(crate) async fn commit(
                 created
             }
             Some(mut current) => {
-                current.apply(&theirs, &path)?;
-                check_conflict(&theirs, &current, pending)?;
+                if let ConflictScope::Keys(_) = pending.scope {
+                    // The check reads the index entries of their files.
+                    current.apply_files(&deferred, &path)?;
+                    deferred.clear();
+                    current.apply(&theirs, &path)?;
+                    check_conflict(&theirs, &current, pending)?;
+                } else {
+                    current.apply_metadata(&theirs, &path)?;
+                    check_conflict(&theirs, &current, pending)?;
+                    deferred.push(theirs);
+                }
                 current
             }
         });

@@ -1,6 +1,8 @@
 //! Rewriting files in place: the rows of some files written again into new files
 //! (compacted, sorted, recompressed, deduplicated) and swapped in by one commit.
 
+use std::collections::HashMap;
+
 use futures::StreamExt;
 
 use crate::commit::{ConflictScope, PendingCommit};
@@ -48,12 +50,17 @@ impl Dataset {
         options: &RewriteOptions,
     ) -> Result<WriteResult> {
         let snapshot = self.snapshot().clone();
+        let index: HashMap<&str, &FileEntry> =
+            snapshot.files().map(|f| (f.path.as_str(), f)).collect();
         let files = paths
             .iter()
             .map(|path| {
-                snapshot.file(path).cloned().ok_or_else(|| Error::NotFound {
-                    what: format!("{path} in version {}", snapshot.version()),
-                })
+                index
+                    .get(path.as_str())
+                    .map(|f| (*f).clone())
+                    .ok_or_else(|| Error::NotFound {
+                        what: format!("{path} in version {}", snapshot.version()),
+                    })
             })
             .collect::<Result<Vec<FileEntry>>>()?;
         if files.is_empty() {

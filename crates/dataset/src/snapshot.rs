@@ -145,6 +145,14 @@ impl Snapshot {
 
     /// Applies the next commit. `path` names the log file in errors.
     pub fn apply(&mut self, commit: &Commit, path: &str) -> Result<()> {
+        self.apply_metadata(commit, path)?;
+        self.apply_files(std::slice::from_ref(commit), path)
+    }
+
+    /// Applies the version, schema, partitioning and properties of the next commit, but
+    /// not its files: [`Snapshot::apply_files`] adds those later, for several commits in
+    /// one pass over the index.
+    pub(crate) fn apply_metadata(&mut self, commit: &Commit, path: &str) -> Result<()> {
         let corrupt = |message: String| Error::CorruptLog {
             path: path.to_string(),
             message,
@@ -167,24 +175,48 @@ impl Snapshot {
         if let Some(properties) = &commit.properties {
             self.properties.extend(properties.clone());
         }
-        if !commit.remove.is_empty() {
-            let mut removed: HashSet<&str> =
-                commit.remove.iter().map(|r| r.path.as_str()).collect();
-            self.files.retain(|f| !removed.remove(f.path.as_str()));
-            if let Some(missing) = removed.into_iter().next() {
+        self.version = commit.version;
+        self.timestamp = commit.timestamp;
+        Ok(())
+    }
+
+    /// Applies the files added and removed by `commits` (consecutive, oldest first, whose
+    /// metadata is applied): one pass over the index for all their removals, then their
+    /// additions in order, less those a later one of them removed.
+    pub(crate) fn apply_files(&mut self, commits: &[Commit], path: &str) -> Result<()> {
+        let corrupt = |message: String| Error::CorruptLog {
+            path: path.to_string(),
+            message,
+        };
+        let mut removed: HashSet<&str> = commits
+            .iter()
+            .flat_map(|c| c.remove.iter().map(|r| r.path.as_str()))
+            .collect();
+        if !removed.is_empty() {
+            let mut left = removed.clone();
+            self.files
+                .retain(|f| left.is_empty() || !left.remove(f.path.as_str()));
+            let added: HashSet<&str> = commits
+                .iter()
+                .flat_map(|c| c.add.iter().map(|a| a.path.as_str()))
+                .collect();
+            if let Some(missing) = left.into_iter().find(|p| !added.contains(p)) {
                 return Err(corrupt(format!(
                     "removes {missing} which is not in the dataset"
                 )));
             }
         }
-        for add in &commit.add {
-            let entry = self
-                .entry_from_add(add, commit.version)
-                .map_err(|e| corrupt(format!("file {}: {e}", add.path)))?;
-            self.files.push(entry);
+        for commit in commits {
+            for add in &commit.add {
+                if removed.remove(add.path.as_str()) {
+                    continue;
+                }
+                let entry = self
+                    .entry_from_add(add, commit.version)
+                    .map_err(|e| corrupt(format!("file {}: {e}", add.path)))?;
+                self.files.push(entry);
+            }
         }
-        self.version = commit.version;
-        self.timestamp = commit.timestamp;
         Ok(())
     }
 

@@ -413,3 +413,38 @@ proptest! {
         })?;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_writer_that_loses_many_races_ends_with_the_true_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let location = dir.path().join("events").display().to_string();
+    let by_id = WriteOptions::default().with_partition_by(["id"]);
+    for _ in 0..3 {
+        Dataset::write_to(&location, [Ok(rows(0..30))], &by_id)
+            .await
+            .unwrap();
+    }
+    // A handle left behind while thirty compaction commits (four at a time) land.
+    let mut behind = Dataset::open(&location).await.unwrap();
+    let dataset = Dataset::open(&location).await.unwrap();
+    let options = CompactOptions {
+        concurrency: 4,
+        ..CompactOptions::default()
+    };
+    let plan = plan_compaction(&dataset, &options).unwrap();
+    assert_eq!(plan.groups.len(), 30);
+    let report = execute_compaction(&dataset, &plan, &|_| {}).await.unwrap();
+    assert_eq!((report.files_removed, report.files_added), (90, 30));
+    // Its append walks past all of them; the index it ends with is the log's.
+    behind.write(vec![Ok(rows(30..33))], &by_id).await.unwrap();
+    let fresh = Dataset::open(&location).await.unwrap();
+    let paths = |d: &Dataset| {
+        let mut p: Vec<String> = d.snapshot().files().map(|f| f.path.clone()).collect();
+        p.sort();
+        p
+    };
+    assert_eq!(behind.version(), fresh.version());
+    assert_eq!(paths(&behind), paths(&fresh));
+    assert_eq!(paths(&fresh).len(), 33);
+    assert_eq!(contents(&behind).await, contents(&fresh).await);
+}
