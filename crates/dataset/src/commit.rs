@@ -19,6 +19,9 @@ use crate::snapshot::{FileEntry, Snapshot};
 /// How many versions a writer walks past before it gives up.
 const MAX_ATTEMPTS: usize = 10_000;
 
+/// A commit adding or removing this many files is followed by a checkpoint.
+pub const LARGE_COMMIT_FILES: usize = 1_000;
+
 /// What a change depends on, to decide whether a concurrent commit conflicts with it.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum ConflictScope {
@@ -145,7 +148,7 @@ pub(crate) async fn commit(
             };
             next.apply_files(&deferred, &path)?;
             next.apply(&commit, &path)?;
-            maybe_checkpoint(log, &next).await;
+            maybe_checkpoint(log, &next, commit.add.len() + commit.remove.len()).await;
             return Ok(next);
         }
         // Another writer committed this version first: see what it did.
@@ -296,11 +299,14 @@ fn check_conflict(theirs: &Commit, current: &Snapshot, pending: &PendingCommit) 
     Ok(())
 }
 
-/// Writes a checkpoint when the new version is due one. A failure is logged, not raised:
+/// Writes a checkpoint when the new version is due one: every `checkpoint.interval`
+/// versions, and after a commit of at least [`LARGE_COMMIT_FILES`] files, whose JSON entry
+/// is slower to read back than the Parquet checkpoint. A failure is logged, not raised:
 /// the commit has landed and the log alone is complete.
-async fn maybe_checkpoint(log: &LogStore, snapshot: &Snapshot) {
+async fn maybe_checkpoint(log: &LogStore, snapshot: &Snapshot, files_changed: usize) {
     let version = snapshot.version();
-    if version == 0 || !version.is_multiple_of(snapshot.checkpoint_interval()) {
+    let due = version > 0 && version.is_multiple_of(snapshot.checkpoint_interval());
+    if !due && files_changed < LARGE_COMMIT_FILES {
         return;
     }
     if let Err(e) = write_checkpoint(log, snapshot).await {

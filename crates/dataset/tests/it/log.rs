@@ -103,6 +103,33 @@ async fn checkpoints_bound_what_opening_reads() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_commit_of_many_files_is_followed_by_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    let small = WriteOptions::default().with_max_rows_per_file(1);
+    let ds = common::write(&path, 0, 999, &small).await;
+    let log_dir = dir.path().join("ds/_dala");
+    assert_eq!(ds.snapshot().files().len(), 999);
+    assert!(
+        !log_dir
+            .join("00000000000000000000.checkpoint.parquet")
+            .exists()
+    );
+    let mut ds = ds;
+    ds.write(batches(999, 1000, 100), &small).await.unwrap();
+    // 1 000 files in one commit: the next open reads a checkpoint, not the JSON.
+    assert!(
+        log_dir
+            .join("00000000000000000001.checkpoint.parquet")
+            .exists()
+    );
+    // Without version 0's entry, only the checkpoint can tell what version 1 holds.
+    std::fs::remove_file(log_dir.join("00000000000000000000.json")).unwrap();
+    let reopened = Dataset::open(&path).await.unwrap();
+    assert_eq!((reopened.version(), reopened.snapshot().rows()), (1, 1999));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn properties_set_the_checkpoint_interval_and_keep_removed_files() {
     let dir = tempfile::tempdir().unwrap();
     let path = location(&dir, "ds");
