@@ -353,7 +353,7 @@ def parse(tool, workload, stdout, wall):
         return json.loads(stdout.strip().splitlines()[-1])
     if workload == "upsert":
         # The CLI prints what it did; read the result back like the other tools.
-        rows, updated = count_upserted(CLI_UPSERT_PATH[0])
+        rows, updated = count_upserted(CLI_WORK_PATH[0])
         return {"rows": rows, "sum": str(updated), "seconds": wall}
     if workload == "write":
         rows = int(stdout.split(" rows inserted")[0].split()[-1])
@@ -363,7 +363,7 @@ def parse(tool, workload, stdout, wall):
         # (the files compaction replaced are deleted, so the folder holds the live ones).
         import pyarrow.dataset as ds
 
-        dataset = ds.dataset(CLI_UPSERT_PATH[0], format="parquet", partitioning="hive")
+        dataset = ds.dataset(CLI_WORK_PATH[0], format="parquet", partitioning="hive")
         return {"rows": dataset.count_rows(), "files": len(dataset.files), "seconds": wall}
     lines = stdout.strip().splitlines()[1:]
     if workload == "scan":
@@ -372,7 +372,7 @@ def parse(tool, workload, stdout, wall):
     return {"rows": len(lines), "seconds": wall}
 
 
-CLI_UPSERT_PATH = [None]
+CLI_WORK_PATH = [None]
 
 
 def count_upserted(path):
@@ -407,6 +407,18 @@ def ensure_changes(source, scale_factor):
             f"TO '{path}' (FORMAT parquet)"
         )
     return path
+
+
+def fresh_copy(original, work):
+    """A `before` hook of `measure`: `work` becomes a fresh copy of `original` (and a
+    `.new` folder a tool left beside it goes)."""
+
+    def fresh():
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(f"{work}.new", ignore_errors=True)
+        subprocess.run(["cp", "-a", str(original), str(work)], check=True)
+
+    return fresh
 
 
 def measure(tool, workload, args, runs, timeout, before=None):
@@ -658,14 +670,11 @@ def main():
             if not original.exists():
                 raise SystemExit(f"P9 needs P1's output of {tool}: run P1 first")
 
-            def fresh(original=original):
-                shutil.rmtree(work, ignore_errors=True)
-                shutil.rmtree(f"{work}.new", ignore_errors=True)
-                subprocess.run(["cp", "-a", str(original), str(work)], check=True)
-
-            CLI_UPSERT_PATH[0] = work
+            CLI_WORK_PATH[0] = work
             print(f"P9 upsert: {tool}", flush=True)
-            rows.append(measure(tool, "upsert", [work, changes], options.runs, options.timeout, before=fresh))
+            rows.append(
+                measure(tool, "upsert", [work, changes], options.runs, options.timeout, before=fresh_copy(original, work))
+            )
         shutil.rmtree(work, ignore_errors=True)
         check_answers("P9", rows)
         sections.append(
@@ -713,15 +722,12 @@ def main():
                 shutil.rmtree(prepared, ignore_errors=True)
                 raise SystemExit(f"P7 setup failed: {stderr}")
         work = DATA / f"p7_work_sf{sf}"
-
-        def fresh():
-            shutil.rmtree(work, ignore_errors=True)
-            subprocess.run(["cp", "-a", str(prepared), str(work)], check=True)
-
         rows = []
         for tool in VIEW_TOOLS:
             print(f"P7 refresh: {tool}", flush=True)
-            rows.append(measure(tool, "view-refresh", [work], options.runs, options.timeout, before=fresh))
+            rows.append(
+                measure(tool, "view-refresh", [work], options.runs, options.timeout, before=fresh_copy(prepared, work))
+            )
         shutil.rmtree(work, ignore_errors=True)
         check_answers("P7", rows)
         medians = {r["tool"]: r["median"] for r in rows if "median" in r}
@@ -743,14 +749,9 @@ def main():
         rows = []
         for tool in COMPACT_TOOLS:
             original = {"pydala2": inputs["plain"], "deltalake": inputs["delta"]}.get(tool, inputs["dala"])
-
-            def fresh(original=original):
-                shutil.rmtree(work, ignore_errors=True)
-                subprocess.run(["cp", "-a", str(original), str(work)], check=True)
-
-            CLI_UPSERT_PATH[0] = work
+            CLI_WORK_PATH[0] = work
             print(f"P4 compact: {tool}", flush=True)
-            rows.append(measure(tool, "compact", [work], options.runs, options.timeout, before=fresh))
+            rows.append(measure(tool, "compact", [work], options.runs, options.timeout, before=fresh_copy(original, work)))
         shutil.rmtree(work, ignore_errors=True)
         check_answers("P4", rows)
         sections.append(

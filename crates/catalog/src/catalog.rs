@@ -331,7 +331,7 @@ impl Catalog {
             let candidates: Vec<String> = self
                 .list(None)
                 .into_iter()
-                .chain(self.list_views())
+                .chain(self.list_views(None))
                 .filter(|full| split_name(full).1 == name)
                 .collect();
             match candidates.len() {
@@ -348,7 +348,10 @@ impl Catalog {
         Err(Error::NotFound {
             kind: "table",
             name: name.to_string(),
-            suggestions: suggestions(name, self.list(None).iter().chain(self.list_views().iter())),
+            suggestions: suggestions(
+                name,
+                self.list(None).iter().chain(self.list_views(None).iter()),
+            ),
         })
     }
 
@@ -455,13 +458,26 @@ impl Catalog {
 
     /// Full names of the tables, sorted; only those in `namespace` (and below) if given.
     pub fn list(&self, namespace: Option<&str>) -> Vec<String> {
+        self.names_in(namespace, |ns| ns.tables.keys())
+    }
+
+    /// Full names of what `keys` picks from each namespace, in `namespace` (and below) if
+    /// given.
+    pub(crate) fn names_in<'a, K>(
+        &'a self,
+        namespace: Option<&str>,
+        keys: impl Fn(&'a crate::model::Namespace) -> K,
+    ) -> Vec<String>
+    where
+        K: Iterator<Item = &'a String>,
+    {
         let mut names = Vec::new();
         for (ns_name, ns) in &self.state.namespaces {
             let inside = namespace.is_none_or(|wanted| {
                 ns_name == wanted || ns_name.starts_with(&format!("{wanted}."))
             });
             if inside {
-                names.extend(ns.tables.keys().map(|t| format!("{ns_name}.{t}")));
+                names.extend(keys(ns).map(|name| format!("{ns_name}.{name}")));
             }
         }
         names

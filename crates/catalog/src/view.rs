@@ -357,17 +357,13 @@ impl Catalog {
             .ok_or_else(|| Error::NotFound {
                 kind: "view",
                 name: name.to_string(),
-                suggestions: crate::catalog::suggestions(name, self.list_views().iter()),
+                suggestions: crate::catalog::suggestions(name, self.list_views(None).iter()),
             })
     }
 
-    /// Full names of the views, sorted.
-    pub fn list_views(&self) -> Vec<String> {
-        let mut names = Vec::new();
-        for (namespace, ns) in &self.state().namespaces {
-            names.extend(ns.views.keys().map(|v| format!("{namespace}.{v}")));
-        }
-        names
+    /// Full names of the views, sorted; only those in `namespace` (and below) if given.
+    pub fn list_views(&self, namespace: Option<&str>) -> Vec<String> {
+        self.names_in(namespace, |ns| ns.views.keys())
     }
 
     /// Runs the view's query on one version of each source and stores the result,

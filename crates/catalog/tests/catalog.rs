@@ -3,11 +3,13 @@
 
 mod common;
 
+use common::rows;
+
 use std::sync::Arc;
 
 use arrow::array::{Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use dala_catalog::{Catalog, Error, QueryOptions, TableOptions, ViewOptions, WriteDefaults};
+use dala_catalog::{Catalog, Error, TableOptions, ViewOptions, WriteDefaults};
 use dala_dataset::{Scalar, WriteOptions};
 use futures::TryStreamExt;
 
@@ -62,21 +64,6 @@ fn location(dir: &tempfile::TempDir) -> String {
         .join("catalog/catalog.json")
         .display()
         .to_string()
-}
-
-async fn rows(catalog: &Catalog, sql: &str, params: Vec<Scalar>) -> Vec<String> {
-    let options = QueryOptions {
-        params,
-        ..QueryOptions::default()
-    };
-    let batches: Vec<RecordBatch> = catalog
-        .query_with(sql, &options)
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
-    common::lines(&batches)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -624,5 +611,5 @@ async fn a_view_stores_its_result_knows_its_sources_and_refreshes() {
         "{error}"
     );
     catalog.drop_table("reports.by_year", true).await.unwrap();
-    assert!(catalog.list_views().is_empty());
+    assert!(catalog.list_views(None).is_empty());
 }

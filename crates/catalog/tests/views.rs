@@ -10,7 +10,6 @@ use arrow::array::{Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
 use dala_catalog::{Catalog, RefreshMode, TableOptions, ViewOptions, WriteDefaults};
 use dala_dataset::{Expr, WriteMode, WriteOptions};
-use futures::TryStreamExt;
 use proptest::prelude::*;
 
 const VIEW_SQL: &str =
@@ -34,14 +33,7 @@ fn events(rows: &[(i64, i64, i64)]) -> RecordBatch {
 }
 
 async fn text(catalog: &Catalog, sql: &str) -> Vec<String> {
-    let batches: Vec<RecordBatch> = catalog
-        .query(sql)
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
-    common::lines(&batches)
+    common::rows(catalog, sql, Vec::new()).await
 }
 
 /// The view as stored, and the same query computed now from the source.
@@ -233,5 +225,5 @@ async fn incremental_refresh_touches_only_changed_partitions_and_says_when_it_fa
         .await
         .unwrap_err();
     assert!(error.to_string().contains("partitioned by"), "{error}");
-    assert!(catalog.list_views() == vec!["reports.daily".to_string()]);
+    assert!(catalog.list_views(None) == vec!["reports.daily".to_string()]);
 }

@@ -166,15 +166,10 @@ pub async fn run(location: &str, command: CatalogCommand) -> Result<()> {
                     name,
                 ));
             }
-            for name in catalog.list_views() {
-                let inside = namespace
-                    .as_deref()
-                    .is_none_or(|ns| name.starts_with(&format!("{ns}.")));
-                if inside {
-                    let view = catalog.view(&name)?;
-                    let location = catalog.resolve(&view.result_entry())?;
-                    rows.push(("view", location, view.description.clone(), name));
-                }
+            for name in catalog.list_views(namespace.as_deref()) {
+                let view = catalog.view(&name)?;
+                let location = catalog.resolve(&view.result_entry())?;
+                rows.push(("view", location, view.description.clone(), name));
             }
             rows.sort_by(|a, b| a.3.cmp(&b.3));
             match format {

@@ -79,7 +79,7 @@ impl CompactOptions {
 }
 
 /// Files that are rewritten together, in one commit.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct FileGroup {
     /// The partition directories of its files.
     pub partitions: Vec<String>,
@@ -190,18 +190,13 @@ pub fn plan_compaction(dataset: &Dataset, options: &CompactOptions) -> Result<Co
         files.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
         let mut bins: Vec<FileGroup> = Vec::new();
         for (path, size, rows) in files {
-            let fits = bins
-                .iter_mut()
-                .find(|bin| bin.bytes + size <= target || bin.files.is_empty());
+            let fits = bins.iter().position(|bin| bin.bytes + size <= target);
             let bin = match fits {
-                Some(bin) => bin,
+                Some(i) => &mut bins[i],
                 None => {
                     bins.push(FileGroup {
                         partitions: vec![partition.to_string()],
-                        files: Vec::new(),
-                        rows: 0,
-                        bytes: 0,
-                        files_after: 0,
+                        ..FileGroup::default()
                     });
                     let last = bins.len() - 1;
                     &mut bins[last]
@@ -225,10 +220,7 @@ pub fn plan_compaction(dataset: &Dataset, options: &CompactOptions) -> Result<Co
     for chunk in bins_by_partition.chunks(options.partitions_per_commit) {
         let mut group = FileGroup {
             partitions: chunk.iter().map(|(p, _)| p.clone()).collect(),
-            files: Vec::new(),
-            rows: 0,
-            bytes: 0,
-            files_after: 0,
+            ..FileGroup::default()
         };
         for bin in chunk.iter().flat_map(|(_, bins)| bins) {
             group.files.extend(bin.files.iter().cloned());
@@ -256,7 +248,7 @@ fn expected_files(bytes: u64, rows: u64, options: &CompactOptions) -> u64 {
 }
 
 /// How one group ended.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct GroupOutcome {
     /// The group's partitions.
     pub partitions: Vec<String>,
@@ -378,13 +370,8 @@ pub async fn execute_compaction(
             },
             Err(DatasetError::CommitConflict { reason, .. }) => GroupOutcome {
                 partitions: group.partitions.clone(),
-                version: None,
-                files_removed: 0,
-                files_added: 0,
-                bytes_before: 0,
-                bytes_after: 0,
-                rows_dropped: 0,
                 skipped: Some(reason),
+                ..GroupOutcome::default()
             },
             Err(e) => return Err(e.into()),
         };

@@ -147,14 +147,10 @@ pub async fn plan_vacuum(dataset: &Dataset, options: &VacuumOptions) -> Result<V
         .files()
         .map(|f| f.path.clone())
         .collect();
-    let mut ever: HashSet<&str> = HashSet::new();
     let mut removed_by: std::collections::HashMap<&str, u64> = Default::default();
     for commit in &commits {
-        for add in &commit.add {
-            ever.insert(add.path.as_str());
-            if commit.version > oldest_kept {
-                live.insert(add.path.clone());
-            }
+        if commit.version > oldest_kept {
+            live.extend(commit.add.iter().map(|add| add.path.clone()));
         }
         for remove in &commit.remove {
             removed_by.insert(remove.path.as_str(), commit.version);
@@ -187,9 +183,10 @@ pub async fn plan_vacuum(dataset: &Dataset, options: &VacuumOptions) -> Result<V
             kept += 1;
             continue;
         }
+        // A commit can only remove a file a commit added: anything else is an orphan.
         let reason = match removed_by.get(path.as_str()) {
-            Some(version) if ever.contains(path.as_str()) => DeleteReason::Removed(*version),
-            _ => DeleteReason::Orphan,
+            Some(version) => DeleteReason::Removed(*version),
+            None => DeleteReason::Orphan,
         };
         // A file not in any kept version may still be a write in progress (an orphan
         // to be) if it is young: it is left for a later vacuum.
@@ -217,10 +214,8 @@ pub async fn plan_vacuum(dataset: &Dataset, options: &VacuumOptions) -> Result<V
 /// does not reference any of them.
 pub async fn execute_vacuum(dataset: &Dataset, plan: &VacuumPlan) -> Result<VacuumReport> {
     let log = dataset.log_store();
-    let latest = Dataset::builder(dataset.url())
-        .with_store(log.store().clone(), log.root().clone())
-        .open()
-        .await?;
+    let mut latest = dataset.clone();
+    latest.reload().await?;
     let live: HashSet<&str> = latest.snapshot().files().map(|f| f.path.as_str()).collect();
     let doomed: Vec<&VacuumCandidate> = plan
         .delete

@@ -3,6 +3,25 @@
 
 use arrow::array::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
+use dala_catalog::{Catalog, QueryOptions};
+use dala_dataset::Scalar;
+use futures::TryStreamExt;
+
+/// The rows `sql` returns through `catalog` with `params` bound, as [`lines`].
+pub async fn rows(catalog: &Catalog, sql: &str, params: Vec<Scalar>) -> Vec<String> {
+    let options = QueryOptions {
+        params,
+        ..QueryOptions::default()
+    };
+    let batches: Vec<RecordBatch> = catalog
+        .query_with(sql, &options)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    lines(&batches)
+}
 
 /// Every row as `a|b|c` text, in order.
 pub fn lines(batches: &[RecordBatch]) -> Vec<String> {
