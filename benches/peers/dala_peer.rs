@@ -11,6 +11,7 @@
 //! dala-peer engine TOOL QUERY DATASET       E: one query on one engine (see `engines.rs`)
 //! dala-peer view-setup INPUT WORKDIR        P7: source by ship date, catalog, daily view
 //! dala-peer view-refresh WORKDIR MODE       P7: append a day, refresh incremental|full
+//! dala-peer full-scan DATASET               P8: every column of every row, sum(l_orderkey)
 //! ```
 //! Prints one JSON line: the operation's own time in seconds, rows, and the sum if any
 //! (for `upsert`: rows after it and, as the sum, the rows it marked as updated; read back
@@ -105,6 +106,23 @@ async fn scan(dataset: &str) -> Result<(u64, Option<String>)> {
     ))
 }
 
+/// P8: every column of every row; the sum of `l_orderkey`, whatever integer type it has.
+async fn full_scan(dataset: &str) -> Result<(u64, Option<String>)> {
+    let dataset = Dataset::open(dataset).await?;
+    let mut stream = dataset.scan().stream()?;
+    let (mut rows, mut sum) = (0u64, 0i64);
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        rows += batch.num_rows() as u64;
+        let keys = batch
+            .column_by_name("l_orderkey")
+            .ok_or("no l_orderkey column")?;
+        let keys = arrow::compute::cast(keys, &arrow::datatypes::DataType::Int64)?;
+        sum += arrow::compute::sum(keys.as_primitive::<arrow::datatypes::Int64Type>()).unwrap_or(0);
+    }
+    Ok((rows, Some(sum.to_string())))
+}
+
 async fn plan(dataset: &str, id: i64) -> Result<(u64, Option<String>)> {
     let dataset = Dataset::open(dataset).await?;
     let rows = dataset
@@ -193,6 +211,7 @@ async fn run_simple(args: &[String]) -> Result<(u64, Option<String>)> {
     match args {
         [op, input, output] if op == "write" => write(input, output).await,
         [op, dataset] if op == "scan" => scan(dataset).await,
+        [op, dataset] if op == "full-scan" => full_scan(dataset).await,
         [op, input, output, files] if op == "small-files" => {
             small_files(input, output, files.parse()?).await
         }
@@ -205,7 +224,7 @@ async fn run_simple(args: &[String]) -> Result<(u64, Option<String>)> {
         _ => Err(
             "usage: dala-peer write INPUT DATASET | scan DATASET | plan DATASET ID | \
              upsert DATASET CHANGES | small-files INPUT DATASET N | compact DATASET | engine TOOL QUERY DATASET | view-setup INPUT WORKDIR | \
-             view-refresh WORKDIR incremental|full"
+             view-refresh WORKDIR incremental|full | full-scan DATASET"
                 .into(),
         ),
     }

@@ -27,6 +27,10 @@ Workloads:
              handing rows to arrow-rs costs), and a full-table aggregation in SQL
   P7 views   a daily aggregate view over lineitem partitioned by l_shipdate (one partition
              per day); after one day is appended, an incremental refresh against a full one
+  P8 tuning  lineitem by year and month as pyarrow's default writer leaves it, as dala's
+             default writer leaves it, and after `dala optimize dtypes` and
+             `dala optimize compression --access full-scan`: bytes on disk, and a full scan
+             of every column by pyarrow and by dala
 """
 
 import argparse
@@ -58,6 +62,7 @@ UPSERT_KEYS = ["l_orderkey", "l_linenumber"]
 UPDATED = "updated by P9"
 CATALOG_QUERIES = {"q1": "TPC-H Q1", "q6": "TPC-H Q6"}
 COMPACT_TOOLS = ["dala-api", "dala-cli", "pydala2", "deltalake"]
+TUNING_READERS = ["pyarrow", "dala-api"]
 COMPACT_TARGET = 128 * 1024 * 1024
 VIEW_TOOLS = {"dala-view-incremental": "incremental", "dala-view-full": "full"}
 ENGINE_TOOLS = ["dala-catalog", "dala-arrow", "dala-duckdb", "raw-duckdb", "dala-polars", "raw-polars", "raw-polars+convert"]
@@ -80,6 +85,22 @@ def exact_sum(column):
 # ---------------------------------------------------------------- workers (one per process)
 
 
+def pyarrow_write(source, out, file_options):
+    """`source` into a hive dataset by year and month with pyarrow's `write_dataset`
+    (its default Parquet options when `file_options` is None)."""
+    import pyarrow.dataset as ds
+
+    ds.write_dataset(
+        ds.dataset(source, format="parquet"),
+        out,
+        format="parquet",
+        partitioning=["year", "month"],
+        partitioning_flavor="hive",
+        file_options=file_options,
+        existing_data_behavior="overwrite_or_ignore",
+    )
+
+
 def worker(tool, workload, args):
     """Runs one operation of one tool; returns {"seconds", "rows", "sum"?}."""
     import duckdb  # noqa: F401  (imported before the clock starts, like every library)
@@ -94,16 +115,7 @@ def worker(tool, workload, args):
         source, out = args
         rows = ds.dataset(source, format="parquet").count_rows()
         if tool == "pyarrow":
-            options = ds.ParquetFileFormat().make_write_options(compression="zstd")
-            ds.write_dataset(
-                ds.dataset(source, format="parquet"),
-                out,
-                format="parquet",
-                partitioning=["year", "month"],
-                partitioning_flavor="hive",
-                file_options=options,
-                existing_data_behavior="overwrite_or_ignore",
-            )
+            pyarrow_write(source, out, ds.ParquetFileFormat().make_write_options(compression="zstd"))
         elif tool == "duckdb":
             con = duckdb.connect()
             con.execute(
@@ -285,6 +297,16 @@ def worker(tool, workload, args):
             dataset = ds.dataset(path, format="parquet", partitioning="hive")
         result.update(rows=dataset.count_rows(), files=len(dataset.files))
         return result
+    elif workload == "write-default":
+        source, out = args
+        pyarrow_write(source, out, None)
+        result["rows"] = ds.dataset(source, format="parquet").count_rows()
+    elif workload == "fullscan":
+        (path,) = args
+        if tool != "pyarrow":
+            raise SystemExit(f"{tool} does not run {workload}")
+        table = ds.dataset(path, format="parquet", partitioning="hive").to_table()
+        result.update(rows=table.num_rows, sum=str(pc.sum(table["l_orderkey"].cast(pa.int64())).as_py()))
     elif workload == "count":
         (path,) = args
         (rows,) = duckdb.connect().execute(
@@ -331,6 +353,8 @@ def command(tool, workload, args):
         return [str(DALA_PEER), "engine", tool, workload.removeprefix("engine-"), *map(str, args)]
     if tool == "dala-api":
         extra = [str(POINT_ID)] if workload == "plan" else []
+        if workload == "fullscan":
+            return [str(DALA_PEER), "full-scan", *map(str, args)]
         return [str(DALA_PEER), workload, *map(str, args), *extra]
     if tool == "dala-cli":
         if workload == "write":
@@ -407,6 +431,68 @@ def ensure_changes(source, scale_factor):
             f"TO '{path}' (FORMAT parquet)"
         )
     return path
+
+
+def tuning(source, sf, dala_default, options):
+    """P8: bytes and full-scan times of pyarrow's default layout, dala's default layout
+    and dala's after `optimize dtypes` and `optimize compression`."""
+    if not (dala_default / "_dala").exists():
+        raise SystemExit("P8 needs P1's output of dala-api: run P1 first")
+    pyarrow_default = DATA / f"p8_pyarrow_default_sf{sf}"
+    if not pyarrow_default.exists():
+        print("P8 setup: pyarrow's default writer", flush=True)
+        _, _, _, status, stderr = spawn(command("pyarrow", "write-default", [source, pyarrow_default]), 3600)
+        if status != 0:
+            shutil.rmtree(pyarrow_default, ignore_errors=True)
+            raise SystemExit(f"P8 setup failed: {stderr}")
+    optimized = DATA / f"p8_dala_optimized_sf{sf}"
+    shutil.rmtree(optimized, ignore_errors=True)
+    subprocess.run(["cp", "-a", str(dala_default), str(optimized)], check=True)
+    steps = [
+        ("optimize dtypes", [str(DALA), "optimize", "dtypes", str(optimized)]),
+        (
+            "optimize compression",
+            [str(DALA), "optimize", "compression", str(optimized), "--access", "full-scan", "--no-scan-timing"],
+        ),
+    ]
+    took = []
+    for name, cmd in steps:
+        print(f"P8 {name}", flush=True)
+        stdout, wall, rss, status, stderr = spawn(cmd, options.timeout * 4)
+        if status != 0:
+            raise SystemExit(f"P8 {name} failed: {stderr}")
+        took.append(f"{name} {wall:.1f} s, peak RSS {rss / 1024:.0f} MiB")
+    layouts = {
+        "pyarrow default writer (snappy)": pyarrow_default,
+        "dala default writer (zstd:3)": dala_default,
+        "dala after optimize dtypes + compression": optimized,
+    }
+    rows, by_layout = [], {}
+    for layout, path in layouts.items():
+        for reader in TUNING_READERS:
+            print(f"P8 full scan: {reader} on {layout}", flush=True)
+            spawn(command(reader, "fullscan", [path]), options.timeout)  # warm (dala adopts pyarrow's)
+            result = measure(reader, "fullscan", [path], options.runs, options.timeout)
+            result["tool"] = f"{reader} on {layout}"
+            rows.append(result)
+            by_layout[(layout, reader)] = result
+    check_answers("P8", rows)
+    baseline = bytes_on_disk(pyarrow_default)
+    lines = [
+        f"### P8 tuning: lineitem SF {sf} by year and month; full scan of every column (warm)",
+        "",
+        "| layout | bytes on disk | vs pyarrow default | full scan, pyarrow | full scan, dala |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for layout, path in layouts.items():
+        size = bytes_on_disk(path)
+        cells = []
+        for reader in TUNING_READERS:
+            r = by_layout[(layout, reader)]
+            cells.append(f"{r['median'] * 1000:.0f} ms, {r['rss_mib']:.0f} MiB" if "median" in r else r.get("error", ""))
+        lines.append(f"| {layout} | {size / 1e6:.1f} MB | {size / baseline:.2f}× | {cells[0]} | {cells[1]} |")
+    lines += ["", "Optimizing took: " + "; ".join(took) + ".", ""]
+    return "\n".join(lines)
 
 
 def fresh_copy(original, work):
@@ -592,7 +678,7 @@ def main():
     parser.add_argument("--files", type=int, default=100_000, help="files in the P3 dataset")
     parser.add_argument("--compact-files", type=int, default=100_000, help="small files in the P4 dataset")
     parser.add_argument("--timeout", type=float, default=300, help="seconds before a run is given up")
-    parser.add_argument("--workloads", default="P1,P2,P3,P4,P5,P7,P9,E")
+    parser.add_argument("--workloads", default="P1,P2,P3,P4,P5,P7,P8,P9,E")
     parser.add_argument("--output", default=str(ROOT / "benches" / "RESULTS.md"))
     options = parser.parse_args()
     workloads = set(options.workloads.split(","))
@@ -743,6 +829,8 @@ def main():
             )
             + speedup
         )
+    if "P8" in workloads:
+        sections.append(tuning(source, sf, outputs["dala-api"], options))
     if "P4" in workloads:
         inputs = dict(zip(["dala", "plain", "delta"], ensure_small_files(source, sf, options.compact_files)))
         work = DATA / "p4_work"

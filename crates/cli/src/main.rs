@@ -86,6 +86,12 @@ enum Command {
     /// Bin-pack small files into files of a target size (optionally sorted or without
     /// duplicates), one commit per partition; `--dry-run` prints the plan.
     Compact(optimize::CompactArgs),
+    /// Tune a dataset: `dtypes` (narrowest lossless types), `compression` (measured
+    /// codecs, dictionary, row groups, bloom filters) or `all`; `--dry-run` prints plans.
+    Optimize {
+        #[command(subcommand)]
+        command: optimize::OptimizeCommand,
+    },
     /// Delete data files no version within the retention references, and old orphans;
     /// `--dry-run` lists them.
     Vacuum(optimize::VacuumArgs),
@@ -188,11 +194,43 @@ async fn main() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("DALA_LOG"))
         .with_writer(std::io::stderr)
         .init();
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     if let Err(e) = run(cli).await {
+        if e.chain().any(is_broken_pipe) {
+            std::process::exit(BROKEN_PIPE_EXIT);
+        }
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// The exit status of a process a closed pipe stopped (128 + SIGPIPE), as shells report it.
+const BROKEN_PIPE_EXIT: i32 = 141;
+
+fn is_broken_pipe(error: &(dyn std::error::Error + 'static)) -> bool {
+    error
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// Output piped into a reader that stops early (`dala ... | head`) ends the process
+/// quietly, as it does for other command-line tools, instead of with a panic from
+/// `println!`.
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(BROKEN_PIPE_EXIT);
+        }
+        default(info);
+    }));
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -220,6 +258,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Query(args) => catalog::query(&cli.catalog, args).await,
         Command::View { command } => catalog::view(&cli.catalog, command).await,
         Command::Compact(args) => optimize::compact(args).await,
+        Command::Optimize { command } => optimize::optimize(command).await,
         Command::Vacuum(args) => optimize::vacuum(args).await,
         Command::Stats(args) => optimize::stats(args).await,
         Command::Demo(args) => demo::run(args, &cli.catalog).await,

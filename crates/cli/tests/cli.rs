@@ -633,3 +633,73 @@ fn compaction_killed_midway_loses_nothing_and_vacuum_cleans_up() {
     assert_eq!(stats["files"], 2);
     assert_eq!(stats["rows"], 16);
 }
+
+#[test]
+fn optimize_narrows_types_and_applies_measured_compression() {
+    let dir = tempfile::tempdir().unwrap();
+    csv_dataset(dir.path());
+    let ids = |dir: &Path| {
+        let csv = ok(
+            &["scan", "ds", "--columns", "id,amount", "--format", "csv"],
+            dir,
+        );
+        let mut lines: Vec<String> = csv.lines().map(str::to_string).collect();
+        lines.sort();
+        lines
+    };
+    let before = ids(dir.path());
+
+    let plan = ok(&["optimize", "dtypes", "ds", "--dry-run"], dir.path());
+    assert!(plan.contains("Int64 -> UInt8"), "{plan}");
+    assert!(ok(&["info", "ds"], dir.path()).contains("version:    0\n"));
+    let json = ok(
+        &["optimize", "dtypes", "ds", "--dry-run", "--format", "json"],
+        dir.path(),
+    );
+    let plan: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(plan["columns"][0]["column"], "id");
+    assert_eq!(plan["columns"][0]["after"], "UInt8");
+
+    let forced = dala(
+        &["optimize", "dtypes", "ds", "--type", "id=Int8x"],
+        dir.path(),
+    );
+    assert!(!forced.status.success());
+
+    let done = ok(
+        &[
+            "optimize",
+            "all",
+            "ds",
+            "--codecs",
+            "snappy,zstd:3",
+            "--sample-rows",
+            "1000",
+        ],
+        dir.path(),
+    );
+    assert!(done.contains("UInt8"), "{done}");
+    assert!(done.contains("full scan"), "{done}");
+    let info = ok(&["info", "ds"], dir.path());
+    assert!(info.contains("id: UInt8"), "{info}");
+    assert_eq!(ids(dir.path()), before);
+    let properties = ok(&["properties", "ds"], dir.path());
+    assert!(properties.contains("write.defaults"), "{properties}");
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    csv_dataset(dir.path());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dala"))
+        .args(["history", "ds"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -3,9 +3,11 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, new_null_array};
+use arrow::array::{Array, ArrayRef, RecordBatch, RecordBatchOptions, new_null_array};
+use arrow::compute::kernels::cmp::distinct;
 use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{DataType, Schema, SchemaRef, TimeUnit};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
 
 use crate::error::{Error, Result};
 use crate::options::SchemaMode;
@@ -49,6 +51,56 @@ pub fn widens(from: &DataType, to: &DataType) -> bool {
         }
         _ => false,
     }
+}
+
+/// Whether values of type `from` can be stored as `to` when they fit: both hold the same
+/// kind of value (integers, floats, timestamps of one time zone, dates, decimals, or
+/// strings into a dictionary of strings), so that [`cast_exact`] can check each value.
+pub fn narrows(from: &DataType, to: &DataType) -> bool {
+    use DataType::*;
+    let string = |t: &DataType| matches!(t, Utf8 | LargeUtf8 | Utf8View);
+    match (from, to) {
+        (a, b) if a.is_integer() && b.is_integer() => true,
+        (a, b) if a.is_floating() && b.is_floating() => true,
+        (Timestamp(_, a), Timestamp(_, b)) => a == b,
+        (Date64, Date32) | (Decimal128(..), Decimal128(..)) => true,
+        (a, Dictionary(key, values)) => string(a) && key.is_integer() && string(values),
+        _ => false,
+    }
+}
+
+/// `array` (the values of `column`) cast to `to`, provided no value changes: a widening
+/// cast is made as it is; a narrowing one (see [`narrows`]) is cast back and compared, and
+/// the first value that does not come back equal is a [`Error::ValueDoesNotFit`] naming
+/// it. Types that hold different kinds of value are a [`Error::SchemaMismatch`].
+pub fn cast_exact(column: &str, array: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
+    let from = array.data_type();
+    if from == to {
+        return Ok(array.clone());
+    }
+    if widens(from, to) {
+        return Ok(cast_with_options(array, to, &CastOptions::default())?);
+    }
+    if !narrows(from, to) {
+        return Err(Error::SchemaMismatch {
+            column: column.to_string(),
+            expected: to.to_string(),
+            found: from.to_string(),
+        });
+    }
+    // A safe cast turns what does not fit into nulls, which the round trip then shows.
+    let narrowed = cast_with_options(array, to, &CastOptions::default())?;
+    let back = cast_with_options(&narrowed, from, &CastOptions::default())?;
+    let changed = distinct(array, &back)?;
+    if let Some(row) = changed.values().set_indices().next() {
+        let formatter = ArrayFormatter::try_new(array.as_ref(), &FormatOptions::default())?;
+        return Err(Error::ValueDoesNotFit {
+            column: column.to_string(),
+            value: formatter.value(row).to_string(),
+            data_type: to.to_string(),
+        });
+    }
+    Ok(narrowed)
 }
 
 /// How fine a time unit is: seconds 0 up to nanoseconds 3.
@@ -221,6 +273,39 @@ mod tests {
         assert!(!widens(
             &DataType::Decimal128(10, 2),
             &DataType::Decimal128(10, 3)
+        ));
+    }
+
+    #[test]
+    fn exact_casts_keep_every_value_or_name_the_first_that_changes() {
+        let longs: ArrayRef = Arc::new(Int64Array::from(vec![Some(1), None, Some(255)]));
+        let bytes = cast_exact("n", &longs, &DataType::UInt8).unwrap();
+        assert_eq!(bytes.data_type(), &DataType::UInt8);
+        assert_eq!(bytes.null_count(), 1);
+        let error = cast_exact("n", &longs, &DataType::Int8).unwrap_err();
+        assert!(
+            matches!(&error, Error::ValueDoesNotFit { column, value, data_type }
+                if column == "n" && value == "255" && data_type == "Int8"),
+            "{error}"
+        );
+        let floats: ArrayRef = Arc::new(arrow::array::Float64Array::from(vec![0.5, 0.1]));
+        let error = cast_exact("f", &floats, &DataType::Float32).unwrap_err();
+        assert!(error.to_string().contains("0.1"), "{error}");
+        let nanos: ArrayRef = Arc::new(arrow::array::TimestampNanosecondArray::from(vec![
+            2_000_000_000,
+            2_000_000_001,
+        ]));
+        let seconds = DataType::Timestamp(TimeUnit::Second, None);
+        assert!(cast_exact("t", &nanos, &seconds).is_err());
+        let words: ArrayRef = Arc::new(StringArray::from(vec!["a", "b", "a"]));
+        let dictionary = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+        assert_eq!(
+            cast_exact("s", &words, &dictionary).unwrap().data_type(),
+            &dictionary
+        );
+        assert!(matches!(
+            cast_exact("s", &words, &DataType::Int32),
+            Err(Error::SchemaMismatch { .. })
         ));
     }
 

@@ -260,6 +260,7 @@ impl Dataset {
         filter: Expr,
         options: &WriteOptions,
     ) -> Result<WriteResult> {
+        let options = &options.with_dataset_defaults(self.snapshot.properties())?;
         options.validate()?;
         let (snapshot, result) = delete_impl(&self.log, &self.snapshot, &filter, options).await?;
         if let Some(snapshot) = snapshot {
@@ -327,6 +328,19 @@ impl Dataset {
     /// The store and log of the dataset.
     pub fn log_store(&self) -> &LogStore {
         &self.log
+    }
+
+    /// The Parquet footer of one of the dataset's files (row groups, column chunks and
+    /// their sizes, statistics), read with one or two range requests.
+    pub async fn file_metadata(
+        &self,
+        file: &FileEntry,
+    ) -> Result<Arc<parquet::file::metadata::ParquetMetaData>> {
+        let location = self.log.child(&file.path)?;
+        let metadata =
+            crate::scan::load_metadata_at(self.log.store(), &location, Some(file.size), false)
+                .await?;
+        Ok(metadata.metadata().clone())
     }
 
     /// Moves to the latest version; returns whether it changed.
@@ -562,6 +576,10 @@ async fn write_impl<I>(
 where
     I: IntoIterator<Item = std::result::Result<RecordBatch, ArrowError>>,
 {
+    let options = &match base {
+        Some(base) => options.with_dataset_defaults(base.properties())?,
+        None => options.clone(),
+    };
     options.validate()?;
     // Partition columns derived from a timestamp column are added to every batch, and
     // duplicates dropped if asked.

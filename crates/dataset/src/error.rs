@@ -37,6 +37,16 @@ pub enum Error {
         /// The input's type (or "absent").
         found: String,
     },
+    /// A value cannot be stored in a column's type without changing it.
+    #[error("value {value} of column `{column}` does not fit {data_type}")]
+    ValueDoesNotFit {
+        /// The column.
+        column: String,
+        /// The first value that does not fit, as text.
+        value: String,
+        /// The type it does not fit.
+        data_type: String,
+    },
     /// A column named by a filter, projection or option does not exist.
     #[error("unknown column `{column}`{}", context.as_ref().map(|c| format!(" ({c})")).unwrap_or_default())]
     UnknownColumn {

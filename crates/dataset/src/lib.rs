@@ -73,6 +73,7 @@ pub mod store;
 mod write;
 
 pub use commit::check_schema;
+pub use conform::{cast_exact, narrows};
 pub use dataset::{Dataset, DatasetBuilder, WriteResult};
 pub use engine::{
     ArrowEngine, ENGINE_VARIABLE, Engine, ScanEngine, ScanFile, ScanRequest, cast_to_schema,
@@ -83,7 +84,8 @@ pub use filter::{Expr, col, lit};
 pub use layout::PartitionField;
 pub use log::{Commit, Operation};
 pub use options::{
-    Codec, CompressionSpec, SchemaMode, SortColumn, StatisticsLevel, WriteMode, WriteOptions,
+    Codec, ColumnOptions, CompressionSpec, PROP_WRITE_DEFAULTS, SchemaMode, SortColumn,
+    StatisticsLevel, WriteDefaults, WriteMode, WriteOptions,
 };
 pub use rewrite::RewriteOptions;
 pub use scalar::Scalar;

@@ -263,6 +263,54 @@ impl FromStr for SortColumn {
     }
 }
 
+/// Writer settings of one column, over the write's own.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ColumnOptions {
+    /// The column's codec and level.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression: Option<CompressionSpec>,
+    /// Dictionary encoding always (`true`) or never (`false`); unset, the writer decides
+    /// per file from a sample (see [`WriteOptions::dictionary`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dictionary: Option<bool>,
+    /// A bloom filter for the column.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bloom_filter: Option<bool>,
+}
+
+/// Property: the dataset's own writer settings, as JSON: `{"row_group_size": rows,
+/// "columns": {name: ColumnOptions}}`. Writes, merges, deletes and rewrites of the dataset
+/// use them where the write's options leave a setting at its default (see
+/// [`WriteOptions::with_dataset_defaults`]). The compression advisor of `dala-optimize`
+/// sets it.
+pub const PROP_WRITE_DEFAULTS: &str = "write.defaults";
+
+/// The writer settings a dataset keeps for itself (the [`PROP_WRITE_DEFAULTS`] property).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WriteDefaults {
+    /// Rows per row group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub row_group_size: Option<usize>,
+    /// Settings per column.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub columns: BTreeMap<String, ColumnOptions>,
+}
+
+impl WriteDefaults {
+    /// Reads the property's value.
+    pub fn parse(value: &str) -> Result<Self> {
+        serde_json::from_str(value)
+            .map_err(|e| Error::InvalidArgument(format!("property {PROP_WRITE_DEFAULTS}: {e}")))
+    }
+
+    /// The property's value.
+    pub fn to_property(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
 /// Which statistics the Parquet files carry.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -315,6 +363,9 @@ pub struct WriteOptions {
     pub statistics: StatisticsLevel,
     /// Columns that get a bloom filter.
     pub bloom_filter_columns: Vec<String>,
+    /// Settings of single columns (codec, dictionary, bloom filter), over the ones above.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub columns: BTreeMap<String, ColumnOptions>,
     /// Dictionary-encode columns where it pays (default true): in each file, a column is
     /// dictionary-encoded when at most half of its first 4096 values are distinct.
     pub dictionary: bool,
@@ -354,6 +405,7 @@ impl Default for WriteOptions {
             sort_by: Vec::new(),
             statistics: StatisticsLevel::Page,
             bloom_filter_columns: Vec::new(),
+            columns: BTreeMap::new(),
             dictionary: true,
             max_open_files: 128,
             max_buffered_bytes: 256 * 1024 * 1024,
@@ -404,6 +456,29 @@ impl WriteOptions {
         self
     }
 
+    /// These options with the dataset's own writer settings ([`PROP_WRITE_DEFAULTS`] in
+    /// `properties`) filled in: the row-group size when these leave it at its default, and
+    /// the settings of every column these do not set themselves.
+    pub fn with_dataset_defaults(&self, properties: &BTreeMap<String, String>) -> Result<Self> {
+        let Some(value) = properties
+            .get(PROP_WRITE_DEFAULTS)
+            .filter(|v| !v.is_empty())
+        else {
+            return Ok(self.clone());
+        };
+        let defaults = WriteDefaults::parse(value)?;
+        let mut options = self.clone();
+        if let Some(rows) = defaults.row_group_size
+            && options.row_group_size == WriteOptions::default().row_group_size
+        {
+            options.row_group_size = rows;
+        }
+        for (column, settings) in defaults.columns {
+            options.columns.entry(column).or_insert(settings);
+        }
+        Ok(options)
+    }
+
     /// Checks the options that can be checked without the data.
     pub fn validate(&self) -> Result<()> {
         if self.row_group_size == 0 {
@@ -422,6 +497,11 @@ impl WriteOptions {
             ));
         }
         self.compression.to_parquet()?;
+        for settings in self.columns.values() {
+            if let Some(compression) = &settings.compression {
+                compression.to_parquet()?;
+            }
+        }
         for (key, value) in &self.properties {
             crate::snapshot::check_property(key, value)?;
         }

@@ -1,11 +1,16 @@
 //! Rewriting files in place: the rows of some files written again into new files
 //! (compacted, sorted, recompressed, deduplicated) and swapped in by one commit.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
+use std::sync::Arc;
+
+use arrow::array::{RecordBatch, RecordBatchOptions};
+use arrow::datatypes::{Schema, SchemaRef};
 use futures::StreamExt;
 
 use crate::commit::{ConflictScope, PendingCommit};
+use crate::conform::cast_exact;
 use crate::dataset::{Dataset, WriteResult, commit_written};
 use crate::error::{Error, Result};
 use crate::log::Operation;
@@ -24,6 +29,15 @@ pub struct RewriteOptions {
     pub write: WriteOptions,
     /// What the log records.
     pub operation: Operation,
+    /// New types for the data columns (the same columns, in the same order): every value
+    /// is cast exactly (see [`crate::cast_exact`]), and the first that does not fit
+    /// fails the rewrite with nothing changed. A change of types rewrites every file of the
+    /// version in one commit, which conflicts with any concurrent change of the data, so
+    /// that files of the old and the new types never share a version.
+    pub schema: Option<SchemaRef>,
+    /// Dataset properties the same commit sets (for example
+    /// [`crate::PROP_WRITE_DEFAULTS`], so that later writes keep the new layout).
+    pub properties: BTreeMap<String, String>,
 }
 
 impl Default for RewriteOptions {
@@ -31,6 +45,8 @@ impl Default for RewriteOptions {
         RewriteOptions {
             write: WriteOptions::default(),
             operation: Operation::Optimize,
+            schema: None,
+            properties: BTreeMap::new(),
         }
     }
 }
@@ -49,6 +65,9 @@ impl Dataset {
         paths: &[String],
         options: &RewriteOptions,
     ) -> Result<WriteResult> {
+        for (key, value) in &options.properties {
+            crate::snapshot::check_property(key, value)?;
+        }
         let snapshot = self.snapshot().clone();
         let index: HashMap<&str, &FileEntry> =
             snapshot.files().map(|f| (f.path.as_str(), f)).collect();
@@ -66,15 +85,30 @@ impl Dataset {
         if files.is_empty() {
             return Ok(WriteResult::default());
         }
+        let schema = match &options.schema {
+            Some(schema) if schema != snapshot.data_schema() => {
+                check_new_types(snapshot.data_schema(), schema)?;
+                if files.len() != snapshot.files().len() {
+                    return Err(Error::InvalidArgument(format!(
+                        "a change of column types rewrites every file: {} of {} named",
+                        files.len(),
+                        snapshot.files().len()
+                    )));
+                }
+                Some(schema.clone())
+            }
+            _ => None,
+        };
         let write = WriteOptions {
             mode: WriteMode::Append,
             partition_by: Vec::new(),
-            ..options.write.clone()
+            ..options.write.with_dataset_defaults(snapshot.properties())?
         };
         let log = self.log_store();
+        let target = schema.as_ref().unwrap_or(snapshot.data_schema()).clone();
         let mut writer = FileWriter::try_new(
             log,
-            snapshot.data_schema().clone(),
+            target.clone(),
             snapshot.partitioning().to_vec(),
             &write,
         )?;
@@ -85,6 +119,9 @@ impl Dataset {
             while let Some(batch) = stream.next().await {
                 let mut batch = batch?;
                 read += batch.num_rows() as u64;
+                if schema.is_some() {
+                    batch = retype(&batch, &target)?;
+                }
                 if let Some(unique) = unique.as_mut() {
                     batch = unique.filter(&batch)?;
                 }
@@ -130,12 +167,16 @@ impl Dataset {
         let pending = PendingCommit {
             operation: options.operation,
             options: serde_json::to_value(&write).unwrap_or_default(),
-            schema: snapshot.data_schema().clone(),
+            schema: target,
             partitioning: snapshot.partitioning().to_vec(),
-            properties: None,
+            properties: (!options.properties.is_empty()).then(|| options.properties.clone()),
             add: entries,
             remove: files,
-            scope: ConflictScope::Rewrite,
+            scope: if schema.is_some() {
+                ConflictScope::All
+            } else {
+                ConflictScope::Rewrite
+            },
             metadata: write.metadata.clone(),
         };
         let committed = commit_written(log, Some(&snapshot), &pending).await?;
@@ -164,4 +205,48 @@ impl Dataset {
         }
         Ok(None)
     }
+}
+
+/// Checks that `new` has the columns of `old`, in order, with types each value can be
+/// checked into.
+fn check_new_types(old: &SchemaRef, new: &SchemaRef) -> Result<()> {
+    let names = |s: &SchemaRef| {
+        s.fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect::<Vec<_>>()
+    };
+    if names(old) != names(new) {
+        return Err(Error::InvalidArgument(format!(
+            "new types must name the columns {:?}, not {:?}",
+            names(old),
+            names(new)
+        )));
+    }
+    Ok(())
+}
+
+/// `batch` with its data columns cast exactly to their types in `schema` (the partition
+/// columns, which the writer reads the partition from, are kept as they are).
+fn retype(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        match schema.field_with_name(field.name()) {
+            Ok(target) => {
+                columns.push(cast_exact(field.name(), column, target.data_type())?);
+                fields.push(target.clone());
+            }
+            Err(_) => {
+                columns.push(column.clone());
+                fields.push(field.as_ref().clone());
+            }
+        }
+    }
+    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    Ok(RecordBatch::try_new_with_options(
+        Arc::new(Schema::new(fields)),
+        columns,
+        &options,
+    )?)
 }

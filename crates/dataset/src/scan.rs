@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
-use arrow::compute::{cast, filter_record_batch};
+use arrow::compute::filter_record_batch;
 use arrow::datatypes::{Schema, SchemaRef};
 use futures::stream::{self, BoxStream};
 use futures::{SinkExt, StreamExt, TryStreamExt};
@@ -20,6 +20,7 @@ use parquet::arrow::arrow_reader::{
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
 use parquet::file::metadata::{PageIndexPolicy, RowGroupMetaData};
 
+use crate::conform::cast_exact;
 use crate::engine::{ScanEngine, ScanFile, ScanRequest};
 use crate::error::{Error, Result};
 use crate::filter::Expr;
@@ -211,7 +212,7 @@ impl ScanBuilder {
     }
 
     /// Reads only `files` (entries of the snapshot), in this order.
-    pub(crate) fn with_files(mut self, files: Vec<FileEntry>) -> Self {
+    pub fn with_files(mut self, files: Vec<FileEntry>) -> Self {
         self.files = Some(files);
         self
     }
@@ -632,7 +633,7 @@ impl ReadContext {
             let array = if array.data_type() == expected.data_type() {
                 array.clone()
             } else {
-                cast(array, expected.data_type())?
+                cast_exact(expected.name(), array, expected.data_type())?
             };
             columns.insert(expected.name().as_str(), array);
         }

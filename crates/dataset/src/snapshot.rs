@@ -31,6 +31,9 @@ pub fn check_property(key: &str, value: &str) -> Result<()> {
         PROP_CHECKPOINT_INTERVAL => value.parse::<u64>().is_ok_and(|v| v > 0),
         PROP_RETENTION_SECONDS => value.parse::<u64>().is_ok(),
         PROP_DEFAULT_ENGINE => value.is_empty() || value.parse::<Engine>().is_ok(),
+        crate::options::PROP_WRITE_DEFAULTS => {
+            value.is_empty() || crate::options::WriteDefaults::parse(value).is_ok()
+        }
         _ => !key.is_empty(),
     };
     if valid {

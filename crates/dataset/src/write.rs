@@ -383,6 +383,24 @@ impl<'a> FileWriter<'a> {
             builder =
                 builder.set_column_bloom_filter_enabled(ColumnPath::from(column.as_str()), true);
         }
+        for (column, settings) in &options.columns {
+            if schema.field_with_name(column).is_err() {
+                return Err(Error::UnknownColumn {
+                    column: column.clone(),
+                    context: Some("named in the column write settings".into()),
+                });
+            }
+            let path = ColumnPath::from(column.as_str());
+            if let Some(compression) = &settings.compression {
+                builder = builder.set_column_compression(path.clone(), compression.to_parquet()?);
+            }
+            if let Some(dictionary) = settings.dictionary {
+                builder = builder.set_column_dictionary_enabled(path.clone(), dictionary);
+            }
+            if let Some(bloom) = settings.bloom_filter {
+                builder = builder.set_column_bloom_filter_enabled(path, bloom);
+            }
+        }
         Ok(FileWriter {
             log,
             schema,
@@ -619,7 +637,12 @@ impl<'a> FileWriter<'a> {
             let sample = sample_rows(&self.schema, first_rows, DICTIONARY_SAMPLE_ROWS)?;
             let mut builder = properties.into_builder();
             for (field, values) in self.schema.fields().iter().zip(sample.columns()) {
-                if !field.data_type().is_nested() && !dictionary_pays(values) {
+                let fixed = self
+                    .options
+                    .columns
+                    .get(field.name())
+                    .is_some_and(|c| c.dictionary.is_some());
+                if !fixed && !field.data_type().is_nested() && !dictionary_pays(values) {
                     builder = builder.set_column_dictionary_enabled(
                         ColumnPath::from(field.name().as_str()),
                         false,

@@ -16,7 +16,7 @@ pub struct CompactOptions {
     /// Bytes per output file (default 128 MiB).
     pub target_file_size: u64,
     /// Files at least this share of the target are left alone (default 0.75), unless
-    /// `sort_by` or `unique` asks for every file to be rewritten.
+    /// `rewrite_all`, `sort_by` or `unique` asks for every file to be rewritten.
     pub near_target: f64,
     /// Rows per output file, if capped.
     pub max_rows_per_file: Option<usize>,
@@ -25,6 +25,8 @@ pub struct CompactOptions {
     /// Drop duplicate rows within each group: rows equal on these columns (all columns
     /// when empty).
     pub unique: Option<Vec<String>>,
+    /// Rewrite every file, those near the target too (to apply new writer settings).
+    pub rewrite_all: bool,
     /// Partitions whose groups share one commit (default 1: a commit per partition).
     pub partitions_per_commit: usize,
     /// Groups rewritten at once (default: the rayon pool's threads).
@@ -44,6 +46,7 @@ impl Default for CompactOptions {
             max_rows_per_file: None,
             sort_by: Vec::new(),
             unique: None,
+            rewrite_all: false,
             partitions_per_commit: 1,
             concurrency: rayon::current_num_threads().max(1),
             memory_budget: 1 << 30,
@@ -54,7 +57,7 @@ impl Default for CompactOptions {
 
 impl CompactOptions {
     fn rewrites_everything(&self) -> bool {
-        !self.sort_by.is_empty() || self.unique.is_some()
+        self.rewrite_all || !self.sort_by.is_empty() || self.unique.is_some()
     }
 
     fn check(&self) -> Result<()> {
@@ -161,6 +164,11 @@ impl fmt::Display for CompactionPlan {
         }
         Ok(())
     }
+}
+
+/// The length of the longest of `names`, to align a printed table.
+pub(crate) fn widest<'a>(names: impl Iterator<Item = &'a str>) -> usize {
+    names.map(str::len).max().unwrap_or(0)
 }
 
 /// Bytes for people.

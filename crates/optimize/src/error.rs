@@ -23,3 +23,9 @@ pub enum Error {
 
 /// A result with [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl From<arrow::error::ArrowError> for Error {
+    fn from(error: arrow::error::ArrowError) -> Self {
+        Error::Dataset(error.into())
+    }
+}

@@ -8,6 +8,17 @@
 //!   files already near the target alone. Each group of files is swapped for its
 //!   replacement in its own commit, so a long job keeps the progress it made; a group
 //!   whose files a concurrent writer changed is skipped and reported, never clobbered.
+//! - [`plan_dtypes`] / [`execute_dtypes`]: narrows each column to the smallest type that
+//!   holds every value exactly (integers by range, `Float64` to `Float32` where every value
+//!   round-trips, timestamps to the coarsest unit that loses nothing), dictionary-encodes
+//!   low-cardinality strings and flags all-null columns; facts come from the file index
+//!   where it is complete, else from one scan. One commit rewrites every file; a value that
+//!   would not fit aborts with nothing changed.
+//! - [`plan_compression`] / [`execute_compression`]: writes a sample of each column with
+//!   each codec, with and without a dictionary, measures bytes and decode time, and advises
+//!   per-column codecs, a row-group size for the access pattern and bloom filters for
+//!   high-cardinality filter columns; applying stores the advice as the dataset's write
+//!   defaults and rewrites the files with it, a commit per partition group.
 //! - [`plan_vacuum`] / [`execute_vacuum`]: deletes data files that no version within the
 //!   retention references, and orphans left by crashed writers; it lists only under the
 //!   dataset root and never deletes a file a live version references.
@@ -43,6 +54,8 @@
 //! ```
 
 mod compact;
+mod compression;
+mod dtypes;
 mod error;
 mod stats;
 mod vacuum;
@@ -50,6 +63,14 @@ mod vacuum;
 pub use compact::{
     CompactOptions, CompactionPlan, CompactionReport, FileGroup, GroupOutcome, execute_compaction,
     plan_compaction,
+};
+pub use compression::{
+    AccessPattern, ColumnAdvice, CompressionOptions, CompressionPlan, CompressionReport, Trial,
+    execute_compression, plan_compression,
+};
+pub use dtypes::{
+    ColumnBytes, ColumnDtype, DtypeOptions, DtypePlan, DtypeReport, Evidence, execute_dtypes,
+    plan_dtypes,
 };
 pub use error::{Error, Result};
 pub use stats::{ColumnCoverage, DatasetStats, stats};
