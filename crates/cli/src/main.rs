@@ -92,6 +92,9 @@ enum Command {
         #[command(subcommand)]
         command: optimize::OptimizeCommand,
     },
+    /// Write every row again under new partition columns (derived date parts too), in one
+    /// commit; `--dry-run` prints the plan.
+    Repartition(optimize::RepartitionArgs),
     /// Delete data files no version within the retention references, and old orphans;
     /// `--dry-run` lists them.
     Vacuum(optimize::VacuumArgs),
@@ -259,6 +262,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::View { command } => catalog::view(&cli.catalog, command).await,
         Command::Compact(args) => optimize::compact(args).await,
         Command::Optimize { command } => optimize::optimize(command).await,
+        Command::Repartition(args) => optimize::repartition(args).await,
         Command::Vacuum(args) => optimize::vacuum(args).await,
         Command::Stats(args) => optimize::stats(args).await,
         Command::Demo(args) => demo::run(args, &cli.catalog).await,

@@ -1,4 +1,4 @@
-//! `dala compact`, `dala optimize`, `dala vacuum` and `dala stats`.
+//! `dala compact`, `dala optimize`, `dala repartition`, `dala vacuum` and `dala stats`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,8 +10,9 @@ use comfy_table::Table;
 use dala_dataset::{CompressionSpec, Dataset, SortColumn, WriteOptions};
 use dala_optimize::{
     AccessPattern, CompactOptions, CompactionReport, CompressionOptions, DtypeOptions,
-    VacuumOptions, execute_compaction, execute_compression, execute_dtypes, execute_vacuum,
-    plan_compaction, plan_compression, plan_dtypes, plan_vacuum,
+    RepartitionOptions, VacuumOptions, execute_compaction, execute_compression, execute_dtypes,
+    execute_repartition, execute_vacuum, plan_compaction, plan_compression, plan_dtypes,
+    plan_repartition, plan_vacuum,
 };
 
 use crate::catalog::ListFormat;
@@ -156,6 +157,51 @@ fn parse_type(s: &str) -> Result<(String, DataType), String> {
         .parse()
         .map_err(|e| format!("{data_type:?} is not an Arrow type: {e}"))?;
     Ok((column.to_string(), data_type))
+}
+
+/// `dala repartition`.
+#[derive(Args)]
+pub struct RepartitionArgs {
+    /// The dataset path or URL.
+    dataset: String,
+    /// The new partition columns, comma-separated (`year`, `month`, `week`, `day`, `hour`,
+    /// `date` are derived from the timestamp column when the data lacks them).
+    #[arg(long, value_delimiter = ',', required = true)]
+    partition_by: Vec<String>,
+    /// The column derived partition columns come from (when the dataset has none yet).
+    #[arg(long)]
+    timestamp_column: Option<String>,
+    /// Codec and level of the new files, e.g. zstd:3, snappy.
+    #[arg(long, default_value = "zstd:3")]
+    compression: CompressionSpec,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// Runs `dala repartition`.
+pub async fn repartition(args: RepartitionArgs) -> Result<()> {
+    let dataset = Dataset::open(&args.dataset).await?;
+    let options = RepartitionOptions {
+        partition_by: args.partition_by,
+        write: WriteOptions {
+            compression: args.compression,
+            timestamp_column: args.timestamp_column,
+            ..WriteOptions::default()
+        },
+    };
+    let plan = plan_repartition(&dataset, &options)?;
+    print!("{plan}");
+    if args.dry_run {
+        return Ok(());
+    }
+    let spinner =
+        indicatif::ProgressBar::new_spinner().with_message(format!("rewriting {} rows", plan.rows));
+    spinner.enable_steady_tick(Duration::from_millis(200));
+    let report = execute_repartition(&dataset, &plan).await;
+    spinner.finish_and_clear();
+    println!("{}", report?);
+    Ok(())
 }
 
 /// `dala vacuum`.

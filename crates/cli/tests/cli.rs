@@ -28,6 +28,17 @@ fn ok(args: &[&str], dir: &Path) -> String {
 const CSV: &str =
     "id,city,year,amount\n1,Oslo,2023,1.5\n2,Lima,2024,2.5\n3,a/b=c,2024,3.5\n4,Oslo,2024,4.0\n";
 
+/// The rows of `columns` of `dir/ds` as CSV lines, header included, sorted.
+fn sorted_rows(dir: &Path, columns: &str) -> Vec<String> {
+    let csv = ok(
+        &["scan", "ds", "--columns", columns, "--format", "csv"],
+        dir,
+    );
+    let mut lines: Vec<String> = csv.lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
 /// Writes `CSV` to `dir/ds`, partitioned by year.
 fn csv_dataset(dir: &Path) {
     std::fs::write(dir.join("in.csv"), CSV).unwrap();
@@ -638,15 +649,7 @@ fn compaction_killed_midway_loses_nothing_and_vacuum_cleans_up() {
 fn optimize_narrows_types_and_applies_measured_compression() {
     let dir = tempfile::tempdir().unwrap();
     csv_dataset(dir.path());
-    let ids = |dir: &Path| {
-        let csv = ok(
-            &["scan", "ds", "--columns", "id,amount", "--format", "csv"],
-            dir,
-        );
-        let mut lines: Vec<String> = csv.lines().map(str::to_string).collect();
-        lines.sort();
-        lines
-    };
+    let ids = |dir: &Path| sorted_rows(dir, "id,amount");
     let before = ids(dir.path());
 
     let plan = ok(&["optimize", "dtypes", "ds", "--dry-run"], dir.path());
@@ -685,6 +688,34 @@ fn optimize_narrows_types_and_applies_measured_compression() {
     assert_eq!(ids(dir.path()), before);
     let properties = ok(&["properties", "ds"], dir.path());
     assert!(properties.contains("write.defaults"), "{properties}");
+}
+
+#[test]
+fn repartition_moves_every_row_under_new_partition_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    csv_dataset(dir.path());
+    let rows = |dir: &Path| sorted_rows(dir, "id,city,year");
+    let before = rows(dir.path());
+    let plan = ok(
+        &["repartition", "ds", "--partition-by", "city", "--dry-run"],
+        dir.path(),
+    );
+    assert!(plan.contains("by [year] -> by [city]"), "{plan}");
+    assert!(ok(&["info", "ds"], dir.path()).contains(
+        "version:    0
+"
+    ));
+    let done = ok(&["repartition", "ds", "--partition-by", "city"], dir.path());
+    assert!(done.contains("4 rows"), "{done}");
+    let info = ok(&["info", "ds"], dir.path());
+    assert!(info.contains("partitions: 3 by [city (Utf8)]"), "{info}");
+    assert_eq!(rows(dir.path()), before);
+    assert!(dir.path().join("ds/city=a%2Fb%3Dc").is_dir());
+    let explain = ok(
+        &["scan", "ds", "--filter", "city = 'Oslo'", "--explain"],
+        dir.path(),
+    );
+    assert!(explain.contains("pruned"), "{explain}");
 }
 
 #[test]

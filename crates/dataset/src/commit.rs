@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::layout::PartitionField;
 use crate::log::{Commit, LogStore, Operation};
 use crate::merge::KeyProbe;
-use crate::snapshot::{FileEntry, Snapshot};
+use crate::snapshot::{FileEntry, Snapshot, add_file_as};
 
 /// How many versions a writer walks past before it gives up.
 const MAX_ATTEMPTS: usize = 10_000;
@@ -208,9 +208,14 @@ fn build_commit(
         read_version,
         schema: (first || pending.schema.as_ref() != base.data_schema().as_ref())
             .then(|| pending.schema.as_ref().clone()),
-        partitioning: first.then(|| pending.partitioning.clone()),
+        partitioning: (first || pending.partitioning.as_slice() != base.partitioning())
+            .then(|| pending.partitioning.clone()),
         properties: pending.properties.clone(),
-        add: pending.add.iter().map(|f| base.add_file(f)).collect(),
+        add: pending
+            .add
+            .iter()
+            .map(|f| add_file_as(&pending.schema, &pending.partitioning, f))
+            .collect(),
         remove: pending.remove.iter().map(Snapshot::remove_file).collect(),
         partitions: partitions.into_iter().filter(|p| !p.is_empty()).collect(),
         metadata: pending.metadata.clone(),

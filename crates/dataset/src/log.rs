@@ -51,6 +51,8 @@ pub enum Operation {
     /// Rewrote files into new ones holding the same rows (compaction, sorting,
     /// recompression; with `unique`, less duplicates).
     Optimize,
+    /// Rewrote every row under a new partitioning.
+    Repartition,
 }
 
 impl std::fmt::Display for Operation {

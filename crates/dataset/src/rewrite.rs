@@ -12,12 +12,13 @@ use futures::StreamExt;
 use crate::commit::{ConflictScope, PendingCommit};
 use crate::conform::cast_exact;
 use crate::dataset::{Dataset, WriteResult, commit_written};
+use crate::derive::{TIMESTAMP_COLUMN_PROPERTY, derive_partitions};
 use crate::error::{Error, Result};
 use crate::log::Operation;
 use crate::merge::Unique;
 use crate::options::{WriteMode, WriteOptions};
 use crate::snapshot::FileEntry;
-use crate::write::{FileWriter, delete_files};
+use crate::write::{FileWriter, data_schema, delete_files, resolve_partitioning};
 
 /// How [`Dataset::rewrite_files`] writes the new files.
 #[derive(Debug, Clone)]
@@ -177,6 +178,103 @@ impl Dataset {
             } else {
                 ConflictScope::Rewrite
             },
+            metadata: write.metadata.clone(),
+        };
+        let committed = commit_written(log, Some(&snapshot), &pending).await?;
+        Ok(WriteResult {
+            version: Some(committed.version()),
+            ..result
+        })
+    }
+
+    /// Writes every row of this handle's version again, partitioned by `partition_by`
+    /// (columns of the dataset, or `year`, `month`, `week`, `day`, `hour`, `date` derived
+    /// from the timestamp column: the dataset's, or `options.write.timestamp_column`), and
+    /// commits the new files in place of all the old in one version, which conflicts with
+    /// any concurrent change. The old partition columns become data columns; no row or
+    /// value is lost (the rows read, written and indexed are checked to agree).
+    pub async fn repartition(
+        &self,
+        partition_by: &[String],
+        options: &RewriteOptions,
+    ) -> Result<WriteResult> {
+        for (key, value) in &options.properties {
+            crate::snapshot::check_property(key, value)?;
+        }
+        let snapshot = self.snapshot().clone();
+        let full = snapshot.schema();
+        let mut properties = options.properties.clone();
+        let timestamp_column = options.write.timestamp_column.clone().or_else(|| {
+            snapshot
+                .properties()
+                .get(TIMESTAMP_COLUMN_PROPERTY)
+                .cloned()
+        });
+        if let Some(column) = &options.write.timestamp_column {
+            properties.insert(TIMESTAMP_COLUMN_PROPERTY.to_string(), column.clone());
+        }
+        let derive = |batch: &RecordBatch| match &timestamp_column {
+            Some(column) => derive_partitions(batch, partition_by, column),
+            None => Ok(batch.clone()),
+        };
+        let input = derive(&RecordBatch::new_empty(full.clone()))?.schema();
+        let write = WriteOptions {
+            mode: WriteMode::Append,
+            partition_by: partition_by.to_vec(),
+            ..options.write.with_dataset_defaults(snapshot.properties())?
+        };
+        let partitioning = resolve_partitioning(&input, &write, None)?;
+        if partitioning.as_slice() == snapshot.partitioning() {
+            return Err(Error::InvalidArgument(format!(
+                "the dataset is already partitioned by {partition_by:?}"
+            )));
+        }
+        let schema = data_schema(&input, &partitioning);
+        let log = self.log_store();
+        let mut writer = FileWriter::try_new(log, schema.clone(), partitioning.clone(), &write)?;
+        let mut read = 0u64;
+        let mut stream = self.scan().stream()?;
+        let copied: Result<()> = async {
+            while let Some(batch) = stream.next().await {
+                let batch = derive(&batch?)?;
+                read += batch.num_rows() as u64;
+                writer.write(batch).await?;
+            }
+            Ok(())
+        }
+        .await;
+        let entries = writer.conclude(copied).await?;
+        let files: Vec<FileEntry> = snapshot.files().cloned().collect();
+        let expected = snapshot.rows();
+        let written: u64 = entries.iter().map(|f| f.rows).sum();
+        if read != expected || written != read {
+            delete_files(log, entries.iter().map(|f| f.path.as_str())).await;
+            return Err(Error::CorruptFile {
+                path: self.url().to_string(),
+                message: format!(
+                    "the file index holds {expected} rows, reading gave {read}, writing {written}"
+                ),
+            });
+        }
+        let result = WriteResult {
+            version: None,
+            rows_inserted: 0,
+            rows_updated: 0,
+            rows_deleted: 0,
+            rows_unchanged: read,
+            files_added: entries.len() as u64,
+            files_removed: files.len() as u64,
+            bytes_written: entries.iter().map(|f| f.size).sum(),
+        };
+        let pending = PendingCommit {
+            operation: Operation::Repartition,
+            options: serde_json::to_value(&write).unwrap_or_default(),
+            schema,
+            partitioning,
+            properties: (!properties.is_empty()).then_some(properties),
+            add: entries,
+            remove: files,
+            scope: ConflictScope::All,
             metadata: write.metadata.clone(),
         };
         let committed = commit_written(log, Some(&snapshot), &pending).await?;

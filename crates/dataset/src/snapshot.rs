@@ -260,26 +260,7 @@ impl Snapshot {
 
     /// The log form of an index entry.
     pub fn add_file(&self, entry: &FileEntry) -> AddFile {
-        let partition: Map<String, Value> = self
-            .partitioning
-            .iter()
-            .zip(&entry.partition_values)
-            .map(|(f, v)| (f.name.clone(), v.to_json()))
-            .collect();
-        let stats: Map<String, Value> = self
-            .schema
-            .fields()
-            .iter()
-            .zip(&entry.stats)
-            .filter_map(|(f, s)| Some((f.name().clone(), s.as_ref()?.to_json())))
-            .collect();
-        AddFile {
-            path: entry.path.clone(),
-            partition,
-            rows: entry.rows,
-            size: entry.size,
-            stats,
-        }
+        add_file_as(&self.schema, &self.partitioning, entry)
     }
 
     /// The log form of removing an index entry.
@@ -403,4 +384,31 @@ fn column_positions(schema: &Schema) -> HashMap<String, usize> {
         .enumerate()
         .map(|(i, f)| (f.name().clone(), i))
         .collect()
+}
+
+/// The log form of an index entry of a dataset with data schema `schema` and
+/// `partitioning` (those of the commit that adds it).
+pub(crate) fn add_file_as(
+    schema: &Schema,
+    partitioning: &[PartitionField],
+    entry: &FileEntry,
+) -> AddFile {
+    let partition: Map<String, Value> = partitioning
+        .iter()
+        .zip(&entry.partition_values)
+        .map(|(f, v)| (f.name.clone(), v.to_json()))
+        .collect();
+    let stats: Map<String, Value> = schema
+        .fields()
+        .iter()
+        .zip(&entry.stats)
+        .filter_map(|(f, s)| Some((f.name().clone(), s.as_ref()?.to_json())))
+        .collect();
+    AddFile {
+        path: entry.path.clone(),
+        partition,
+        rows: entry.rows,
+        size: entry.size,
+        stats,
+    }
 }

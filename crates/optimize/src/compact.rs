@@ -8,7 +8,7 @@ use dala_dataset::{Dataset, Error as DatasetError, RewriteOptions, SortColumn, W
 use futures::{StreamExt, stream};
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, check_plan_version};
 
 /// How [`plan_compaction`] groups files and how the new files are written.
 #[derive(Debug, Clone)]
@@ -336,13 +336,7 @@ pub async fn execute_compaction(
     on_group: &(dyn Fn(&GroupOutcome) + Sync),
 ) -> Result<CompactionReport> {
     let started = Instant::now();
-    if dataset.version() != plan.version {
-        return Err(Error::InvalidOption(format!(
-            "the plan is for version {}, the dataset handle is at {}",
-            plan.version,
-            dataset.version()
-        )));
-    }
+    check_plan_version(dataset, plan.version)?;
     let options = &plan.options;
     let running = options.concurrency.min(plan.groups.len()).max(1);
     let rewrite = RewriteOptions {

@@ -25,7 +25,7 @@ use crate::compact::{
     widest,
 };
 use crate::dtypes::column_bytes;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, check_plan_version};
 
 /// How the dataset is read, which decides the row-group size.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -443,13 +443,7 @@ pub async fn execute_compression(
     plan: &CompressionPlan,
     on_group: &(dyn Fn(&GroupOutcome) + Sync),
 ) -> Result<CompressionReport> {
-    if dataset.version() != plan.version {
-        return Err(Error::InvalidOption(format!(
-            "the plan was made at version {}, the dataset handle is at {}: plan again",
-            plan.version,
-            dataset.version()
-        )));
-    }
+    check_plan_version(dataset, plan.version)?;
     let bytes_before = dataset.snapshot().bytes();
     let scan_before = match plan.options.measure_scans {
         true => Some(full_scan(dataset).await?),

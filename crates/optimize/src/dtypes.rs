@@ -16,7 +16,7 @@ use futures::StreamExt;
 use serde::{Serialize, Serializer};
 
 use crate::compact::{bytes, widest};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, check_plan_version};
 
 /// What [`plan_dtypes`] looks at and how the rewrite writes.
 #[derive(Debug, Clone)]
@@ -357,13 +357,7 @@ pub async fn execute_dtypes(dataset: &Dataset, plan: &DtypePlan) -> Result<Dtype
     if plan.is_empty() {
         return Ok(DtypeReport::default());
     }
-    if dataset.version() != plan.version {
-        return Err(Error::InvalidOption(format!(
-            "the plan was made at version {}, the dataset handle is at {}: plan again",
-            plan.version,
-            dataset.version()
-        )));
-    }
+    check_plan_version(dataset, plan.version)?;
     let snapshot = dataset.snapshot();
     let mut defaults = match snapshot.properties().get(PROP_WRITE_DEFAULTS) {
         Some(value) if !value.is_empty() => WriteDefaults::parse(value)?,

@@ -29,3 +29,14 @@ impl From<arrow::error::ArrowError> for Error {
         Error::Dataset(error.into())
     }
 }
+
+/// Fails unless `dataset` is at `version`, the version a plan was made from.
+pub(crate) fn check_plan_version(dataset: &dala_dataset::Dataset, version: u64) -> Result<()> {
+    if dataset.version() != version {
+        return Err(Error::InvalidOption(format!(
+            "the plan was made at version {version}, the dataset handle is at {}: plan again",
+            dataset.version()
+        )));
+    }
+    Ok(())
+}

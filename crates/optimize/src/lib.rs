@@ -19,6 +19,8 @@
 //!   per-column codecs, a row-group size for the access pattern and bloom filters for
 //!   high-cardinality filter columns; applying stores the advice as the dataset's write
 //!   defaults and rewrites the files with it, a commit per partition group.
+//! - [`plan_repartition`] / [`execute_repartition`]: writes every row again under new
+//!   partition columns (derived date parts included), in one commit.
 //! - [`plan_vacuum`] / [`execute_vacuum`]: deletes data files that no version within the
 //!   retention references, and orphans left by crashed writers; it lists only under the
 //!   dataset root and never deletes a file a live version references.
@@ -57,6 +59,7 @@ mod compact;
 mod compression;
 mod dtypes;
 mod error;
+mod repartition;
 mod stats;
 mod vacuum;
 
@@ -73,6 +76,9 @@ pub use dtypes::{
     plan_dtypes,
 };
 pub use error::{Error, Result};
+pub use repartition::{
+    RepartitionOptions, RepartitionPlan, RepartitionReport, execute_repartition, plan_repartition,
+};
 pub use stats::{ColumnCoverage, DatasetStats, stats};
 pub use vacuum::{
     DeleteReason, VacuumCandidate, VacuumOptions, VacuumPlan, VacuumReport, execute_vacuum,

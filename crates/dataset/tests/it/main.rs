@@ -9,5 +9,6 @@ mod faults;
 mod log;
 mod merge;
 mod merge_model;
+mod repartition;
 mod schema;
 mod write_scan;
