@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use comfy_table::Table;
 use dala_dataset::{CompressionSpec, Dataset, SortColumn, WriteOptions};
 use dala_optimize::{
-    AccessPattern, CompactOptions, CompactionReport, CompressionOptions, DtypeOptions,
+    AccessPattern, CompactOptions, CompactionReport, CompressionOptions, DtypeOptions, Period,
     RepartitionOptions, VacuumOptions, execute_compaction, execute_compression, execute_dtypes,
     execute_repartition, execute_vacuum, plan_compaction, plan_compression, plan_dtypes,
     plan_repartition, plan_vacuum,
@@ -28,10 +28,20 @@ pub struct CompactArgs {
     /// Rows per output file, if capped.
     #[arg(long)]
     max_rows_per_file: Option<usize>,
-    /// Sort the rows of each output file by these columns (`col`, `col:desc`),
-    /// comma-separated; every file of a partition is rewritten.
+    /// Sort each partition's rows by these columns (`col`, `col:desc`), comma-separated,
+    /// within and across its files; every file of a partition is rewritten.
     #[arg(long, value_delimiter = ',')]
     sort_by: Vec<SortColumn>,
+    /// Cluster each partition's rows along a Z-order curve over 2 to 4 columns,
+    /// comma-separated, so that filters on any of them prune files.
+    #[arg(long, value_delimiter = ',', conflicts_with = "sort_by")]
+    zorder: Vec<String>,
+    /// Group files by the day, week or month they begin in, so no new file mixes periods.
+    #[arg(long)]
+    by_period: Option<Period>,
+    /// The timestamp or date column of --by-period (default: the dataset's).
+    #[arg(long)]
+    timestamp_column: Option<String>,
     /// Drop duplicate rows: equal on these columns, or on all columns when none are given.
     #[arg(long, value_delimiter = ',', num_args = 0..)]
     unique: Option<Vec<String>>,
@@ -242,6 +252,9 @@ pub async fn compact(args: CompactArgs) -> Result<()> {
         target_file_size: args.target_size.as_u64(),
         max_rows_per_file: args.max_rows_per_file,
         sort_by: args.sort_by,
+        zorder: args.zorder,
+        by_period: args.by_period,
+        timestamp_column: args.timestamp_column,
         unique: args.unique,
         partitions_per_commit: args.partitions_per_commit,
         memory_budget: usize::try_from(args.memory.as_u64()).unwrap_or(usize::MAX),

@@ -643,6 +643,16 @@ fn compaction_killed_midway_loses_nothing_and_vacuum_cleans_up() {
     let stats: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(stats["files"], 2);
     assert_eq!(stats["rows"], 16);
+
+    // Clustered along a Z-order of two columns: the same rows, a summary per commit.
+    let clustered = ok(&["compact", "ds", "--zorder", "id,amount"], dir.path());
+    assert!(clustered.contains("committed"), "{clustered}");
+    assert_eq!(ids(dir.path()), before);
+    let both = dala(
+        &["compact", "ds", "--zorder", "id,amount", "--sort-by", "id"],
+        dir.path(),
+    );
+    assert!(!both.status.success());
 }
 
 #[test]

@@ -52,6 +52,7 @@
 
 mod adopt;
 pub mod checkpoint;
+mod cluster;
 mod commit;
 mod conform;
 mod dataset;
@@ -72,6 +73,7 @@ pub mod stats;
 pub mod store;
 mod write;
 
+pub use cluster::Clustering;
 pub use commit::check_schema;
 pub use conform::{cast_exact, narrows};
 pub use dataset::{Dataset, DatasetBuilder, WriteResult};

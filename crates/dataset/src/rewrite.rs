@@ -9,6 +9,7 @@ use arrow::array::{RecordBatch, RecordBatchOptions};
 use arrow::datatypes::{Schema, SchemaRef};
 use futures::StreamExt;
 
+use crate::cluster::{Clustering, cluster_stream};
 use crate::commit::{ConflictScope, PendingCommit};
 use crate::conform::cast_exact;
 use crate::dataset::{Dataset, WriteResult, commit_written};
@@ -36,6 +37,11 @@ pub struct RewriteOptions {
     /// version in one commit, which conflicts with any concurrent change of the data, so
     /// that files of the old and the new types never share a version.
     pub schema: Option<SchemaRef>,
+    /// Order the rows across all the new files (sort columns or Z-order), not only within
+    /// each: rows beyond half the memory budget (`write.max_buffered_bytes`) are sorted
+    /// in runs spilled to local temporary files and merged. Each new file then holds a
+    /// narrow range of the key, so filters on it prune files.
+    pub cluster: Option<Clustering>,
     /// Dataset properties the same commit sets (for example
     /// [`crate::PROP_WRITE_DEFAULTS`], so that later writes keep the new layout).
     pub properties: BTreeMap<String, String>,
@@ -47,6 +53,7 @@ impl Default for RewriteOptions {
             write: WriteOptions::default(),
             operation: Operation::Optimize,
             schema: None,
+            cluster: None,
             properties: BTreeMap::new(),
         }
     }
@@ -116,6 +123,16 @@ impl Dataset {
         let mut unique = write.unique.clone().map(Unique::new);
         let (mut read, mut kept) = (0u64, 0u64);
         let mut stream = self.scan().with_files(files.clone()).stream()?;
+        if let Some(clustering) = &options.cluster {
+            // Rows are counted and deduplicated as the sorted stream hands them on.
+            stream = cluster_stream(
+                stream,
+                clustering,
+                &snapshot,
+                &files,
+                write.max_buffered_bytes / 2,
+            )?;
+        }
         let copied: Result<()> = async {
             while let Some(batch) = stream.next().await {
                 let mut batch = batch?;

@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Instant;
 
-use dala_dataset::{Dataset, Error as DatasetError, RewriteOptions, SortColumn, WriteOptions};
+use arrow::datatypes::TimeUnit;
+use dala_dataset::{
+    Clustering, Dataset, Error as DatasetError, RewriteOptions, Scalar, SortColumn, WriteOptions,
+};
 use futures::{StreamExt, stream};
 use serde::Serialize;
 
@@ -20,13 +23,23 @@ pub struct CompactOptions {
     pub near_target: f64,
     /// Rows per output file, if capped.
     pub max_rows_per_file: Option<usize>,
-    /// Sort the rows of each output file by these columns.
+    /// Sort the rows of each partition by these columns, across its files: every file of
+    /// the partition is rewritten, and the new files hold consecutive ranges.
     pub sort_by: Vec<SortColumn>,
+    /// Cluster the rows of each partition along a Z-order curve over these 2 to 4 data
+    /// columns, across its files, so that a filter on any of them prunes files.
+    pub zorder: Vec<String>,
     /// Drop duplicate rows within each group: rows equal on these columns (all columns
     /// when empty).
     pub unique: Option<Vec<String>>,
     /// Rewrite every file, those near the target too (to apply new writer settings).
     pub rewrite_all: bool,
+    /// Group files by the day, week or month their rows begin in (the smallest value of
+    /// `timestamp_column` in the file index), so that no new file mixes periods.
+    pub by_period: Option<Period>,
+    /// The timestamp or date column of `by_period` (default: the column the dataset derives
+    /// its partitions from).
+    pub timestamp_column: Option<String>,
     /// Partitions whose groups share one commit (default 1: a commit per partition).
     pub partitions_per_commit: usize,
     /// Groups rewritten at once (default: the rayon pool's threads).
@@ -45,8 +58,11 @@ impl Default for CompactOptions {
             near_target: 0.75,
             max_rows_per_file: None,
             sort_by: Vec::new(),
+            zorder: Vec::new(),
             unique: None,
             rewrite_all: false,
+            by_period: None,
+            timestamp_column: None,
             partitions_per_commit: 1,
             concurrency: rayon::current_num_threads().max(1),
             memory_budget: 1 << 30,
@@ -57,7 +73,18 @@ impl Default for CompactOptions {
 
 impl CompactOptions {
     fn rewrites_everything(&self) -> bool {
-        self.rewrite_all || !self.sort_by.is_empty() || self.unique.is_some()
+        self.rewrite_all || self.clustering().is_some() || self.unique.is_some()
+    }
+
+    /// How rows are ordered across the files of a partition, if they are.
+    fn clustering(&self) -> Option<Clustering> {
+        if !self.zorder.is_empty() {
+            Some(Clustering::ZOrder(self.zorder.clone()))
+        } else if !self.sort_by.is_empty() {
+            Some(Clustering::Sort(self.sort_by.clone()))
+        } else {
+            None
+        }
     }
 
     fn check(&self) -> Result<()> {
@@ -72,6 +99,17 @@ impl CompactOptions {
                 self.near_target
             )));
         }
+        if !self.zorder.is_empty() && !self.sort_by.is_empty() {
+            return Err(Error::InvalidOption(
+                "sort_by and zorder each order the rows: choose one".into(),
+            ));
+        }
+        if !self.zorder.is_empty() && !(2..=4).contains(&self.zorder.len()) {
+            return Err(Error::InvalidOption(format!(
+                "zorder needs 2 to 4 columns, not {}",
+                self.zorder.len()
+            )));
+        }
         if self.partitions_per_commit == 0 || self.concurrency == 0 {
             return Err(Error::InvalidOption(
                 "partitions_per_commit and concurrency must be above 0".into(),
@@ -81,11 +119,64 @@ impl CompactOptions {
     }
 }
 
+/// A period of time files are grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Period {
+    /// A calendar day.
+    Day,
+    /// An ISO week.
+    Week,
+    /// A calendar month.
+    Month,
+}
+
+impl std::str::FromStr for Period {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "day" => Ok(Period::Day),
+            "week" => Ok(Period::Week),
+            "month" => Ok(Period::Month),
+            other => Err(Error::InvalidOption(format!(
+                "unknown period {other:?} (day, week or month)"
+            ))),
+        }
+    }
+}
+
+impl Period {
+    /// The label of the period `value` (a date or timestamp) falls in.
+    fn label(self, value: &Scalar) -> Option<String> {
+        let day = match value {
+            Scalar::Date(days) => chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163)?,
+            Scalar::Timestamp { value, unit, .. } => {
+                let nanos: i128 = match unit {
+                    TimeUnit::Second => i128::from(*value) * 1_000_000_000,
+                    TimeUnit::Millisecond => i128::from(*value) * 1_000_000,
+                    TimeUnit::Microsecond => i128::from(*value) * 1_000,
+                    TimeUnit::Nanosecond => i128::from(*value),
+                };
+                let seconds = i64::try_from(nanos.div_euclid(1_000_000_000)).ok()?;
+                chrono::DateTime::from_timestamp(seconds, 0)?.date_naive()
+            }
+            _ => return None,
+        };
+        Some(match self {
+            Period::Day => day.format("%Y-%m-%d").to_string(),
+            Period::Week => day.format("%G-W%V").to_string(),
+            Period::Month => day.format("%Y-%m").to_string(),
+        })
+    }
+}
+
 /// Files that are rewritten together, in one commit.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct FileGroup {
     /// The partition directories of its files.
     pub partitions: Vec<String>,
+    /// The periods its files begin in (with `by_period`).
+    pub periods: Vec<String>,
     /// The files (paths relative to the dataset root).
     pub files: Vec<String>,
     /// Rows in them.
@@ -153,6 +244,10 @@ impl fmt::Display for CompactionPlan {
                 [one] => one.clone(),
                 many => format!("{} and {} more", many[0], many.len() - 1),
             };
+            let partitions = match group.periods.as_slice() {
+                [] => partitions,
+                periods => format!("{partitions} ({})", periods.join(", ")),
+            };
             writeln!(
                 f,
                 "  {partitions}: {} files, {} rows, {} -> {} files",
@@ -171,6 +266,12 @@ pub(crate) fn widest<'a>(names: impl Iterator<Item = &'a str>) -> usize {
     names.map(str::len).max().unwrap_or(0)
 }
 
+/// A file to pack: its path, bytes and rows.
+type SmallFile<'a> = (&'a str, u64, u64);
+
+/// The dataset property naming the column derived partitions come from.
+const TIMESTAMP_COLUMN: &str = "partition.timestamp_column";
+
 /// Bytes for people.
 pub(crate) fn bytes(n: u64) -> String {
     bytesize::ByteSize(n).to_string()
@@ -183,27 +284,58 @@ pub fn plan_compaction(dataset: &Dataset, options: &CompactOptions) -> Result<Co
     let snapshot = dataset.snapshot();
     let target = options.target_file_size;
     let near = (target as f64 * options.near_target) as u64;
-    let mut by_partition: BTreeMap<&str, Vec<(&str, u64, u64)>> = BTreeMap::new();
+    let period_column = match options.by_period {
+        Some(_) => {
+            let name = options
+                .timestamp_column
+                .clone()
+                .or_else(|| snapshot.properties().get(TIMESTAMP_COLUMN).cloned())
+                .ok_or_else(|| {
+                    Error::InvalidOption(
+                        "by_period needs a timestamp_column (the dataset has none)".into(),
+                    )
+                })?;
+            let index = snapshot.data_schema().index_of(&name).map_err(|_| {
+                Error::InvalidOption(format!("{name} is not a data column of the dataset"))
+            })?;
+            Some(index)
+        }
+        None => None,
+    };
+    // Files of a partition (and period) are bin-packed together.
+    let mut by_partition: BTreeMap<(&str, Option<String>), Vec<SmallFile>> = BTreeMap::new();
     for file in snapshot.files() {
         if options.rewrites_everything() || file.size < near {
-            by_partition.entry(file.partition_dir()).or_default().push((
-                file.path.as_str(),
-                file.size,
-                file.rows,
-            ));
+            let period = options
+                .by_period
+                .zip(period_column)
+                .and_then(|(period, i)| {
+                    let min = file.stats.get(i)?.as_ref()?.min.as_ref()?;
+                    period.label(min)
+                });
+            by_partition
+                .entry((file.partition_dir(), period))
+                .or_default()
+                .push((file.path.as_str(), file.size, file.rows));
         }
     }
     let mut bins_by_partition: Vec<(String, Vec<FileGroup>)> = Vec::new();
-    for (partition, mut files) in by_partition {
+    for ((partition, period), mut files) in by_partition {
         files.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
         let mut bins: Vec<FileGroup> = Vec::new();
+        // Ordered across files, a partition is one bin: its rows are sorted together.
+        let one_bin = options.clustering().is_some();
         for (path, size, rows) in files {
-            let fits = bins.iter().position(|bin| bin.bytes + size <= target);
+            let fits = match one_bin {
+                true => (!bins.is_empty()).then_some(0),
+                false => bins.iter().position(|bin| bin.bytes + size <= target),
+            };
             let bin = match fits {
                 Some(i) => &mut bins[i],
                 None => {
                     bins.push(FileGroup {
                         partitions: vec![partition.to_string()],
+                        periods: period.iter().cloned().collect(),
                         ..FileGroup::default()
                     });
                     let last = bins.len() - 1;
@@ -223,14 +355,20 @@ pub fn plan_compaction(dataset: &Dataset, options: &CompactOptions) -> Result<Co
             bins_by_partition.push((partition.to_string(), bins));
         }
     }
-    // Commit groups: the bins of up to `partitions_per_commit` partitions.
+    // Commit groups: the bins of up to `partitions_per_commit` partitions. One rewrite
+    // writes a partition's rows together, so periods each keep a group of their own.
+    let per_commit = match options.by_period {
+        Some(_) => 1,
+        None => options.partitions_per_commit,
+    };
     let mut groups = Vec::new();
-    for chunk in bins_by_partition.chunks(options.partitions_per_commit) {
+    for chunk in bins_by_partition.chunks(per_commit) {
         let mut group = FileGroup {
             partitions: chunk.iter().map(|(p, _)| p.clone()).collect(),
             ..FileGroup::default()
         };
         for bin in chunk.iter().flat_map(|(_, bins)| bins) {
+            group.periods.extend(bin.periods.iter().cloned());
             group.files.extend(bin.files.iter().cloned());
             group.rows += bin.rows;
             group.bytes += bin.bytes;
@@ -343,11 +481,12 @@ pub async fn execute_compaction(
         write: WriteOptions {
             target_file_size: options.target_file_size,
             max_rows_per_file: options.max_rows_per_file,
-            sort_by: options.sort_by.clone(),
+            sort_by: Vec::new(),
             unique: options.unique.clone(),
             max_buffered_bytes: (options.memory_budget / running).max(1 << 20),
             ..options.write.clone()
         },
+        cluster: options.clustering(),
         ..RewriteOptions::default()
     };
     let rewrite = &rewrite;

@@ -386,6 +386,7 @@ pub async fn execute_dtypes(dataset: &Dataset, plan: &DtypePlan) -> Result<Dtype
         operation: Operation::Optimize,
         schema: Some(plan.schema.clone()),
         properties,
+        ..RewriteOptions::default()
     };
     let result = dataset.rewrite_files(&paths, &rewrite).await?;
     let Some(version) = result.version else {

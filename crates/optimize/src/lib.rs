@@ -64,8 +64,8 @@ mod stats;
 mod vacuum;
 
 pub use compact::{
-    CompactOptions, CompactionPlan, CompactionReport, FileGroup, GroupOutcome, execute_compaction,
-    plan_compaction,
+    CompactOptions, CompactionPlan, CompactionReport, FileGroup, GroupOutcome, Period,
+    execute_compaction, plan_compaction,
 };
 pub use compression::{
     AccessPattern, ColumnAdvice, CompressionOptions, CompressionPlan, CompressionReport, Trial,

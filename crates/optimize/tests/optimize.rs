@@ -448,3 +448,65 @@ async fn a_writer_that_loses_many_races_ends_with_the_true_index() {
     assert_eq!(paths(&fresh).len(), 33);
     assert_eq!(contents(&behind).await, contents(&fresh).await);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compaction_by_period_never_mixes_months_in_a_file() {
+    use arrow::array::Date32Array;
+    use dala_optimize::Period;
+    let dir = tempfile::tempdir().unwrap();
+    let location = dir.path().join("daily").display().to_string();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("day", DataType::Date32, false),
+    ]));
+    // One small file per day from 2024-01-01 (day 19 723) for 75 days: January, February,
+    // and half of March.
+    for day in 0..75 {
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(vec![day * 2, day * 2 + 1])),
+                Arc::new(Date32Array::from(vec![19_723 + day as i32; 2])),
+            ],
+        )
+        .unwrap();
+        Dataset::write_to(&location, [Ok(batch)], &WriteOptions::default())
+            .await
+            .unwrap();
+    }
+    let mut dataset = Dataset::open(&location).await.unwrap();
+    let options = CompactOptions {
+        by_period: Some(Period::Month),
+        timestamp_column: Some("day".into()),
+        partitions_per_commit: 10,
+        ..CompactOptions::default()
+    };
+    let plan = plan_compaction(&dataset, &options).unwrap();
+    assert_eq!(plan.groups.len(), 3, "{plan}");
+    assert!(plan.to_string().contains("(2024-02)"), "{plan}");
+    execute_compaction(&dataset, &plan, &|_| {}).await.unwrap();
+    dataset.reload().await.unwrap();
+    assert_eq!(dataset.snapshot().files().len(), 3);
+    assert_eq!(dataset.scan().count_rows().await.unwrap(), 150);
+    let month = |days: i32| {
+        chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163)
+            .unwrap()
+            .format("%Y-%m")
+            .to_string()
+    };
+    for file in dataset.snapshot().files() {
+        let stats = file.stats[1].as_ref().unwrap();
+        let (Some(dala_dataset::Scalar::Date(lo)), Some(dala_dataset::Scalar::Date(hi))) =
+            (&stats.min, &stats.max)
+        else {
+            panic!("no day statistics in {}", file.path);
+        };
+        assert_eq!(month(*lo), month(*hi), "{} mixes months", file.path);
+    }
+    // Without a timestamp column there is no period to group by.
+    let options = CompactOptions {
+        by_period: Some(Period::Week),
+        ..CompactOptions::default()
+    };
+    assert!(plan_compaction(&dataset, &options).is_err());
+}
