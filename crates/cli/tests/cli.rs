@@ -744,3 +744,81 @@ fn output_into_a_closed_pipe_ends_quietly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn compaction_killed_at_random_points_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("id,city,year,amount\n");
+    for id in 0..240 {
+        csv += &format!("{id},city-{},{},{}.5\n", id % 5, 2000 + id % 12, id);
+    }
+    std::fs::write(dir.path().join("in.csv"), csv).unwrap();
+    // 12 partitions of 6 files each.
+    for _ in 0..6 {
+        ok(&["write", "in.csv", "template", "--partition-by", "year"], dir.path());
+    }
+    let rows = |name: &str| {
+        let csv = ok(&["scan", name, "--format", "csv"], dir.path());
+        let mut lines: Vec<String> = csv.lines().map(str::to_string).collect();
+        lines.sort();
+        lines
+    };
+    let expected = rows("template");
+    assert_eq!(expected.len(), 1 + 6 * 240);
+
+    // How long a whole compaction takes, to spread the kills over it.
+    let work = dir.path().join("work");
+    copy_tree(&dir.path().join("template"), &work);
+    let started = std::time::Instant::now();
+    ok(&["compact", "work"], dir.path());
+    let whole = started.elapsed();
+
+    let trials = 20;
+    let mut interrupted = 0;
+    // A fixed pseudo-random sequence: the same kill points every run.
+    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+    for _ in 0..trials {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = whole.mul_f64((seed % 1000) as f64 / 1000.0);
+        std::fs::remove_dir_all(&work).unwrap();
+        copy_tree(&dir.path().join("template"), &work);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dala"))
+            .args(["compact", "work"])
+            .current_dir(dir.path())
+            .env_remove("DALA_FAIL_POINT")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        if child.try_wait().unwrap().is_none() {
+            interrupted += 1;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // Whatever was committed, every row is there exactly once and every file the
+        // index names can be read.
+        assert_eq!(rows("work"), expected, "after a kill at {delay:?}");
+        // And the job can be finished.
+        ok(&["compact", "work"], dir.path());
+        assert_eq!(rows("work"), expected);
+        assert!(ok(&["info", "work"], dir.path()).contains("files:      12\n"));
+    }
+    println!("{interrupted} of {trials} compactions were killed before they finished");
+    assert!(interrupted > 0, "no kill landed during a compaction");
+}
