@@ -768,7 +768,10 @@ fn compaction_killed_at_random_points_loses_and_duplicates_nothing() {
     std::fs::write(dir.path().join("in.csv"), csv).unwrap();
     // 12 partitions of 6 files each.
     for _ in 0..6 {
-        ok(&["write", "in.csv", "template", "--partition-by", "year"], dir.path());
+        ok(
+            &["write", "in.csv", "template", "--partition-by", "year"],
+            dir.path(),
+        );
     }
     let rows = |name: &str| {
         let csv = ok(&["scan", name, "--format", "csv"], dir.path());

@@ -11,11 +11,12 @@ use arrow::compute::filter_record_batch;
 use arrow::datatypes::{Schema, SchemaRef};
 use futures::stream::{self, BoxStream};
 use futures::{SinkExt, StreamExt, TryStreamExt};
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, RowSelection, RowSelector,
+    ArrowReaderBuilder, ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+    RowSelection, RowSelector,
 };
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
 use parquet::file::metadata::{PageIndexPolicy, RowGroupMetaData};
@@ -768,51 +769,144 @@ fn spawn_file_reader(context: Arc<ReadContext>, file: FileEntry) -> RecordBatchS
     rx.boxed()
 }
 
+impl ReadContext {
+    /// `builder` (over `file`, with its footer) set to read the row groups, pages and
+    /// columns this scan keeps, up to its limit; `None` when it keeps none.
+    fn configure<T>(
+        &self,
+        file: &FileEntry,
+        metadata: &ArrowReaderMetadata,
+        builder: ArrowReaderBuilder<T>,
+    ) -> Result<Option<ArrowReaderBuilder<T>>> {
+        let row_groups = self.keep_row_groups(file, metadata)?;
+        if row_groups.is_empty() {
+            return Ok(None);
+        }
+        let mask = self.projection(file, metadata)?;
+        let selection = self.select_pages(file, metadata, &row_groups);
+        if selection.as_ref().is_some_and(|s| !s.selects_any()) {
+            return Ok(None);
+        }
+        let mut builder = builder
+            .with_row_groups(row_groups)
+            .with_projection(mask)
+            .with_batch_size(self.batch_size);
+        if let Some(selection) = selection {
+            builder = builder.with_row_selection(selection);
+        }
+        if let (None, Some(limit)) = (&self.filter, self.limit) {
+            builder = builder.with_limit(limit);
+        }
+        Ok(Some(builder))
+    }
+
+    /// The file's columns this scan reads.
+    fn projection(
+        &self,
+        file: &FileEntry,
+        metadata: &ArrowReaderMetadata,
+    ) -> Result<ProjectionMask> {
+        let file_schema = metadata.schema().clone();
+        let mut roots = Vec::new();
+        for &i in &self.data_needed {
+            let field = self.data_schema.field(i);
+            match file_schema.index_of(field.name()) {
+                Ok(j) => roots.push(j),
+                // A column added to the dataset after this file was written: nulls.
+                Err(_) if field.is_nullable() => {}
+                Err(_) => {
+                    return Err(Error::SchemaMismatch {
+                        column: field.name().clone(),
+                        expected: field.data_type().to_string(),
+                        found: format!("absent from {}", file.path),
+                    });
+                }
+            }
+        }
+        Ok(ProjectionMask::roots(metadata.parquet_schema(), roots))
+    }
+}
+
+/// [`read_file`] for a small file: one request for the whole file, then a decode from
+/// memory.
+async fn read_small_file(
+    context: &ReadContext,
+    file: &FileEntry,
+    location: &object_store::path::Path,
+    tx: &mut futures::channel::mpsc::Sender<Result<RecordBatch>>,
+) -> Result<()> {
+    let store_error = |source| match source {
+        object_store::Error::NotFound { .. } => Error::NotFound {
+            what: format!("data file {location} named by the log"),
+        },
+        source => Error::Store {
+            path: location.to_string(),
+            source,
+        },
+    };
+    let bytes = context
+        .store
+        .get(location)
+        .await
+        .map_err(store_error)?
+        .bytes()
+        .await
+        .map_err(store_error)?;
+    let policy = if context.uses_page_index() {
+        PageIndexPolicy::Optional
+    } else {
+        PageIndexPolicy::Skip
+    };
+    let options = ArrowReaderOptions::new().with_page_index_policy(policy);
+    let metadata =
+        ArrowReaderMetadata::load(&bytes, options).map_err(|e| file_error(location, e))?;
+    let Some(builder) = context.configure(
+        file,
+        &metadata,
+        ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, metadata.clone()),
+    )?
+    else {
+        return Ok(());
+    };
+    let reader = builder.build().map_err(|e| file_error(location, e))?;
+    for batch in reader {
+        let batch = batch.map_err(|e| Error::CorruptFile {
+            path: location.to_string(),
+            message: e.to_string(),
+        })?;
+        if let Some(out) = context.finish_batch(file, batch)?
+            && tx.send(Ok(out)).await.is_err()
+        {
+            return Ok(()); // the consumer stopped reading
+        }
+    }
+    Ok(())
+}
+
+/// Files up to this size are read whole, with one request, and decoded from memory: a
+/// footer read and a data read would cost two round trips for what one brings.
+const WHOLE_FILE_BYTES: u64 = 1 << 20;
+
 async fn read_file(
     context: &ReadContext,
     file: &FileEntry,
     tx: &mut futures::channel::mpsc::Sender<Result<RecordBatch>>,
 ) -> Result<()> {
     let location = context.log.child(&file.path)?;
+    if file.size <= WHOLE_FILE_BYTES {
+        return read_small_file(context, file, &location, tx).await;
+    }
     let metadata = load_metadata(context, file).await?;
-    let row_groups = context.keep_row_groups(file, &metadata)?;
-    if row_groups.is_empty() {
-        return Ok(());
-    }
-    let file_schema = metadata.schema().clone();
-    let mut roots = Vec::new();
-    for &i in &context.data_needed {
-        let field = context.data_schema.field(i);
-        match file_schema.index_of(field.name()) {
-            Ok(j) => roots.push(j),
-            // A column added to the dataset after this file was written: nulls.
-            Err(_) if field.is_nullable() => {}
-            Err(_) => {
-                return Err(Error::SchemaMismatch {
-                    column: field.name().clone(),
-                    expected: field.data_type().to_string(),
-                    found: format!("absent from {}", file.path),
-                });
-            }
-        }
-    }
-    let mask = ProjectionMask::roots(metadata.parquet_schema(), roots);
     let reader =
         ParquetObjectReader::new(context.store.clone(), location.clone()).with_file_size(file.size);
-    let selection = context.select_pages(file, &metadata, &row_groups);
-    if selection.as_ref().is_some_and(|s| !s.selects_any()) {
+    let Some(builder) = context.configure(
+        file,
+        &metadata,
+        ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata.clone()),
+    )?
+    else {
         return Ok(());
-    }
-    let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata)
-        .with_row_groups(row_groups)
-        .with_projection(mask)
-        .with_batch_size(context.batch_size);
-    if let Some(selection) = selection {
-        builder = builder.with_row_selection(selection);
-    }
-    if let (None, Some(limit)) = (&context.filter, context.limit) {
-        builder = builder.with_limit(limit);
-    }
+    };
     let mut stream = builder.build().map_err(|e| file_error(&location, e))?;
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|e| file_error(&location, e))?;
