@@ -313,6 +313,9 @@ pub(crate) fn cluster_stream(
         let mut schema: Option<SchemaRef> = None;
         let mut failed = None;
         while let Some(batch) = stream.next().await {
+            if sender.is_closed() {
+                return; // the reader of the sorted rows stopped: stop reading too
+            }
             let batch = match batch {
                 Ok(batch) => batch,
                 Err(e) => {
