@@ -28,13 +28,12 @@ fn ok(args: &[&str], dir: &Path) -> String {
 const CSV: &str =
     "id,city,year,amount\n1,Oslo,2023,1.5\n2,Lima,2024,2.5\n3,a/b=c,2024,3.5\n4,Oslo,2024,4.0\n";
 
-/// The rows of `columns` of `dir/ds` as CSV lines, header included, sorted.
-fn sorted_rows(dir: &Path, columns: &str) -> Vec<String> {
-    let csv = ok(
-        &["scan", "ds", "--columns", columns, "--format", "csv"],
-        dir,
-    );
-    let mut lines: Vec<String> = csv.lines().map(str::to_string).collect();
+/// The rows `dala scan ARGS --format csv` prints, header included, sorted.
+fn sorted_scan(dir: &Path, args: &[&str]) -> Vec<String> {
+    let mut command = vec!["scan"];
+    command.extend_from_slice(args);
+    command.extend_from_slice(&["--format", "csv"]);
+    let mut lines: Vec<String> = ok(&command, dir).lines().map(str::to_string).collect();
     lines.sort();
     lines
 }
@@ -659,7 +658,7 @@ fn compaction_killed_midway_loses_nothing_and_vacuum_cleans_up() {
 fn optimize_narrows_types_and_applies_measured_compression() {
     let dir = tempfile::tempdir().unwrap();
     csv_dataset(dir.path());
-    let ids = |dir: &Path| sorted_rows(dir, "id,amount");
+    let ids = |dir: &Path| sorted_scan(dir, &["ds", "--columns", "id,amount"]);
     let before = ids(dir.path());
 
     let plan = ok(&["optimize", "dtypes", "ds", "--dry-run"], dir.path());
@@ -704,7 +703,7 @@ fn optimize_narrows_types_and_applies_measured_compression() {
 fn repartition_moves_every_row_under_new_partition_columns() {
     let dir = tempfile::tempdir().unwrap();
     csv_dataset(dir.path());
-    let rows = |dir: &Path| sorted_rows(dir, "id,city,year");
+    let rows = |dir: &Path| sorted_scan(dir, &["ds", "--columns", "id,city,year"]);
     let before = rows(dir.path());
     let plan = ok(
         &["repartition", "ds", "--partition-by", "city", "--dry-run"],
@@ -773,12 +772,7 @@ fn compaction_killed_at_random_points_loses_and_duplicates_nothing() {
             dir.path(),
         );
     }
-    let rows = |name: &str| {
-        let csv = ok(&["scan", name, "--format", "csv"], dir.path());
-        let mut lines: Vec<String> = csv.lines().map(str::to_string).collect();
-        lines.sort();
-        lines
-    };
+    let rows = |name: &str| sorted_scan(dir.path(), &[name]);
     let expected = rows("template");
     assert_eq!(expected.len(), 1 + 6 * 240);
 

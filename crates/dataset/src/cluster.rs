@@ -180,10 +180,9 @@ fn range_of(name: &str, index: usize, files: &[FileEntry]) -> Result<(f64, f64)>
 /// and bytes by their first eight bytes).
 fn position(value: &Scalar) -> Option<f64> {
     match value {
-        Scalar::Int(v) => Some(*v as f64),
-        Scalar::UInt(v) => Some(*v as f64),
-        Scalar::Float(v) => Some(*v),
-        Scalar::Decimal { value, scale, .. } => Some(*value as f64 / 10f64.powi(i32::from(*scale))),
+        Scalar::Int(_) | Scalar::UInt(_) | Scalar::Float(_) | Scalar::Decimal { .. } => {
+            value.as_f64()
+        }
         Scalar::Date(d) => Some(f64::from(*d)),
         Scalar::Timestamp { value, .. } => Some(*value as f64),
         Scalar::Utf8(s) => Some(prefix(s.as_bytes())),

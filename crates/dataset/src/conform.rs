@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, RecordBatch, RecordBatchOptions, new_null_array};
 use arrow::compute::kernels::cmp::distinct;
 use arrow::compute::{CastOptions, cast_with_options};
-use arrow::datatypes::{DataType, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
 use crate::error::{Error, Result};
@@ -36,7 +36,7 @@ pub fn widens(from: &DataType, to: &DataType) -> bool {
         | (BinaryView, Binary | LargeBinary) => true,
         (Dictionary(_, values), to) => widens(values, to),
         (Date32, Date64) => true,
-        (Timestamp(a, tz_a), Timestamp(b, tz_b)) => tz_a == tz_b && unit_rank(b) >= unit_rank(a),
+        (Timestamp(a, tz_a), Timestamp(b, tz_b)) => tz_a == tz_b && b >= a,
         (Decimal128(p1, s1), Decimal128(p2, s2)) => {
             s2 >= s1 && i16::from(*p2) - i16::from(*s2) >= i16::from(*p1) - i16::from(*s1)
         }
@@ -101,16 +101,6 @@ pub fn cast_exact(column: &str, array: &ArrayRef, to: &DataType) -> Result<Array
         });
     }
     Ok(narrowed)
-}
-
-/// How fine a time unit is: seconds 0 up to nanoseconds 3.
-fn unit_rank(unit: &TimeUnit) -> u8 {
-    match unit {
-        TimeUnit::Second => 0,
-        TimeUnit::Millisecond => 1,
-        TimeUnit::Microsecond => 2,
-        TimeUnit::Nanosecond => 3,
-    }
 }
 
 /// The data schema a dataset has after a write whose input has the columns of `input`
@@ -249,8 +239,8 @@ pub(crate) fn conform(
 mod tests {
     use super::*;
     use arrow::array::{Int32Array, Int64Array, StringArray};
-    use arrow::datatypes::Field;
     use arrow::datatypes::Schema;
+    use arrow::datatypes::{Field, TimeUnit};
     use std::sync::Arc;
 
     #[test]

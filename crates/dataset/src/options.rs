@@ -305,6 +305,15 @@ impl WriteDefaults {
             .map_err(|e| Error::InvalidArgument(format!("property {PROP_WRITE_DEFAULTS}: {e}")))
     }
 
+    /// The defaults a dataset with `properties` keeps (none when it has no
+    /// [`PROP_WRITE_DEFAULTS`] property, or an empty one).
+    pub fn of(properties: &BTreeMap<String, String>) -> Result<Self> {
+        match properties.get(PROP_WRITE_DEFAULTS) {
+            Some(value) if !value.is_empty() => Self::parse(value),
+            _ => Ok(Self::default()),
+        }
+    }
+
     /// The property's value.
     pub fn to_property(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
@@ -460,13 +469,7 @@ impl WriteOptions {
     /// `properties`) filled in: the row-group size when these leave it at its default, and
     /// the settings of every column these do not set themselves.
     pub fn with_dataset_defaults(&self, properties: &BTreeMap<String, String>) -> Result<Self> {
-        let Some(value) = properties
-            .get(PROP_WRITE_DEFAULTS)
-            .filter(|v| !v.is_empty())
-        else {
-            return Ok(self.clone());
-        };
-        let defaults = WriteDefaults::parse(value)?;
+        let defaults = WriteDefaults::of(properties)?;
         let mut options = self.clone();
         if let Some(rows) = defaults.row_group_size
             && options.row_group_size == WriteOptions::default().row_group_size

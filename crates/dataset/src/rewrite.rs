@@ -15,10 +15,10 @@ use crate::conform::cast_exact;
 use crate::dataset::{Dataset, WriteResult, commit_written};
 use crate::derive::{TIMESTAMP_COLUMN_PROPERTY, derive_partitions};
 use crate::error::{Error, Result};
-use crate::log::Operation;
+use crate::log::{LogStore, Operation};
 use crate::merge::Unique;
 use crate::options::{WriteMode, WriteOptions};
-use crate::snapshot::FileEntry;
+use crate::snapshot::{FileEntry, Snapshot};
 use crate::write::{FileWriter, data_schema, delete_files, resolve_partitioning};
 
 /// How [`Dataset::rewrite_files`] writes the new files.
@@ -155,33 +155,6 @@ impl Dataset {
             // a conflict, not damage.
             Err(e) => return Err(self.removed_since(paths).await?.unwrap_or(e)),
         };
-        // The file index and the files must agree before anything is swapped.
-        let expected: u64 = files.iter().map(|f| f.rows).sum();
-        let written: u64 = entries.iter().map(|f| f.rows).sum();
-        if read != expected || written != kept {
-            delete_files(log, entries.iter().map(|f| f.path.as_str())).await;
-            return Err(Error::CorruptFile {
-                path: files
-                    .iter()
-                    .map(|f| f.path.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                message: format!(
-                    "the file index holds {expected} rows, reading gave {read}, \
-                     writing {written} of {kept}"
-                ),
-            });
-        }
-        let result = WriteResult {
-            version: None,
-            rows_inserted: 0,
-            rows_updated: 0,
-            rows_deleted: read - kept,
-            rows_unchanged: kept,
-            files_added: entries.len() as u64,
-            files_removed: files.len() as u64,
-            bytes_written: entries.iter().map(|f| f.size).sum(),
-        };
         let pending = PendingCommit {
             operation: options.operation,
             options: serde_json::to_value(&write).unwrap_or_default(),
@@ -197,11 +170,11 @@ impl Dataset {
             },
             metadata: write.metadata.clone(),
         };
-        let committed = commit_written(log, Some(&snapshot), &pending).await?;
-        Ok(WriteResult {
-            version: Some(committed.version()),
-            ..result
-        })
+        let named = |pending: &PendingCommit| {
+            let paths: Vec<&str> = pending.remove.iter().map(|f| f.path.as_str()).collect();
+            paths.join(", ")
+        };
+        swap_in(log, &snapshot, pending, read, kept, &named).await
     }
 
     /// Writes every row of this handle's version again, partitioned by `partition_by`
@@ -261,28 +234,6 @@ impl Dataset {
         }
         .await;
         let entries = writer.conclude(copied).await?;
-        let files: Vec<FileEntry> = snapshot.files().cloned().collect();
-        let expected = snapshot.rows();
-        let written: u64 = entries.iter().map(|f| f.rows).sum();
-        if read != expected || written != read {
-            delete_files(log, entries.iter().map(|f| f.path.as_str())).await;
-            return Err(Error::CorruptFile {
-                path: self.url().to_string(),
-                message: format!(
-                    "the file index holds {expected} rows, reading gave {read}, writing {written}"
-                ),
-            });
-        }
-        let result = WriteResult {
-            version: None,
-            rows_inserted: 0,
-            rows_updated: 0,
-            rows_deleted: 0,
-            rows_unchanged: read,
-            files_added: entries.len() as u64,
-            files_removed: files.len() as u64,
-            bytes_written: entries.iter().map(|f| f.size).sum(),
-        };
         let pending = PendingCommit {
             operation: Operation::Repartition,
             options: serde_json::to_value(&write).unwrap_or_default(),
@@ -290,15 +241,14 @@ impl Dataset {
             partitioning,
             properties: (!properties.is_empty()).then_some(properties),
             add: entries,
-            remove: files,
+            remove: snapshot.files().cloned().collect(),
             scope: ConflictScope::All,
             metadata: write.metadata.clone(),
         };
-        let committed = commit_written(log, Some(&snapshot), &pending).await?;
-        Ok(WriteResult {
-            version: Some(committed.version()),
-            ..result
+        swap_in(log, &snapshot, pending, read, read, &|_| {
+            self.url().to_string()
         })
+        .await
     }
 
     /// A conflict naming the first of `paths` that a version newer than this handle's
@@ -320,6 +270,44 @@ impl Dataset {
         }
         Ok(None)
     }
+}
+
+/// Commits `pending`, whose new files hold the rows read from the files it removes (less
+/// those `kept` leaves out), on `snapshot`, once the file index and the files agree: the
+/// removed files' rows in the index, the rows `read` from them, and the rows written
+/// (`kept`). When they do not, the new files are deleted and the error names what
+/// `named` says.
+async fn swap_in(
+    log: &LogStore,
+    snapshot: &Snapshot,
+    pending: PendingCommit,
+    read: u64,
+    kept: u64,
+    named: &dyn Fn(&PendingCommit) -> String,
+) -> Result<WriteResult> {
+    let expected: u64 = pending.remove.iter().map(|f| f.rows).sum();
+    let written: u64 = pending.add.iter().map(|f| f.rows).sum();
+    if read != expected || written != kept {
+        delete_files(log, pending.add.iter().map(|f| f.path.as_str())).await;
+        return Err(Error::CorruptFile {
+            path: named(&pending),
+            message: format!(
+                "the file index holds {expected} rows, reading gave {read}, \
+                 writing {written} of {kept}"
+            ),
+        });
+    }
+    let committed = commit_written(log, Some(snapshot), &pending).await?;
+    Ok(WriteResult {
+        version: Some(committed.version()),
+        rows_inserted: 0,
+        rows_updated: 0,
+        rows_deleted: read - kept,
+        rows_unchanged: kept,
+        files_added: pending.add.len() as u64,
+        files_removed: pending.remove.len() as u64,
+        bytes_written: pending.add.iter().map(|f| f.size).sum(),
+    })
 }
 
 /// Checks that `new` has the columns of `old`, in order, with types each value can be

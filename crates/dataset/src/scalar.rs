@@ -288,7 +288,14 @@ impl Scalar {
         }
     }
 
-    fn as_f64(&self) -> Option<f64> {
+    /// The calendar day (UTC) of a date or a timestamp.
+    pub fn to_date(&self) -> Option<chrono::NaiveDate> {
+        let seconds = i64::try_from(self.as_nanos()?.div_euclid(1_000_000_000)).ok()?;
+        Some(chrono::DateTime::from_timestamp(seconds, 0)?.date_naive())
+    }
+
+    /// A number's value as a float (integers, floats, decimals).
+    pub(crate) fn as_f64(&self) -> Option<f64> {
         match self {
             Scalar::Int(v) => Some(*v as f64),
             Scalar::UInt(v) => Some(*v as f64),

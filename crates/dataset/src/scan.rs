@@ -713,13 +713,7 @@ pub(crate) async fn load_metadata_at(
     if let Some(size) = size {
         reader = reader.with_file_size(size);
     }
-    let policy = if page_index {
-        PageIndexPolicy::Optional
-    } else {
-        PageIndexPolicy::Skip
-    };
-    let options = ArrowReaderOptions::new().with_page_index_policy(policy);
-    ArrowReaderMetadata::load_async(&mut reader, options)
+    ArrowReaderMetadata::load_async(&mut reader, reader_options(page_index))
         .await
         .map_err(|e| file_error(location, e))
 }
@@ -734,14 +728,29 @@ async fn load_metadata(context: &ReadContext, file: &FileEntry) -> Result<ArrowR
     .await
 }
 
+/// Footer reading options: with the page index when the scan prunes pages with it.
+fn reader_options(page_index: bool) -> ArrowReaderOptions {
+    let policy = if page_index {
+        PageIndexPolicy::Optional
+    } else {
+        PageIndexPolicy::Skip
+    };
+    ArrowReaderOptions::new().with_page_index_policy(policy)
+}
+
+/// A data file the log names but the store does not have.
+fn missing_file(location: &object_store::path::Path) -> Error {
+    Error::NotFound {
+        what: format!("data file {location} named by the log"),
+    }
+}
+
 fn file_error(location: &object_store::path::Path, e: parquet::errors::ParquetError) -> Error {
     if let parquet::errors::ParquetError::External(inner) = &e
         && let Some(store_error) = inner.downcast_ref::<object_store::Error>()
     {
         return match store_error {
-            object_store::Error::NotFound { .. } => Error::NotFound {
-                what: format!("data file {location} named by the log"),
-            },
+            object_store::Error::NotFound { .. } => missing_file(location),
             other => Error::Store {
                 path: location.to_string(),
                 source: object_store::Error::Generic {
@@ -836,9 +845,7 @@ async fn read_small_file(
     tx: &mut futures::channel::mpsc::Sender<Result<RecordBatch>>,
 ) -> Result<()> {
     let store_error = |source| match source {
-        object_store::Error::NotFound { .. } => Error::NotFound {
-            what: format!("data file {location} named by the log"),
-        },
+        object_store::Error::NotFound { .. } => missing_file(location),
         source => Error::Store {
             path: location.to_string(),
             source,
@@ -852,14 +859,8 @@ async fn read_small_file(
         .bytes()
         .await
         .map_err(store_error)?;
-    let policy = if context.uses_page_index() {
-        PageIndexPolicy::Optional
-    } else {
-        PageIndexPolicy::Skip
-    };
-    let options = ArrowReaderOptions::new().with_page_index_policy(policy);
-    let metadata =
-        ArrowReaderMetadata::load(&bytes, options).map_err(|e| file_error(location, e))?;
+    let metadata = ArrowReaderMetadata::load(&bytes, reader_options(context.uses_page_index()))
+        .map_err(|e| file_error(location, e))?;
     let Some(builder) = context.configure(
         file,
         &metadata,

@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Instant;
 
-use arrow::datatypes::TimeUnit;
 use dala_dataset::{
     Clustering, Dataset, Error as DatasetError, RewriteOptions, Scalar, SortColumn, WriteOptions,
 };
@@ -148,20 +147,7 @@ impl std::str::FromStr for Period {
 impl Period {
     /// The label of the period `value` (a date or timestamp) falls in.
     fn label(self, value: &Scalar) -> Option<String> {
-        let day = match value {
-            Scalar::Date(days) => chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163)?,
-            Scalar::Timestamp { value, unit, .. } => {
-                let nanos: i128 = match unit {
-                    TimeUnit::Second => i128::from(*value) * 1_000_000_000,
-                    TimeUnit::Millisecond => i128::from(*value) * 1_000_000,
-                    TimeUnit::Microsecond => i128::from(*value) * 1_000,
-                    TimeUnit::Nanosecond => i128::from(*value),
-                };
-                let seconds = i64::try_from(nanos.div_euclid(1_000_000_000)).ok()?;
-                chrono::DateTime::from_timestamp(seconds, 0)?.date_naive()
-            }
-            _ => return None,
-        };
+        let day = value.to_date()?;
         Some(match self {
             Period::Day => day.format("%Y-%m-%d").to_string(),
             Period::Week => day.format("%G-W%V").to_string(),

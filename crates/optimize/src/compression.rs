@@ -449,10 +449,7 @@ pub async fn execute_compression(
         true => Some(full_scan(dataset).await?),
         false => None,
     };
-    let mut defaults = match dataset.snapshot().properties().get(PROP_WRITE_DEFAULTS) {
-        Some(value) if !value.is_empty() => WriteDefaults::parse(value)?,
-        _ => WriteDefaults::default(),
-    };
+    let mut defaults = WriteDefaults::of(dataset.snapshot().properties())?;
     let advice = plan.defaults();
     defaults.row_group_size = advice.row_group_size;
     for (column, settings) in advice.columns {

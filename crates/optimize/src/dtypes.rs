@@ -359,10 +359,7 @@ pub async fn execute_dtypes(dataset: &Dataset, plan: &DtypePlan) -> Result<Dtype
     }
     check_plan_version(dataset, plan.version)?;
     let snapshot = dataset.snapshot();
-    let mut defaults = match snapshot.properties().get(PROP_WRITE_DEFAULTS) {
-        Some(value) if !value.is_empty() => WriteDefaults::parse(value)?,
-        _ => WriteDefaults::default(),
-    };
+    let mut defaults = WriteDefaults::of(snapshot.properties())?;
     let mut write = plan.options.write.clone();
     for c in plan.columns.iter().filter(|c| c.dictionary) {
         defaults
@@ -483,7 +480,7 @@ impl Probe {
                 TimeUnit::Microsecond,
             ]
             .into_iter()
-            .filter(|u| rank(u) < rank(unit))
+            .filter(|u| u < unit)
             .map(|u| (DataType::Timestamp(u, tz.clone()), true))
             .collect(),
             DataType::Date64 => vec![(DataType::Date32, true)],
@@ -671,15 +668,6 @@ fn narrowest_integer(lo: i128, hi: i128, unsigned: bool) -> DataType {
 
 fn bit_width(data_type: &DataType) -> usize {
     data_type.primitive_width().map_or(usize::MAX, |w| w * 8)
-}
-
-fn rank(unit: &TimeUnit) -> u8 {
-    match unit {
-        TimeUnit::Second => 0,
-        TimeUnit::Millisecond => 1,
-        TimeUnit::Microsecond => 2,
-        TimeUnit::Nanosecond => 3,
-    }
 }
 
 #[cfg(test)]
