@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/fetch-duckdb.sh
+scripts/fetch-s3-server.sh
 cargo test --workspace --all-features "$@"

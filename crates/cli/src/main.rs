@@ -3,6 +3,7 @@
 //! Datasets are named by a path or URL (`file://`, `s3://`, `memory://`). Errors print one
 //! line and exit non-zero.
 
+mod cache;
 mod catalog;
 mod demo;
 mod input;
@@ -100,6 +101,12 @@ enum Command {
     Vacuum(optimize::VacuumArgs),
     /// A dataset's health: small files, bytes reclaimable, statistics coverage.
     Stats(optimize::StatsArgs),
+    /// The read cache under object stores (set up by DALA_CACHE, DALA_CACHE_MEMORY,
+    /// DALA_CACHE_DIR, DALA_CACHE_DISK): `stats` and `clear` of its SSD tier.
+    Cache {
+        #[command(subcommand)]
+        command: cache::CacheCommand,
+    },
     /// Generate TPC-H lineitem data, write it partitioned by year and month of its ship
     /// date, and scan it with filters, printing what was pruned.
     Demo(demo::DemoArgs),
@@ -199,13 +206,32 @@ async fn main() {
         .init();
     quiet_on_closed_pipe();
     let cli = Cli::parse();
-    if let Err(e) = run(cli).await {
+    let result = run(cli).await;
+    cache::persist_counts();
+    if let Err(e) = result {
         if e.chain().any(is_broken_pipe) {
             std::process::exit(BROKEN_PIPE_EXIT);
         }
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", error_message(&e));
         std::process::exit(1);
     }
+}
+
+/// The error and its causes on one line, leaving out a cause whose text the message
+/// already holds (object-store errors repeat their sources in their own text).
+fn error_message(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
 }
 
 /// The exit status of a process a closed pipe stopped (128 + SIGPIPE), as shells report it.
@@ -265,6 +291,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Repartition(args) => optimize::repartition(args).await,
         Command::Vacuum(args) => optimize::vacuum(args).await,
         Command::Stats(args) => optimize::stats(args).await,
+        Command::Cache { command } => cache::run(command),
         Command::Demo(args) => demo::run(args, &cli.catalog).await,
         Command::Generate(args) => demo::generate(args),
     }

@@ -105,7 +105,7 @@ pub(crate) async fn index_files(
             let log = reader.clone();
             async move {
                 let location = log.child(&path)?;
-                let metadata = load_metadata_at(log.store(), &location, Some(size), false).await?;
+                let metadata = load_metadata_at(&log, &location, size, false).await?;
                 Ok::<_, Error>((path, size, metadata))
             }
         })

@@ -26,7 +26,7 @@ use crate::merge::Unique;
 use crate::options::{SchemaMode, WriteMode, WriteOptions};
 use crate::scan::ScanBuilder;
 use crate::snapshot::{FileEntry, Snapshot, check_property};
-use crate::store::resolve;
+use crate::store::{CacheChoice, resolve_with};
 use crate::write::{FileWriter, data_schema, delete_files, resolve_partitioning};
 
 /// Commits read at once while replaying the log.
@@ -82,9 +82,23 @@ pub struct DatasetBuilder {
     storage_options: HashMap<String, String>,
     version: Option<u64>,
     timestamp: Option<DateTime<Utc>>,
+    cache: CacheChoice,
 }
 
 impl DatasetBuilder {
+    /// Reads through `cache` (memory and SSD tiers, decoded footers) instead of the
+    /// process-wide cache that the environment configures.
+    pub fn with_cache(mut self, cache: Arc<dala_cache::Cache>) -> Self {
+        self.cache = CacheChoice::Use(cache);
+        self
+    }
+
+    /// Reads straight from the store, without any cache.
+    pub fn without_cache(mut self) -> Self {
+        self.cache = CacheChoice::Off;
+        self
+    }
+
     /// Uses this store and root instead of resolving the location.
     pub fn with_store(mut self, store: Arc<dyn ObjectStore>, root: Path) -> Self {
         self.store = Some((store, root));
@@ -111,13 +125,22 @@ impl DatasetBuilder {
 
     fn log_store(&self) -> Result<(LogStore, String)> {
         match &self.store {
-            Some((store, root)) => Ok((
-                LogStore::new(store.clone(), root.clone()),
-                self.location.clone(),
-            )),
+            Some((store, root)) => {
+                let cache = match &self.cache {
+                    CacheChoice::Use(cache) => Some(cache.clone()),
+                    CacheChoice::Process | CacheChoice::Off => None,
+                };
+                let store = match &cache {
+                    Some(cache) => cache.wrap(store.clone()),
+                    None => store.clone(),
+                };
+                let log = LogStore::new(store, root.clone()).with_cache(cache);
+                Ok((log, self.location.clone()))
+            }
             None => {
-                let location = resolve(&self.location, &self.storage_options)?;
-                Ok((LogStore::new(location.store, location.root), location.url))
+                let location = resolve_with(&self.location, &self.storage_options, &self.cache)?;
+                let log = LogStore::new(location.store, location.root).with_cache(location.cache);
+                Ok((log, location.url))
             }
         }
     }
@@ -198,6 +221,7 @@ impl Dataset {
             storage_options: HashMap::new(),
             version: None,
             timestamp: None,
+            cache: CacheChoice::Process,
         }
     }
 
@@ -338,8 +362,7 @@ impl Dataset {
     ) -> Result<Arc<parquet::file::metadata::ParquetMetaData>> {
         let location = self.log.child(&file.path)?;
         let metadata =
-            crate::scan::load_metadata_at(self.log.store(), &location, Some(file.size), false)
-                .await?;
+            crate::scan::load_metadata_at(&self.log, &location, file.size, false).await?;
         Ok(metadata.metadata().clone())
     }
 

@@ -137,6 +137,9 @@ pub enum Error {
     /// A local I/O error.
     #[error("io error: {0}")]
     Io(#[from] std::io::Error),
+    /// The cache could not be set up (a bad setting or an unusable directory).
+    #[error(transparent)]
+    Cache(#[from] dala_cache::Error),
     /// A URL that does not name a supported store.
     #[error("invalid dataset url {url:?}: {message}")]
     InvalidUrl {

@@ -151,6 +151,7 @@ impl Commit {
 pub struct LogStore {
     store: Arc<dyn ObjectStore>,
     root: Path,
+    cache: Option<Arc<dala_cache::Cache>>,
 }
 
 /// The log and checkpoint versions found by one listing of `_dala/`.
@@ -165,7 +166,23 @@ pub struct LogListing {
 impl LogStore {
     /// A log store for the dataset at `root` on `store`.
     pub fn new(store: Arc<dyn ObjectStore>, root: Path) -> Self {
-        Self { store, root }
+        Self {
+            store,
+            root,
+            cache: None,
+        }
+    }
+
+    /// A log store whose `store` reads through `cache` (the store must already be wrapped
+    /// by it); the cache also keeps decoded footers.
+    pub fn with_cache(mut self, cache: Option<Arc<dala_cache::Cache>>) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// The cache the store reads through, if any.
+    pub fn cache(&self) -> Option<&Arc<dala_cache::Cache>> {
+        self.cache.as_ref()
     }
 
     /// The object store.

@@ -4,14 +4,23 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use object_store::ObjectStore;
+use dala_cache::Cache;
+use std::time::Duration;
+
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
+use object_store::{ObjectStore, RetryConfig};
 use url::Url;
 
 use crate::error::{Error, Result};
+
+/// Storage option: how many times a failed request to a remote store is retried (default 10).
+pub const MAX_RETRIES_OPTION: &str = "max_retries";
+/// Storage option: seconds after which a failing request to a remote store is no longer
+/// retried (default 180).
+pub const RETRY_TIMEOUT_OPTION: &str = "retry_timeout";
 
 /// The object store and root path of a dataset location.
 #[derive(Debug, Clone)]
@@ -22,6 +31,21 @@ pub struct Location {
     pub root: Path,
     /// The location as a URL, for messages.
     pub url: String,
+    /// The cache `store` reads through, if any.
+    pub cache: Option<Arc<Cache>>,
+}
+
+/// Which cache a location's store reads through.
+#[derive(Debug, Clone, Default)]
+pub enum CacheChoice {
+    /// The process-wide cache, where the environment (`DALA_CACHE`) applies it: by default
+    /// to remote stores only.
+    #[default]
+    Process,
+    /// This cache.
+    Use(Arc<Cache>),
+    /// None.
+    Off,
 }
 
 /// In-memory stores by name, so that `memory://name` means one store per process.
@@ -30,15 +54,41 @@ fn memory_stores() -> &'static Mutex<HashMap<String, Arc<InMemory>>> {
     STORES.get_or_init(Default::default)
 }
 
-/// Resolves `location`. `options` configure the store (for S3: `aws_endpoint`,
-/// `aws_region`, `aws_allow_http`, …); credentials come from the environment.
+/// Resolves `location`, its reads going through the process-wide cache where the
+/// environment applies it (see [`CacheChoice::Process`]). `options` configure the store
+/// (for S3: `aws_endpoint`, `aws_region`, `aws_allow_http`, …); credentials come from the
+/// environment.
 pub fn resolve(location: &str, options: &HashMap<String, String>) -> Result<Location> {
+    resolve_with(location, options, &CacheChoice::Process)
+}
+
+/// Resolves `location` with its reads going through the cache `cache` picks.
+pub fn resolve_with(
+    location: &str,
+    options: &HashMap<String, String>,
+    cache: &CacheChoice,
+) -> Result<Location> {
+    let (mut resolved, remote) = resolve_store(location, options)?;
+    let cache = match cache {
+        CacheChoice::Process if Cache::applies_to(remote)? => Cache::process()?,
+        CacheChoice::Process | CacheChoice::Off => None,
+        CacheChoice::Use(cache) => Some(cache.clone()),
+    };
+    if let Some(cache) = &cache {
+        resolved.store = cache.wrap(resolved.store);
+    }
+    resolved.cache = cache;
+    Ok(resolved)
+}
+
+/// The store of `location`, and whether it is remote.
+fn resolve_store(location: &str, options: &HashMap<String, String>) -> Result<(Location, bool)> {
     let invalid = |message: String| Error::InvalidUrl {
         url: location.to_string(),
         message,
     };
     if !location.contains("://") {
-        return local(std::path::Path::new(location), location);
+        return Ok((local(std::path::Path::new(location), location)?, false));
     }
     let url = Url::parse(location).map_err(|e| invalid(e.to_string()))?;
     match url.scheme() {
@@ -46,7 +96,7 @@ pub fn resolve(location: &str, options: &HashMap<String, String>) -> Result<Loca
             let path = url
                 .to_file_path()
                 .map_err(|_| invalid("not a local file path".into()))?;
-            local(&path, location)
+            Ok((local(&path, location)?, false))
         }
         "memory" => {
             let name = url.host_str().unwrap_or_default().to_string();
@@ -57,27 +107,54 @@ pub fn resolve(location: &str, options: &HashMap<String, String>) -> Result<Loca
                 stores.entry(name).or_default().clone()
             };
             let root = Path::from_url_path(url.path()).map_err(|e| invalid(e.to_string()))?;
-            Ok(Location {
+            let location = Location {
                 store,
                 root,
                 url: location.to_string(),
-            })
+                cache: None,
+            };
+            Ok((location, false))
         }
         "s3" | "s3a" => {
             let mut builder = AmazonS3Builder::from_env().with_url(location);
+            let mut retry = RetryConfig::default();
             for (key, value) in options {
+                match key.as_str() {
+                    MAX_RETRIES_OPTION => {
+                        retry.max_retries = value.parse().map_err(|_| {
+                            invalid(format!("{key} must be a whole number, not {value:?}"))
+                        })?;
+                        continue;
+                    }
+                    RETRY_TIMEOUT_OPTION => {
+                        retry.retry_timeout = value
+                            .parse::<f64>()
+                            .ok()
+                            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                            .ok_or_else(|| {
+                                invalid(format!("{key} must be a number of seconds, not {value:?}"))
+                            })?;
+                        continue;
+                    }
+                    _ => {}
+                }
                 let key: AmazonS3ConfigKey = key
                     .parse()
                     .map_err(|_| invalid(format!("unknown S3 option {key:?}")))?;
                 builder = builder.with_config(key, value);
             }
-            let store = builder.build().map_err(|e| invalid(e.to_string()))?;
+            let store = builder
+                .with_retry(retry)
+                .build()
+                .map_err(|e| invalid(e.to_string()))?;
             let root = Path::from_url_path(url.path()).map_err(|e| invalid(e.to_string()))?;
-            Ok(Location {
+            let location = Location {
                 store: Arc::new(store),
                 root,
                 url: location.to_string(),
-            })
+                cache: None,
+            };
+            Ok((location, true))
         }
         other => Err(invalid(format!(
             "unsupported scheme {other:?} (use a path, file://, s3:// or memory://)"
@@ -95,5 +172,6 @@ fn local(path: &std::path::Path, original: &str) -> Result<Location> {
         store: Arc::new(LocalFileSystem::new().with_automatic_cleanup(true)),
         root,
         url: absolute.display().to_string(),
+        cache: None,
     })
 }

@@ -1,0 +1,338 @@
+//! The cache itself: the memory tier, the SSD tier, what is known of each object, the
+//! decoded footers, and the counters. Stores share one cache through
+//! [`CachedStore`](crate::CachedStore) wrappers.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use bytes::Bytes;
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore};
+use parquet::arrow::arrow_reader::ArrowReaderMetadata;
+
+use crate::disk::{DiskRead, DiskTier};
+use crate::error::Result;
+use crate::options::{CacheMode, CacheOptions};
+use crate::stats::{CacheStats, Counters, Counts};
+use crate::store::CachedStore;
+
+/// The process-wide cache, set up when first asked for.
+static PROCESS: OnceLock<Option<Arc<Cache>>> = OnceLock::new();
+
+/// What is known of an object: its metadata, and when a store last confirmed it.
+#[derive(Debug, Clone)]
+pub(crate) struct ObjectEntry {
+    pub meta: ObjectMeta,
+    pub checked: Instant,
+}
+
+/// A decoded footer and what it was read for.
+#[derive(Clone)]
+struct FooterEntry {
+    size: u64,
+    page_index: bool,
+    metadata: ArrowReaderMetadata,
+}
+
+/// An object of one store: the store's name and the path.
+pub(crate) type ObjectKey = (Arc<str>, Path);
+
+/// A tiered cache of object-store reads: memory (L1), an optional SSD directory (L2), the
+/// size and e-tag of each object read, and decoded Parquet footers.
+///
+/// Wrap a store with [`Cache::wrap`]; every wrapper of one cache shares its tiers, budgets
+/// and counters.
+pub struct Cache {
+    pub(crate) options: CacheOptions,
+    pub(crate) memory: moka::sync::Cache<String, Bytes>,
+    pub(crate) disk: Option<DiskTier>,
+    pub(crate) objects: moka::sync::Cache<ObjectKey, ObjectEntry>,
+    footers: moka::sync::Cache<ObjectKey, FooterEntry>,
+    pub(crate) counters: Counters,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("options", &self.options)
+            .field("disk", &self.disk)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cache {
+    /// A cache with `options`; opens (and indexes) the SSD tier's directory when there is one.
+    pub fn new(options: CacheOptions) -> Result<Arc<Self>> {
+        options.validate()?;
+        let disk = options.disk.as_ref().map(DiskTier::open).transpose()?;
+        let memory = moka::sync::Cache::builder()
+            .max_capacity(options.memory_bytes)
+            .weigher(|key: &String, block: &Bytes| {
+                u32::try_from(block.len() + key.len()).unwrap_or(u32::MAX)
+            })
+            .build();
+        let footers = moka::sync::Cache::builder()
+            .max_capacity(options.metadata_bytes)
+            .weigher(|_key: &ObjectKey, entry: &FooterEntry| {
+                u32::try_from(entry.metadata.metadata().memory_size()).unwrap_or(u32::MAX)
+            })
+            .build();
+        Ok(Arc::new(Self {
+            memory,
+            disk,
+            objects: moka::sync::Cache::new(1_000_000),
+            footers,
+            counters: Counters::default(),
+            options,
+        }))
+    }
+
+    /// A cache configured by the `DALA_CACHE_*` environment variables.
+    pub fn from_env() -> Result<Arc<Self>> {
+        Self::new(CacheOptions::from_env()?)
+    }
+
+    /// The process-wide cache that stores get when `DALA_CACHE` allows it (remote stores by
+    /// default), configured by the environment when first asked for; `None` when the
+    /// cache is off.
+    pub fn process() -> Result<Option<Arc<Self>>> {
+        if let Some(cache) = PROCESS.get() {
+            return Ok(cache.clone());
+        }
+        let cache = match CacheMode::from_env()? {
+            CacheMode::Off => None,
+            CacheMode::Remote | CacheMode::On => Some(Self::from_env()?),
+        };
+        Ok(PROCESS.get_or_init(|| cache).clone())
+    }
+
+    /// The process-wide cache if something has used it (without setting it up otherwise).
+    pub fn process_if_started() -> Option<Arc<Self>> {
+        PROCESS.get().cloned().flatten()
+    }
+
+    /// Whether the process-wide cache applies to a store that is remote (or local).
+    pub fn applies_to(remote: bool) -> Result<bool> {
+        Ok(match CacheMode::from_env()? {
+            CacheMode::Off => false,
+            CacheMode::Remote => remote,
+            CacheMode::On => true,
+        })
+    }
+
+    /// `store` with its reads going through this cache.
+    pub fn wrap(self: &Arc<Self>, store: Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore> {
+        Arc::new(CachedStore::new(store, self.clone()))
+    }
+
+    /// The options the cache was made with.
+    pub fn options(&self) -> &CacheOptions {
+        &self.options
+    }
+
+    /// Counts so far and what the tiers hold.
+    pub fn stats(&self) -> CacheStats {
+        self.memory.run_pending_tasks();
+        self.footers.run_pending_tasks();
+        let (disk_bytes, disk_entries) = self.disk.as_ref().map_or((0, 0), DiskTier::usage);
+        CacheStats {
+            counts: self.counters.snapshot(),
+            memory_bytes: self.memory.weighted_size(),
+            memory_entries: self.memory.entry_count(),
+            memory_budget: self.options.memory_bytes,
+            disk_bytes,
+            disk_entries,
+            disk_budget: self.options.disk.as_ref().map_or(0, |d| d.bytes),
+            metadata_entries: self.footers.entry_count(),
+        }
+    }
+
+    /// Adds the counts since the last call to the SSD tier's `stats.json`, so that
+    /// `dala cache stats` shows totals over processes; returns the new totals (`None`
+    /// without an SSD tier).
+    pub fn persist_counts(&self) -> Result<Option<Counts>> {
+        let Some(disk) = &self.disk else {
+            return Ok(None);
+        };
+        let counts = self.counters.take();
+        crate::stats::add_to_file(disk.dir(), &counts).map(Some)
+    }
+
+    /// Empties every tier of this cache (the SSD tier's directory included).
+    pub fn clear(&self) -> Result<()> {
+        self.memory.invalidate_all();
+        self.objects.invalidate_all();
+        self.footers.invalidate_all();
+        if let Some(disk) = &self.disk {
+            crate::disk::clear_dir(disk.dir())?;
+            crate::stats::remove_file(disk.dir())?;
+            disk.reopen()?;
+        }
+        Ok(())
+    }
+
+    /// The decoded footer of `path` in `store`, if cached for a file of `size` bytes and
+    /// (when `page_index`) with its page index.
+    pub fn footer(
+        &self,
+        store: &dyn ObjectStore,
+        path: &Path,
+        size: u64,
+        page_index: bool,
+    ) -> Option<ArrowReaderMetadata> {
+        let key = (Arc::from(store.to_string()), path.clone());
+        let found = self
+            .footers
+            .get(&key)
+            .filter(|entry| entry.size == size && (entry.page_index || !page_index));
+        let counter = if found.is_some() {
+            &self.counters.metadata_hits
+        } else {
+            &self.counters.metadata_misses
+        };
+        Counters::add(counter, 1);
+        found.map(|entry| entry.metadata)
+    }
+
+    /// Keeps the decoded footer of a write-once file (other files are not kept, as they
+    /// may change under the same name).
+    pub fn insert_footer(
+        &self,
+        store: &dyn ObjectStore,
+        path: &Path,
+        size: u64,
+        page_index: bool,
+        metadata: ArrowReaderMetadata,
+    ) {
+        if !(self.options.immutable)(path) {
+            return;
+        }
+        let key = (Arc::from(store.to_string()), path.clone());
+        self.footers.insert(
+            key,
+            FooterEntry {
+                size,
+                page_index,
+                metadata,
+            },
+        );
+    }
+
+    /// Forgets what is known of `path` in the store named `store`, after a write to it.
+    pub(crate) fn forget(&self, store: &Arc<str>, path: &Path) {
+        let key = (store.clone(), path.clone());
+        self.objects.invalidate(&key);
+        self.footers.invalidate(&key);
+    }
+
+    /// A block from memory, else from the SSD tier (promoted to memory).
+    pub(crate) fn lookup_memory(&self, key: &str) -> Option<Bytes> {
+        let block = self.memory.get(key)?;
+        Counters::add(&self.counters.memory_hits, 1);
+        Counters::add(&self.counters.memory_bytes, block.len() as u64);
+        Some(block)
+    }
+
+    /// Reads blocks from the SSD tier; found blocks are promoted to memory.
+    pub(crate) fn lookup_disk(&self, key: &str, len: usize) -> Option<Bytes> {
+        let disk = self.disk.as_ref()?;
+        match disk.read(key, Some(len)) {
+            DiskRead::Hit(block) => {
+                Counters::add(&self.counters.disk_hits, 1);
+                Counters::add(&self.counters.disk_bytes, block.len() as u64);
+                self.memory.insert(key.to_string(), block.clone());
+                Some(block)
+            }
+            DiskRead::Corrupt => {
+                Counters::add(&self.counters.disk_corrupt, 1);
+                None
+            }
+            DiskRead::Miss => None,
+        }
+    }
+
+    /// The metadata of a write-once object kept on the SSD tier by an earlier process.
+    pub(crate) fn disk_meta(&self, store: &str, path: &Path) -> Option<ObjectMeta> {
+        let disk = self.disk.as_ref()?;
+        match disk.read(&meta_key(store, path), None) {
+            DiskRead::Hit(data) => {
+                let stored: StoredMeta = serde_json::from_slice(&data).ok()?;
+                Some(ObjectMeta {
+                    location: path.clone(),
+                    last_modified: chrono::DateTime::from_timestamp_nanos(stored.modified_ns),
+                    size: stored.size,
+                    e_tag: stored.e_tag,
+                    version: stored.version,
+                })
+            }
+            DiskRead::Corrupt => {
+                Counters::add(&self.counters.disk_corrupt, 1);
+                None
+            }
+            DiskRead::Miss => None,
+        }
+    }
+
+    /// Keeps the metadata of a write-once object on the SSD tier, so that a later process
+    /// can use the blocks there without asking the store.
+    pub(crate) fn keep_disk_meta(&self, store: &str, meta: &ObjectMeta) {
+        let Some(disk) = &self.disk else { return };
+        let stored = StoredMeta {
+            size: meta.size,
+            e_tag: meta.e_tag.clone(),
+            version: meta.version.clone(),
+            modified_ns: meta.last_modified.timestamp_nanos_opt().unwrap_or_default(),
+        };
+        let Ok(data) = serde_json::to_vec(&stored) else {
+            return;
+        };
+        if let Err(e) = disk.write(&meta_key(store, &meta.location), &data) {
+            tracing::warn!(dir = %disk.dir().display(), error = %e, "cache entry not written");
+        }
+    }
+
+    /// Keeps a block fetched from the store in memory and on the SSD tier.
+    pub(crate) fn store_block(&self, key: String, block: Bytes) {
+        if let Some(disk) = &self.disk
+            && let Err(e) = disk.write(&key, &block)
+        {
+            tracing::warn!(dir = %disk.dir().display(), error = %e, "cache entry not written");
+        }
+        self.memory.insert(key, block);
+    }
+}
+
+/// An object's metadata as the SSD tier keeps it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredMeta {
+    size: u64,
+    e_tag: Option<String>,
+    version: Option<String>,
+    modified_ns: i64,
+}
+
+fn meta_key(store: &str, path: &Path) -> String {
+    format!("meta\n{store}\n{path}")
+}
+
+/// Removes every entry and the statistics of the SSD tier in `dir`; returns how many files
+/// were removed.
+pub fn clear_disk(dir: &std::path::Path) -> Result<u64> {
+    let removed = crate::disk::clear_dir(dir)?;
+    crate::stats::remove_file(dir)?;
+    Ok(removed)
+}
+
+/// The totals in the SSD tier's `stats.json` in `dir`, with the bytes and entries found on
+/// disk.
+pub fn disk_stats(dir: &std::path::Path) -> Result<(Counts, u64, u64)> {
+    let counts = crate::stats::read_file(dir)?;
+    let (bytes, entries) = crate::disk::dir_usage(dir);
+    Ok((counts, bytes, entries))
+}
+
+/// Checks every entry of the SSD tier in `dir` against its checksum; returns how many are
+/// whole and how many are not (a reader would drop and refetch those).
+pub fn verify_disk(dir: &std::path::Path) -> (u64, u64) {
+    crate::disk::verify_dir(dir)
+}

@@ -1,0 +1,518 @@
+//! [`CachedStore`]: an [`ObjectStore`] whose reads go through a [`Cache`].
+//!
+//! A read asks for a range; the range is cut into aligned blocks of the cache's block size.
+//! Blocks in memory are used as they are; blocks on the SSD tier are checked and promoted;
+//! the missing ones are fetched from the store in one request per run of adjacent blocks,
+//! with `If-Match` on the e-tag the cache knows, so a block of one version of an object is
+//! never joined to a block of another. A block is kept only once all of its bytes have
+//! arrived, so a read that fails half-way leaves nothing behind.
+//!
+//! Blocks are keyed by store, path, e-tag (or size and modification time) and block
+//! number. The e-tag of a write-once object (see
+//! [`CacheOptions::immutable`](crate::CacheOptions::immutable)) is trusted until evicted;
+//! other objects are checked with a HEAD request when their entry is older than
+//! [`CacheOptions::revalidate_after`](crate::CacheOptions::revalidate_after). Writes, deletes,
+//! copies and renames through the wrapper forget what was known of their paths.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures::stream::{BoxStream, StreamExt};
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetRange, GetResult, GetResultPayload, ListResult, MultipartUpload,
+    ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions,
+    Result,
+};
+
+use crate::cache::{Cache, ObjectEntry};
+use crate::stats::Counters;
+
+const STORE: &str = "dala-cache";
+
+/// An object store whose reads are served from a [`Cache`] when it can.
+#[derive(Debug)]
+pub struct CachedStore {
+    inner: Arc<dyn ObjectStore>,
+    cache: Arc<Cache>,
+    /// The store's name in cache keys.
+    id: Arc<str>,
+}
+
+impl CachedStore {
+    /// `inner`, read through `cache`.
+    pub fn new(inner: Arc<dyn ObjectStore>, cache: Arc<Cache>) -> Self {
+        let id = Arc::from(format!("Cached({inner})"));
+        Self { inner, cache, id }
+    }
+
+    /// The store underneath.
+    pub fn inner(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner
+    }
+
+    /// The cache the reads go through.
+    pub fn cache(&self) -> &Arc<Cache> {
+        &self.cache
+    }
+
+    fn key(&self, location: &Path) -> (Arc<str>, Path) {
+        (self.id.clone(), location.clone())
+    }
+
+    /// The metadata the cache may use without asking the store: known in memory, or for a
+    /// write-once object, kept on the SSD tier.
+    fn known_meta(&self, location: &Path) -> Option<ObjectMeta> {
+        let immutable = (self.cache.options.immutable)(location);
+        if let Some(entry) = self.cache.objects.get(&self.key(location)) {
+            let fresh = immutable || entry.checked.elapsed() < self.cache.options.revalidate_after;
+            return fresh.then_some(entry.meta);
+        }
+        if !immutable {
+            return None;
+        }
+        let meta = self.cache.disk_meta(&self.id, location)?;
+        self.cache.objects.insert(
+            self.key(location),
+            ObjectEntry {
+                meta: meta.clone(),
+                checked: Instant::now(),
+            },
+        );
+        Some(meta)
+    }
+
+    /// Notes an object's metadata as a store just gave it.
+    async fn remember(&self, meta: &ObjectMeta) {
+        let immutable = (self.cache.options.immutable)(&meta.location);
+        let known = self.cache.objects.contains_key(&self.key(&meta.location));
+        if immutable && !known && self.cache.disk.is_some() {
+            let cache = self.cache.clone();
+            let (id, stored) = (self.id.clone(), meta.clone());
+            blocking(move || cache.keep_disk_meta(&id, &stored)).await;
+        }
+        self.note(meta);
+    }
+
+    fn note(&self, meta: &ObjectMeta) {
+        self.cache.objects.insert(
+            self.key(&meta.location),
+            ObjectEntry {
+                meta: meta.clone(),
+                checked: Instant::now(),
+            },
+        );
+    }
+
+    fn forget(&self, location: &Path) {
+        self.cache.forget(&self.id, location);
+    }
+
+    /// The object's metadata: known, or from a HEAD request.
+    async fn meta(&self, location: &Path) -> Result<ObjectMeta> {
+        if let Some(meta) = self.known_meta(location) {
+            return Ok(meta);
+        }
+        Counters::add(&self.cache.counters.revalidations, 1);
+        let meta = self
+            .inner
+            .get_opts(location, GetOptions::new().with_head(true))
+            .await
+            .inspect_err(|_| self.forget(location))?
+            .meta;
+        self.remember(&meta).await;
+        Ok(meta)
+    }
+
+    fn block_key(&self, meta: &ObjectMeta, block: u64) -> String {
+        let tag = match &meta.e_tag {
+            Some(tag) => tag.clone(),
+            None => format!(
+                "{}-{}",
+                meta.size,
+                meta.last_modified.timestamp_nanos_opt().unwrap_or_default()
+            ),
+        };
+        format!(
+            "{}\n{}\n{}\n{}\n{}",
+            self.id, meta.location, tag, self.cache.options.block_size, block
+        )
+    }
+
+    /// The byte range of block `index` of an object of `size` bytes.
+    fn block_range(&self, index: u64, size: u64) -> Range<u64> {
+        let block = self.cache.options.block_size;
+        index * block..((index + 1) * block).min(size)
+    }
+
+    /// Keeps the whole blocks of `data` (bytes `range` of the object `meta`).
+    async fn keep_blocks(&self, meta: &ObjectMeta, range: Range<u64>, data: &Bytes) {
+        let block = self.cache.options.block_size;
+        let mut blocks = Vec::new();
+        let mut index = range.start.div_ceil(block);
+        while index * block < range.end {
+            let span = self.block_range(index, meta.size);
+            if span.end > range.end {
+                break;
+            }
+            let from = (span.start - range.start) as usize;
+            let to = (span.end - range.start) as usize;
+            blocks.push((
+                self.block_key(meta, index),
+                Bytes::copy_from_slice(&data[from..to]),
+            ));
+            index += 1;
+        }
+        let cache = self.cache.clone();
+        blocking(move || {
+            for (key, block) in blocks {
+                cache.store_block(key, block);
+            }
+        })
+        .await;
+    }
+
+    /// A read whose object the cache knows nothing of: one request for the aligned blocks
+    /// around `wanted` (the whole object when `None`), which also tells the metadata.
+    async fn read_unknown(&self, location: &Path, wanted: Option<Range<u64>>) -> Result<GetResult> {
+        let block = self.cache.options.block_size;
+        let aligned = wanted
+            .as_ref()
+            .map(|r| GetRange::Bounded(r.start / block * block..r.end.div_ceil(block) * block));
+        let result = self
+            .inner
+            .get_opts(
+                location,
+                GetOptions {
+                    range: aligned,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let meta = result.meta.clone();
+        let got = result.range.clone();
+        let attributes = result.attributes.clone();
+        let data = result.bytes().await?;
+        if data.len() as u64 != got.end - got.start {
+            return Err(changed(location, "a short read"));
+        }
+        Counters::add(&self.cache.counters.store_requests, 1);
+        Counters::add(&self.cache.counters.store_bytes, data.len() as u64);
+        Counters::add(
+            &self.cache.counters.misses,
+            (got.end - got.start).div_ceil(block),
+        );
+        self.remember(&meta).await;
+        self.keep_blocks(&meta, got.clone(), &data).await;
+        let range = match wanted {
+            None => got.clone(),
+            Some(r) => clamp(location, r, meta.size)?,
+        };
+        let data = data.slice((range.start - got.start) as usize..(range.end - got.start) as usize);
+        Ok(GetResult {
+            payload: single(data),
+            meta,
+            range,
+            attributes,
+        })
+    }
+
+    /// Bytes `range` of the object `meta`, from the tiers where they are, the rest from the
+    /// store. `Ok(None)` means the object changed since `meta` was taken.
+    async fn read_known(&self, meta: &ObjectMeta, range: Range<u64>) -> Result<Option<Bytes>> {
+        if range.is_empty() {
+            return Ok(Some(Bytes::new()));
+        }
+        let block = self.cache.options.block_size;
+        let first = range.start / block;
+        let last = (range.end - 1) / block;
+        let mut blocks: Vec<Option<Bytes>> = (first..=last)
+            .map(|i| self.cache.lookup_memory(&self.block_key(meta, i)))
+            .collect();
+        if self.cache.disk.is_some() && blocks.iter().any(Option::is_none) {
+            let wanted: Vec<(usize, String, usize)> = blocks
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| b.is_none())
+                .map(|(n, _)| {
+                    let index = first + n as u64;
+                    let span = self.block_range(index, meta.size);
+                    (
+                        n,
+                        self.block_key(meta, index),
+                        (span.end - span.start) as usize,
+                    )
+                })
+                .collect();
+            let cache = self.cache.clone();
+            let found = blocking(move || {
+                wanted
+                    .into_iter()
+                    .filter_map(|(n, key, len)| cache.lookup_disk(&key, len).map(|b| (n, b)))
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .unwrap_or_default();
+            for (n, bytes) in found {
+                blocks[n] = Some(bytes);
+            }
+        }
+        // Fetch each run of missing blocks with one request.
+        let mut n = 0;
+        while n < blocks.len() {
+            if blocks[n].is_some() {
+                n += 1;
+                continue;
+            }
+            let start = n;
+            while n < blocks.len() && blocks[n].is_none() {
+                n += 1;
+            }
+            let span = self.block_range(first + start as u64, meta.size).start
+                ..self.block_range(first + n as u64 - 1, meta.size).end;
+            let Some(data) = self.fetch(meta, span.clone()).await? else {
+                return Ok(None);
+            };
+            self.keep_blocks(meta, span.clone(), &data).await;
+            for (offset, slot) in blocks[start..n].iter_mut().enumerate() {
+                let b = self.block_range(first + (start + offset) as u64, meta.size);
+                *slot = Some(
+                    data.slice((b.start - span.start) as usize..(b.end - span.start) as usize),
+                );
+            }
+        }
+        let blocks: Vec<Bytes> = blocks.into_iter().flatten().collect();
+        let offset = (range.start - first * block) as usize;
+        let len = (range.end - range.start) as usize;
+        if let [only] = blocks.as_slice() {
+            return Ok(Some(only.slice(offset..offset + len)));
+        }
+        let mut out = BytesMut::with_capacity(len);
+        let mut skip = offset;
+        for b in &blocks {
+            let take = (b.len() - skip).min(len - out.len());
+            out.extend_from_slice(&b[skip..skip + take]);
+            skip = 0;
+        }
+        Ok(Some(out.freeze()))
+    }
+
+    /// Bytes `span` of the object `meta` from the store, on the condition that it still
+    /// has `meta`'s e-tag; `Ok(None)` when it does not.
+    async fn fetch(&self, meta: &ObjectMeta, span: Range<u64>) -> Result<Option<Bytes>> {
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(span.clone())),
+            if_match: meta.e_tag.clone(),
+            ..Default::default()
+        };
+        let result = match self.inner.get_opts(&meta.location, options).await {
+            Ok(result) => result,
+            Err(object_store::Error::Precondition { .. }) => return Ok(None),
+            Err(e) => {
+                if matches!(e, object_store::Error::NotFound { .. }) {
+                    self.forget(&meta.location);
+                }
+                return Err(e);
+            }
+        };
+        if result.meta.size != meta.size {
+            return Ok(None);
+        }
+        let data = result.bytes().await?;
+        Counters::add(&self.cache.counters.store_requests, 1);
+        Counters::add(&self.cache.counters.store_bytes, data.len() as u64);
+        let block = self.cache.options.block_size;
+        Counters::add(
+            &self.cache.counters.misses,
+            (span.end - span.start).div_ceil(block),
+        );
+        if data.len() as u64 != span.end - span.start {
+            return Ok(None);
+        }
+        Ok(Some(data))
+    }
+
+    /// One attempt at a cached read; `Ok(None)` when the object changed under it.
+    async fn read(&self, location: &Path, range: Option<GetRange>) -> Result<Option<GetResult>> {
+        let meta = match (self.known_meta(location), &range) {
+            (Some(meta), _) => meta,
+            (None, None) => return self.read_unknown(location, None).await.map(Some),
+            (None, Some(GetRange::Bounded(r))) => {
+                return self.read_unknown(location, Some(r.clone())).await.map(Some);
+            }
+            (None, Some(_)) => self.meta(location).await?,
+        };
+        let wanted = match &range {
+            None => 0..meta.size,
+            Some(range) => range
+                .as_range(meta.size)
+                .map_err(|e| generic(location, e))?,
+        };
+        let Some(data) = self.read_known(&meta, wanted.clone()).await? else {
+            return Ok(None);
+        };
+        Ok(Some(GetResult {
+            payload: single(data),
+            meta,
+            range: wanted,
+            attributes: Default::default(),
+        }))
+    }
+}
+
+impl std::fmt::Display for CachedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.id)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for CachedStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        self.forget(location);
+        let result = self.inner.put_opts(location, payload, opts).await;
+        self.forget(location);
+        result
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        // The object appears when the upload completes; forget it now and when a later
+        // read finds a different e-tag.
+        self.forget(location);
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        let conditional = options.if_match.is_some()
+            || options.if_none_match.is_some()
+            || options.if_modified_since.is_some()
+            || options.if_unmodified_since.is_some()
+            || options.version.is_some();
+        if conditional {
+            return self.inner.get_opts(location, options).await;
+        }
+        if options.head {
+            let meta = self.meta(location).await?;
+            return Ok(GetResult {
+                payload: single(Bytes::new()),
+                range: 0..meta.size,
+                meta,
+                attributes: Default::default(),
+            });
+        }
+        if let Some(result) = self.read(location, options.range.clone()).await? {
+            return Ok(result);
+        }
+        // The object changed since the cache saw it: forget it and read it afresh.
+        self.forget(location);
+        match self.read(location, options.range).await? {
+            Some(result) => Ok(result),
+            None => Err(changed(location, "a changing object")),
+        }
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        let cache = self.cache.clone();
+        let id = self.id.clone();
+        let forget_first = {
+            let cache = cache.clone();
+            let id = id.clone();
+            locations.map(move |location| {
+                if let Ok(path) = &location {
+                    cache.forget(&id, path);
+                }
+                location
+            })
+        };
+        self.inner
+            .delete_stream(forget_first.boxed())
+            .map(move |deleted| {
+                if let Ok(path) = &deleted {
+                    cache.forget(&id, path);
+                }
+                deleted
+            })
+            .boxed()
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.inner.list_with_offset(prefix, offset)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        self.forget(to);
+        let result = self.inner.copy_opts(from, to, options).await;
+        self.forget(to);
+        result
+    }
+
+    async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
+        self.forget(to);
+        let result = self.inner.rename_opts(from, to, options).await;
+        self.forget(from);
+        self.forget(to);
+        result
+    }
+}
+
+fn single(data: Bytes) -> GetResultPayload {
+    GetResultPayload::Stream(futures::stream::once(async move { Ok(data) }).boxed())
+}
+
+/// `range` within an object of `size` bytes, as the stores answer it.
+fn clamp(location: &Path, range: Range<u64>, size: u64) -> Result<Range<u64>> {
+    GetRange::Bounded(range)
+        .as_range(size)
+        .map_err(|e| generic(location, e))
+}
+
+fn generic(location: &Path, e: impl std::fmt::Display) -> object_store::Error {
+    object_store::Error::Generic {
+        store: STORE,
+        source: format!("{location}: {e}").into(),
+    }
+}
+
+fn changed(location: &Path, what: &str) -> object_store::Error {
+    object_store::Error::Generic {
+        store: STORE,
+        source: format!("{location} changed while it was read ({what})").into(),
+    }
+}
+
+/// Runs `f` where blocking is allowed: on tokio's blocking pool inside a runtime, else
+/// here. `None` if it panicked.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        tokio::task::spawn_blocking(f).await.ok()
+    } else {
+        Some(f())
+    }
+}

@@ -1,0 +1,132 @@
+//! The `dala` command on `s3://` datasets, against an S3-protocol server on 127.0.0.1,
+//! with the SSD cache tier shared by processes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use dala_tests::S3Server;
+
+fn dala(server: &S3Server, cache_dir: Option<&Path>, args: &[&str], dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dala"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DALA_FAIL_POINT")
+        .env_remove("DALA_CATALOG")
+        .env_remove("DALA_ENGINE")
+        .envs(server.environment())
+        .env("DALA_CACHE_BLOCK", "16KiB");
+    match cache_dir {
+        Some(cache) => command
+            .env("DALA_CACHE", "remote")
+            .env("DALA_CACHE_DIR", cache),
+        None => command
+            .env("DALA_CACHE", "off")
+            .env_remove("DALA_CACHE_DIR"),
+    };
+    command
+}
+
+fn ok(output: Output, what: &str) -> String {
+    assert!(
+        output.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn sorted(text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn processes_share_one_ssd_cache_over_s3() {
+    let server = S3Server::start().unwrap();
+    server.create_bucket("lake").unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("cache");
+    let mut csv = String::from("id,city,year,amount\n");
+    for id in 0..20_000 {
+        let city = ["Oslo", "Lima", "Kyōto", "Pune"][id % 4];
+        csv.push_str(&format!("{id},{city},{},{}.25\n", 2020 + id % 5, id % 997));
+    }
+    std::fs::write(work.path().join("in.csv"), csv).unwrap();
+    let url = "s3://lake/sales";
+    let dir = work.path();
+    ok(
+        dala(
+            &server,
+            None,
+            &[
+                "write",
+                "in.csv",
+                url,
+                "--partition-by",
+                "year",
+                "--max-rows-per-file",
+                "1500",
+            ],
+            dir,
+        )
+        .output()
+        .unwrap(),
+        "write",
+    );
+    let scan = ["scan", url, "--format", "csv"];
+    let expected = sorted(&ok(
+        dala(&server, None, &scan, dir).output().unwrap(),
+        "scan",
+    ));
+    assert_eq!(expected.len(), 20_001);
+
+    // Two processes fill one cache directory at once.
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            dala(&server, Some(&cache), &scan, dir)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(sorted(&ok(output, "cached scan")), expected);
+    }
+    let stats = |verify: bool| -> serde_json::Value {
+        let mut args = vec!["cache", "stats", "--format", "json"];
+        if verify {
+            args.push("--verify");
+        }
+        let out = dala(&server, Some(&cache), &args, dir).output().unwrap();
+        serde_json::from_str(&ok(out, "cache stats")).unwrap()
+    };
+    let filled = stats(true);
+    assert_eq!(filled["broken"], 0, "{filled}");
+    assert!(filled["entries"].as_u64().unwrap() > 10, "{filled}");
+    assert!(filled["counts"]["misses"].as_u64().unwrap() > 0, "{filled}");
+
+    // A later process reads the data files from the SSD tier.
+    let before = filled["counts"]["disk_hits"].as_u64().unwrap();
+    let again = dala(&server, Some(&cache), &scan, dir).output().unwrap();
+    assert_eq!(sorted(&ok(again, "warm scan")), expected);
+    let warm = stats(false);
+    assert!(
+        warm["counts"]["disk_hits"].as_u64().unwrap() > before,
+        "{warm}"
+    );
+
+    let cleared = dala(&server, Some(&cache), &["cache", "clear"], dir)
+        .output()
+        .unwrap();
+    assert!(ok(cleared, "cache clear").starts_with("removed "));
+    let empty = stats(true);
+    assert_eq!(
+        (empty["entries"].as_u64(), empty["whole"].as_u64()),
+        (Some(0), Some(0))
+    );
+}
