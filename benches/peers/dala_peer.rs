@@ -12,6 +12,11 @@
 //! dala-peer view-setup INPUT WORKDIR        P7: source by ship date, catalog, daily view
 //! dala-peer view-refresh WORKDIR MODE       P7: append a day, refresh incremental|full
 //! dala-peer full-scan DATASET               P8: every column of every row, sum(l_orderkey)
+//! dala-peer remote-scan DATASET N [open-once]
+//!                                           P6: P2's scan N times in one process, each
+//!                                           opening the dataset (or on one opened before)
+//!                                           through the cache DALA_CACHE_* configure;
+//!                                           prints every time
 //! ```
 //! Prints one JSON line: the operation's own time in seconds, rows, and the sum if any
 //! (for `upsert`: rows after it and, as the sum, the rows it marked as updated; read back
@@ -81,11 +86,16 @@ async fn compact(dataset: &str) -> Result<Report> {
         seconds: Some(seconds),
         rewritten: None,
         files: Some(ds.snapshot().files().len()),
+        times: None,
     })
 }
 
 async fn scan(dataset: &str) -> Result<(u64, Option<String>)> {
-    let dataset = Dataset::open(dataset).await?;
+    scan_open(&Dataset::open(dataset).await?).await
+}
+
+/// P2's scan of an open dataset.
+async fn scan_open(dataset: &Dataset) -> Result<(u64, Option<String>)> {
     let scan = dataset
         .scan()
         .with_filter_str("year = 1995 AND month = 3 AND l_quantity < 10")?
@@ -164,6 +174,7 @@ async fn upsert(dataset: &str, changes: &str) -> Result<Report> {
         seconds: Some(seconds),
         rewritten: Some(rewritten),
         files: None,
+        times: None,
     })
 }
 
@@ -177,6 +188,8 @@ struct Report {
     rewritten: Option<u64>,
     /// Data files after the operation.
     files: Option<usize>,
+    /// The time of each repeat, when the operation repeats.
+    times: Option<Vec<f64>>,
 }
 
 impl From<(u64, Option<String>)> for Report {
@@ -187,8 +200,42 @@ impl From<(u64, Option<String>)> for Report {
             seconds: None,
             rewritten: None,
             files: None,
+            times: None,
         }
     }
+}
+
+/// P6: P2's scan `repeats` times, each opening the dataset anew (or, with `open_once`,
+/// each on the dataset opened before the clock starts): the first is cold, the rest find
+/// what the cache kept.
+async fn remote_scan(dataset: &str, repeats: usize, open_once: bool) -> Result<Report> {
+    let mut times = Vec::with_capacity(repeats);
+    let mut answers = std::collections::BTreeSet::new();
+    let opened = match open_once {
+        true => Some(Dataset::open(dataset).await?),
+        false => None,
+    };
+    for _ in 0..repeats.max(1) {
+        let started = Instant::now();
+        let answer = match &opened {
+            Some(opened) => scan_open(opened).await?,
+            None => scan(dataset).await?,
+        };
+        times.push(started.elapsed().as_secs_f64());
+        answers.insert(answer);
+    }
+    if answers.len() != 1 {
+        return Err(format!("repeats disagree: {answers:?}").into());
+    }
+    let (rows, sum) = answers.pop_first().ok_or("no answer")?;
+    Ok(Report {
+        rows,
+        sum,
+        seconds: times.first().copied(),
+        rewritten: None,
+        files: None,
+        times: Some(times),
+    })
 }
 
 async fn run(args: &[String]) -> Result<Report> {
@@ -200,6 +247,12 @@ async fn run(args: &[String]) -> Result<Report> {
     match args {
         [op, dataset, changes] if op == "upsert" => return upsert(dataset, changes).await,
         [op, dataset] if op == "compact" => return compact(dataset).await,
+        [op, dataset, repeats] if op == "remote-scan" => {
+            return remote_scan(dataset, repeats.parse()?, false).await;
+        }
+        [op, dataset, repeats, once] if op == "remote-scan" && once == "open-once" => {
+            return remote_scan(dataset, repeats.parse()?, true).await;
+        }
         [op, input, workdir] if op == "view-setup" => return views::setup(input, workdir).await,
         [op, workdir, mode] if op == "view-refresh" => return views::refresh(workdir, mode).await,
         _ => {}
@@ -251,8 +304,12 @@ async fn main() -> ExitCode {
                 .files
                 .map(|f| format!(", \"files\": {f}"))
                 .unwrap_or_default();
+            let times = report
+                .times
+                .map(|t| format!(", \"times\": {t:?}"))
+                .unwrap_or_default();
             println!(
-                "{{\"seconds\": {seconds}, \"rows\": {}{sum}{rewritten}{files}}}",
+                "{{\"seconds\": {seconds}, \"rows\": {}{sum}{rewritten}{files}{times}}}",
                 report.rows
             );
             ExitCode::SUCCESS

@@ -189,5 +189,6 @@ fn report(query: &str, batches: &[RecordBatch], seconds: f64) -> Result<Report> 
         seconds: Some(seconds),
         rewritten: None,
         files: None,
+        times: None,
     })
 }

@@ -27,6 +27,11 @@ Workloads:
              handing rows to arrow-rs costs), and a full-table aggregation in SQL
   P7 views   a daily aggregate view over lineitem partitioned by l_shipdate (one partition
              per day); after one day is appended, an incremental refresh against a full one
+  P6 remote  P2's scan over an S3-protocol endpoint on 127.0.0.1 (moto's server) holding
+             dala's P1 dataset: dala cold (empty cache), memory-warm (same process) and
+             SSD-warm (a new process on the filled cache directory), against the same scan
+             of the local copy without a cache, and DuckDB (httpfs, its external file
+             cache) and Polars reading the same objects, each repeated in one process
   P8 tuning  lineitem by year and month as pyarrow's default writer leaves it, as dala's
              default writer leaves it, and after `dala optimize dtypes` and
              `dala optimize compression --access full-scan`: bytes on disk, and a full scan
@@ -64,6 +69,12 @@ CATALOG_QUERIES = {"q1": "TPC-H Q1", "q6": "TPC-H Q6"}
 COMPACT_TOOLS = ["dala-api", "dala-cli", "pydala2", "deltalake"]
 TUNING_READERS = ["pyarrow", "dala-api"]
 COMPACT_TARGET = 128 * 1024 * 1024
+S3_SERVER = ROOT / ".s3-server" / "venv" / "bin" / "moto_server"
+# DuckDB's S3 reader (httpfs) comes from PyPI only for DuckDB 1.5.5, so P6's DuckDB runs in
+# a venv of its own (made by `setup`).
+DUCKDB_S3_PYTHON = Path(__file__).resolve().parent / ".venv-duckdb-s3" / "bin" / "python"
+REMOTE_REPEATS = 6
+REMOTE_BUCKET = "p6"
 VIEW_TOOLS = {"dala-view-incremental": "incremental", "dala-view-full": "full"}
 ENGINE_TOOLS = ["dala-catalog", "dala-arrow", "dala-duckdb", "raw-duckdb", "dala-polars", "raw-polars", "raw-polars+convert"]
 RAW_ENGINE = {"dala-catalog": "raw-duckdb", "dala-duckdb": "raw-duckdb", "dala-polars": "raw-polars", "raw-polars+convert": "raw-polars"}
@@ -320,11 +331,12 @@ def worker(tool, workload, args):
 # ---------------------------------------------------------------- measuring
 
 
-def spawn(cmd, timeout):
-    """Runs cmd; returns (stdout, wall seconds, peak RSS in KiB, exit status, stderr)."""
+def spawn(cmd, timeout, env=None):
+    """Runs cmd (with `env` added to the environment); returns (stdout, wall seconds, peak
+    RSS in KiB, exit status, stderr)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env={**os.environ, **(env or {})})
         timer = threading.Timer(timeout, proc.kill)
         timer.start()
         _, status, usage = os.wait4(proc.pid, 0)
@@ -612,6 +624,193 @@ def ensure_many_files(files):
 # ---------------------------------------------------------------- report
 
 
+# ---------------------------------------------------------------- P6: remote reads
+
+
+def remote_worker(tool, url, repeats, endpoint):
+    """P2's scan of the dataset at `url` on the S3 endpoint, `repeats` times in this process;
+    prints each time, the rows and the sum. Imports only the tool it runs (DuckDB's runs in
+    its own venv)."""
+    host = endpoint.removeprefix("http://")
+    times, answers = [], set()
+    if tool == "duckdb":
+        import duckdb
+        import duckdb_extension_httpfs
+
+        extension = next(Path(duckdb_extension_httpfs.__file__).parent.rglob("httpfs.duckdb_extension"))
+        con = duckdb.connect()
+        con.execute(f"LOAD '{extension}'")
+        con.execute(
+            "CREATE SECRET (TYPE s3, KEY_ID 'testing', SECRET 'testing', REGION 'us-east-1', "
+            f"ENDPOINT '{host}', URL_STYLE 'path', USE_SSL false)"
+        )
+
+        def once():
+            return con.execute(
+                f"SELECT count(*), sum(l_extendedprice) FROM read_parquet('{url}/{MONTH_GLOB}', "
+                f"hive_partitioning = true) WHERE {SCAN_FILTER}"
+            ).fetchone()
+
+    elif tool == "polars":
+        import polars as pl
+
+        storage = {
+            "aws_endpoint_url": endpoint,
+            "aws_allow_http": "true",
+            "aws_region": "us-east-1",
+            "aws_access_key_id": "testing",
+            "aws_secret_access_key": "testing",
+        }
+
+        def once():
+            frame = (
+                pl.scan_parquet(f"{url}/{MONTH_GLOB}", hive_partitioning=True, storage_options=storage)
+                .filter((pl.col("year") == 1995) & (pl.col("month") == 3) & (pl.col("l_quantity") < 10))
+                .select(pl.len(), pl.col("l_extendedprice").sum())
+                .collect()
+            )
+            return frame.row(0)
+
+    else:
+        raise SystemExit(f"no remote worker for {tool}")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        rows, total = once()
+        times.append(time.perf_counter() - started)
+        answers.add((int(rows), f"{float(total or 0):.2f}"))
+    if len(answers) != 1:
+        raise SystemExit(f"{tool}: repeats disagree: {answers}")
+    ((rows, total),) = answers
+    return {"seconds": times[0], "rows": rows, "sum": total, "times": times}
+
+
+def start_s3_server():
+    """Starts moto's S3 server on a free port of 127.0.0.1 with the P6 bucket; returns the
+    process and the endpoint."""
+    import socket
+    import urllib.request
+
+    if not S3_SERVER.exists():
+        raise SystemExit("P6 needs the S3 server: run scripts/fetch-s3-server.sh")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [str(S3_SERVER), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(urllib.request.Request(f"{endpoint}/{REMOTE_BUCKET}", method="PUT"))
+            return proc, endpoint
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("P6: the S3 server did not start")
+
+
+def remote(sf, dataset, options):
+    """P6: cold, memory-warm and SSD-warm scans over the S3 endpoint; the same scan of the
+    local copy; DuckDB and Polars reading the same objects."""
+    import pyarrow.fs as pafs
+
+    if not (dataset / "_dala").exists():
+        raise SystemExit("P6 needs P1's output of dala-api: run P1 first")
+    proc, endpoint = start_s3_server()
+    try:
+        env = {
+            "AWS_ENDPOINT": endpoint,
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        }
+        s3 = pafs.S3FileSystem(
+            access_key="testing", secret_key="testing", region="us-east-1",
+            endpoint_override=endpoint, scheme="http",
+        )
+        print("P6 setup: uploading dala's P1 dataset", flush=True)
+        pafs.copy_files(str(dataset), f"{REMOTE_BUCKET}/lineitem", destination_filesystem=s3)
+        url = f"s3://{REMOTE_BUCKET}/lineitem"
+        dala_scan = [str(DALA_PEER), "remote-scan"]
+
+        def run(cmd, extra_env):
+            stdout, _, rss, status, stderr = spawn(cmd, options.timeout, {**env, **extra_env})
+            if status != 0:
+                raise SystemExit(f"P6 {cmd}: {stderr.strip().splitlines()[-1:]}")
+            result = json.loads(stdout.strip().splitlines()[-1])
+            result["rss_mib"] = rss / 1024
+            return result
+
+        series = {name: [] for name in ["cold", "memory", "ssd", "local-first", "local-warm", "open-cold", "open-memory", "open-local"]}
+        peers = {tool: {"cold": [], "warm": []} for tool in ["duckdb", "polars"]}
+        answers = {}
+        for run_index in range(options.runs):
+            print(f"P6 run {run_index + 1}: dala cold and memory-warm, then SSD-warm", flush=True)
+            with tempfile.TemporaryDirectory(prefix="dala-p6-cache-") as cache:
+                first = run([*dala_scan, url, str(REMOTE_REPEATS)], {"DALA_CACHE_DIR": cache})
+                second = run([*dala_scan, url, "1"], {"DALA_CACHE_DIR": cache})
+            series["cold"].append(first["times"][0])
+            series["memory"].append(statistics.median(first["times"][1:]))
+            series["ssd"].append(second["times"][0])
+            answers["dala on S3"] = (first["rows"], first["sum"])
+            with tempfile.TemporaryDirectory(prefix="dala-p6-cache-") as cache:
+                once = run([*dala_scan, url, str(REMOTE_REPEATS), "open-once"], {"DALA_CACHE_DIR": cache})
+            series["open-cold"].append(once["times"][0])
+            series["open-memory"].append(statistics.median(once["times"][1:]))
+            once_local = run([*dala_scan, str(dataset), str(REMOTE_REPEATS), "open-once"], {"DALA_CACHE": "off"})
+            series["open-local"].append(statistics.median(once_local["times"][1:]))
+            local = run([*dala_scan, str(dataset), str(REMOTE_REPEATS)], {"DALA_CACHE": "off"})
+            series["local-first"].append(local["times"][0])
+            series["local-warm"].append(statistics.median(local["times"][1:]))
+            answers["dala on local disk"] = (local["rows"], local["sum"])
+            for tool in peers:
+                python = str(DUCKDB_S3_PYTHON) if tool == "duckdb" else sys.executable
+                if tool == "duckdb" and not DUCKDB_S3_PYTHON.exists():
+                    raise SystemExit("P6 needs DuckDB's S3 venv: run benches/peers/setup")
+                print(f"P6 run {run_index + 1}: {tool}", flush=True)
+                result = run([python, __file__, "remote-worker", tool, url, str(REMOTE_REPEATS), endpoint], {})
+                peers[tool]["cold"].append(result["times"][0])
+                peers[tool]["warm"].append(statistics.median(result["times"][1:]))
+                answers[tool] = (result["rows"], result["sum"])
+        if len(set(answers.values())) != 1:
+            raise SystemExit(f"P6: the tools disagree: {answers}")
+    finally:
+        proc.kill()
+        proc.wait()
+    med = {name: statistics.median(values) for name, values in series.items()}
+    ms = lambda seconds: f"{seconds * 1000:.1f} ms"
+    lines = [
+        f"### P6 remote reads: `{SCAN_FILTER}`, sum(l_extendedprice) over an S3 endpoint on 127.0.0.1",
+        "",
+        f"dala's P1 dataset (SF {sf}) uploaded to moto's S3 server. Each time includes opening "
+        "the dataset (listing its log). Medians of "
+        f"{options.runs} runs; warm is the median of {REMOTE_REPEATS - 1} repeats in the process "
+        "after the first. Answer checked equal across all rows: "
+        f"{next(iter(answers.values()))}.",
+        "",
+        "| reader | cold | warm | cold / warm |",
+        "| --- | --- | --- | --- |",
+        f"| dala, memory tier (same process) | {ms(med['cold'])} | {ms(med['memory'])} | {med['cold'] / med['memory']:.1f}× |",
+        f"| dala, SSD tier (new process) | {ms(med['cold'])} | {ms(med['ssd'])} | {med['cold'] / med['ssd']:.1f}× |",
+        f"| dala on the local copy, no cache | {ms(med['local-first'])} (new process) | {ms(med['local-warm'])} | |",
+        f"| dala, memory tier, dataset opened once | {ms(med['open-cold'])} | {ms(med['open-memory'])} | {med['open-cold'] / med['open-memory']:.1f}× |",
+        f"| dala on the local copy, opened once, no cache | | {ms(med['open-local'])} | |",
+    ]
+    for tool, values in peers.items():
+        cold, warm = statistics.median(values["cold"]), statistics.median(values["warm"])
+        lines.append(f"| {tool} on S3 | {ms(cold)} | {ms(warm)} | {cold / warm:.1f}× |")
+    lines += [
+        "",
+        f"Against the local copy: memory-warm {med['memory'] / med['local-warm']:.2f}× the local "
+        f"repeat ({med['open-memory'] / med['open-local']:.2f}× with the dataset opened once); SSD-warm {med['ssd'] / med['local-first']:.2f}× the local first scan of a new "
+        "process (goals: memory-warm ≥ 10× and SSD-warm ≥ 5× faster than cold; the hit path "
+        "within 5 % of local disk).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def versions():
     from importlib.metadata import version
 
@@ -678,7 +877,7 @@ def main():
     parser.add_argument("--files", type=int, default=100_000, help="files in the P3 dataset")
     parser.add_argument("--compact-files", type=int, default=100_000, help="small files in the P4 dataset")
     parser.add_argument("--timeout", type=float, default=300, help="seconds before a run is given up")
-    parser.add_argument("--workloads", default="P1,P2,P3,P4,P5,P7,P8,P9,E")
+    parser.add_argument("--workloads", default="P1,P2,P3,P4,P5,P6,P7,P8,P9,E")
     parser.add_argument("--output", default=str(ROOT / "benches" / "RESULTS.md"))
     options = parser.parse_args()
     workloads = set(options.workloads.split(","))
@@ -829,6 +1028,8 @@ def main():
             )
             + speedup
         )
+    if "P6" in workloads:
+        sections.append(remote(sf, outputs["dala-api"], options))
     if "P8" in workloads:
         sections.append(tuning(source, sf, outputs["dala-api"], options))
     if "P4" in workloads:
@@ -875,5 +1076,7 @@ def main():
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "worker":
         print(json.dumps(worker(sys.argv[2], sys.argv[3], sys.argv[4:])))
+    elif len(sys.argv) > 1 and sys.argv[1] == "remote-worker":
+        print(json.dumps(remote_worker(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])))
     else:
         main()

@@ -100,5 +100,6 @@ async fn answer(catalog: &Catalog, seconds: Option<f64>) -> Result<Report> {
         seconds,
         rewritten: None,
         files: None,
+        times: None,
     })
 }

@@ -1,6 +1,7 @@
 //! [`Catalog`]: named datasets in namespaces.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -12,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::log::CatalogLog;
 use crate::model::{CatalogState, StoreEntry, TableEntry, check_name, split_name};
 use crate::query::Engines;
+use crate::results::ResultCache;
 
 /// The environment variable that names the catalog (a path or URL of its JSON file).
 pub const CATALOG_VARIABLE: &str = "DALA_CATALOG";
@@ -70,9 +72,22 @@ pub struct Catalog {
     log: CatalogLog,
     state: CatalogState,
     engines: Engines,
+    results: Option<Arc<ResultCache>>,
 }
 
 impl Catalog {
+    /// Keeps query answers in `cache` and serves a query from it while no table it reads
+    /// has a new version (see [`ResultCache`]).
+    pub fn with_result_cache(mut self, cache: Arc<ResultCache>) -> Self {
+        self.results = Some(cache);
+        self
+    }
+
+    /// The query-result cache, if the catalog has one.
+    pub fn result_cache(&self) -> Option<&Arc<ResultCache>> {
+        self.results.as_ref()
+    }
+
     /// Opens the catalog whose file is at `location` (a path or URL). A catalog that does
     /// not exist yet is empty, and is created by its first change.
     pub async fn open(location: &str) -> Result<Catalog> {
@@ -82,6 +97,7 @@ impl Catalog {
             log,
             state,
             engines: Engines::default(),
+            results: None,
         })
     }
 

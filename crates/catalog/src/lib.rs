@@ -23,6 +23,7 @@ mod import;
 mod log;
 mod model;
 mod query;
+mod results;
 mod view;
 
 pub use catalog::{CATALOG_VARIABLE, Catalog, DEFAULT_CATALOG, TableDescription, TableOptions};
@@ -34,4 +35,5 @@ pub use model::{
     WriteDefaults,
 };
 pub use query::{PlannedQuery, PlannedTable, QueryOptions};
+pub use results::{ResultCache, ResultCacheStats};
 pub use view::{ViewOptions, ViewStatus};

@@ -21,6 +21,7 @@ use sqlparser::parser::Parser;
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::model::split_name;
+use crate::results::ResultCache;
 
 /// How a query runs.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +30,9 @@ pub struct QueryOptions {
     pub engine: Option<Engine>,
     /// Values bound to the query's placeholders (`?`, `$1`), never spliced into its text.
     pub params: Vec<Scalar>,
+    /// Runs the query even when the catalog's result cache holds its answer (and does not
+    /// keep the answer).
+    pub skip_result_cache: bool,
 }
 
 /// A query with its tables resolved: the SQL the engine runs and the scans it reads.
@@ -101,7 +105,16 @@ impl Catalog {
             Some(self.state().default_engine.unwrap_or(Engine::Duckdb)),
         )?;
         let planned = self.plan_query(sql, engine).await?;
-        self.run_planned(&planned, engine, &options.params)
+        let cache = self.result_cache().filter(|_| !options.skip_result_cache);
+        let Some(cache) = cache else {
+            return self.run_planned(&planned, engine, &options.params);
+        };
+        let key = ResultCache::key(&planned, engine, &options.params);
+        if let Some(answer) = cache.get(&key) {
+            return Ok(answer);
+        }
+        let stream = self.run_planned(&planned, engine, &options.params)?;
+        Ok(cache.keep(key, stream))
     }
 
     /// Runs a planned query on `engine`.

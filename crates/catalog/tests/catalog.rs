@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use arrow::array::{Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use dala_catalog::{Catalog, Error, TableOptions, ViewOptions, WriteDefaults};
+use dala_catalog::{
+    Catalog, Error, QueryOptions, ResultCache, TableOptions, ViewOptions, WriteDefaults,
+};
 use dala_dataset::{Scalar, WriteOptions};
 use futures::TryStreamExt;
 
@@ -402,6 +404,64 @@ async fn sql_reads_catalog_tables_by_name_with_bound_parameters() {
         Ok(stream) => Error::from(stream.try_collect::<Vec<_>>().await.err().unwrap()),
     };
     assert!(error.to_string().contains("colour"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cached_answer_is_served_until_a_table_it_read_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = ResultCache::new(64 << 20);
+    let mut catalog = Catalog::init(&location(&dir))
+        .await
+        .unwrap()
+        .with_result_cache(results.clone());
+    catalog
+        .create_table("sales.orders", vec![Ok(orders(0, 30))], by_year())
+        .await
+        .unwrap();
+    let sql = "SELECT year, count(*) FROM sales.orders WHERE id >= ? GROUP BY year ORDER BY year";
+    let ten = vec![Scalar::Int(10)];
+    let first = rows(&catalog, sql, ten.clone()).await;
+    assert_eq!(first, vec!["2020|6", "2021|7", "2022|7"]);
+    // The same SQL with other spacing and keyword case, and the same parameter: cached.
+    let respelled =
+        "select year, count(*)\n  from sales.orders\n where id >= ?  group by year order by year";
+    assert_eq!(rows(&catalog, respelled, ten.clone()).await, first);
+    assert_eq!((results.stats().hits, results.stats().misses), (1, 1));
+    // Another parameter is another answer.
+    assert_eq!(
+        rows(&catalog, sql, vec![Scalar::Int(25)]).await,
+        vec!["2020|1", "2021|2", "2022|2"]
+    );
+    assert_eq!(results.stats().misses, 2);
+
+    // A commit to the table: the next query reads the new version.
+    let mut orders_table = catalog.load("sales.orders").await.unwrap();
+    orders_table
+        .write(
+            [Ok(orders(30, 3))],
+            &WriteOptions::default().with_partition_by(["year"]),
+        )
+        .await
+        .unwrap();
+    let after = rows(&catalog, sql, ten.clone()).await;
+    assert_ne!(after, first);
+    assert_eq!(results.stats().misses, 3);
+
+    // Skipping the cache runs the query and keeps nothing.
+    let options = QueryOptions {
+        params: ten,
+        skip_result_cache: true,
+        ..QueryOptions::default()
+    };
+    let skipped: Vec<RecordBatch> = catalog
+        .query_with(sql, &options)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(common::lines(&skipped), after);
+    assert_eq!((results.stats().hits, results.stats().misses), (1, 3));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -317,6 +317,7 @@ pub async fn query(location: &str, args: QueryArgs) -> Result<()> {
     let options = QueryOptions {
         engine: args.engine,
         params: args.params.into_iter().map(Scalar::Utf8).collect(),
+        ..QueryOptions::default()
     };
     let stream = catalog.query_with(&args.sql, &options).await?;
     output::write_stream(stream, None, args.format, args.output.as_deref()).await
