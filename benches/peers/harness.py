@@ -74,7 +74,7 @@ S3_SERVER = ROOT / ".s3-server" / "venv" / "bin" / "moto_server"
 # a venv of its own (made by `setup`).
 DUCKDB_S3_PYTHON = Path(__file__).resolve().parent / ".venv-duckdb-s3" / "bin" / "python"
 REMOTE_REPEATS = 6
-REMOTE_BUCKET = "p6"
+REMOTE_BUCKET = "dala-p6"
 VIEW_TOOLS = {"dala-view-incremental": "incremental", "dala-view-full": "full"}
 ENGINE_TOOLS = ["dala-catalog", "dala-arrow", "dala-duckdb", "raw-duckdb", "dala-polars", "raw-polars", "raw-polars+convert"]
 RAW_ENGINE = {"dala-catalog": "raw-duckdb", "dala-duckdb": "raw-duckdb", "dala-polars": "raw-polars", "raw-polars+convert": "raw-polars"}
@@ -688,6 +688,7 @@ def start_s3_server():
     """Starts moto's S3 server on a free port of 127.0.0.1 with the P6 bucket; returns the
     process and the endpoint."""
     import socket
+    import urllib.error
     import urllib.request
 
     if not S3_SERVER.exists():
@@ -701,8 +702,11 @@ def start_s3_server():
     endpoint = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
-            urllib.request.urlopen(urllib.request.Request(f"{endpoint}/{REMOTE_BUCKET}", method="PUT"))
+            urllib.request.urlopen(urllib.request.Request(f"{endpoint}/{REMOTE_BUCKET}", data=b"", method="PUT"))
             return proc, endpoint
+        except urllib.error.HTTPError as e:
+            proc.kill()
+            raise SystemExit(f"P6: creating the bucket failed: HTTP {e.code}")
         except OSError:
             time.sleep(0.1)
     proc.kill()
@@ -783,7 +787,8 @@ def remote(sf, dataset, options):
     lines = [
         f"### P6 remote reads: `{SCAN_FILTER}`, sum(l_extendedprice) over an S3 endpoint on 127.0.0.1",
         "",
-        f"dala's P1 dataset (SF {sf}) uploaded to moto's S3 server. Each time includes opening "
+        f"dala's P1 dataset (SF {sf}) uploaded to moto's S3 server; DuckDB is 1.5.5 with httpfs 1.5.5 "
+        "(the newest DuckDB whose S3 reader is on PyPI). Each time includes opening "
         "the dataset (listing its log). Medians of "
         f"{options.runs} runs; warm is the median of {REMOTE_REPEATS - 1} repeats in the process "
         "after the first. Answer checked equal across all rows: "

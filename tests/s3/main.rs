@@ -221,6 +221,66 @@ fn deleted_rows() -> usize {
         .count()
 }
 
+/// DuckDB (whose prebuilt library cannot read S3) answers scans and SQL over an S3 dataset
+/// from dala's reader, with the answers it gives for the same dataset on a local disk.
+#[tokio::test(flavor = "multi_thread")]
+async fn duckdb_answers_over_s3_as_over_a_local_disk() {
+    use dala_dataset::ScanEngine;
+
+    let server = S3Server::start().unwrap();
+    server.create_bucket("engines").unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let options = WriteOptions {
+        partition_by: vec!["region".into()],
+        ..WriteOptions::default()
+    };
+    let cache = Cache::new(CacheOptions::default()).unwrap();
+    let (remote, _) = on_s3(&server, "engines")
+        .with_cache(cache.clone())
+        .write([Ok(batch(0..4000, 0))], &options)
+        .await
+        .unwrap();
+    let (local, _) = Dataset::builder(local.path().to_str().unwrap())
+        .write([Ok(batch(0..4000, 0))], &options)
+        .await
+        .unwrap();
+    let engine = dala_duckdb::DuckdbEngine::new(&Default::default()).unwrap();
+    let sql = "SELECT region, count(*) AS n, sum(amount) AS total FROM t \
+               WHERE amount > ? GROUP BY region ORDER BY region";
+    let params = [dala_dataset::Scalar::Int(40)];
+    let answer = |dataset: &Dataset| {
+        let request = dataset
+            .scan()
+            .with_filter_str("region <> 'us'")
+            .unwrap()
+            .request()
+            .unwrap();
+        engine
+            .sql(vec![("t".into(), request)], sql, &params)
+            .unwrap()
+    };
+    let from_s3: Vec<RecordBatch> = answer(&remote).map(Result::unwrap).collect().await;
+    let from_disk: Vec<RecordBatch> = answer(&local).map(Result::unwrap).collect().await;
+    assert_eq!(rows(&from_s3), rows(&from_disk));
+    assert_eq!(rows(&from_s3).len(), 2);
+
+    let scan = |dataset: &Dataset| {
+        let request = dataset
+            .scan()
+            .with_filter_str("amount BETWEEN 10 AND 20")
+            .unwrap()
+            .with_columns(["id", "name", "region"])
+            .request()
+            .unwrap();
+        engine.scan(request).unwrap()
+    };
+    let from_s3: Vec<RecordBatch> = scan(&remote).map(Result::unwrap).collect().await;
+    let from_disk: Vec<RecordBatch> = scan(&local).map(Result::unwrap).collect().await;
+    assert_eq!(from_s3[0].schema(), from_disk[0].schema());
+    assert_eq!(rows(&from_s3), rows(&from_disk));
+    assert!(cache.stats().counts.store_requests > 0);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_stopped_mid_scan_fails_clearly_and_leaves_the_cache_whole() {
     let mut server = S3Server::start().unwrap();

@@ -120,6 +120,46 @@ fn processes_share_one_ssd_cache_over_s3() {
         "{warm}"
     );
 
+    // SQL through the catalog over the S3 table, on DuckDB (fed by dala's reader).
+    let catalog = dir.join("catalog.json");
+    let catalog = catalog.to_str().unwrap();
+    let register = [
+        "--catalog",
+        catalog,
+        "catalog",
+        "register",
+        "sales.orders",
+        url,
+    ];
+    ok(
+        dala(&server, Some(&cache), &register, dir)
+            .output()
+            .unwrap(),
+        "register",
+    );
+    let query = [
+        "--catalog",
+        catalog,
+        "query",
+        "SELECT city, count(*) AS n FROM sales.orders WHERE year = 2021 GROUP BY city ORDER BY city",
+        "--format",
+        "csv",
+    ];
+    let answer = ok(
+        dala(&server, Some(&cache), &query, dir).output().unwrap(),
+        "query",
+    );
+    assert_eq!(
+        answer.lines().collect::<Vec<_>>(),
+        [
+            "city,n",
+            "Kyōto,1000",
+            "Lima,1000",
+            "Oslo,1000",
+            "Pune,1000"
+        ]
+    );
+
     let cleared = dala(&server, Some(&cache), &["cache", "clear"], dir)
         .output()
         .unwrap();

@@ -137,6 +137,12 @@ impl ScanRequest {
 }
 
 impl ScanRequest {
+    /// The scan run by dala's own reader (through the dataset's cache), for engines that
+    /// cannot read the files themselves, such as DuckDB on an object store.
+    pub fn native_stream(&self) -> Result<RecordBatchStream> {
+        self.native.stream()
+    }
+
     /// Whether the scan uses a partition column (returns it or filters on it); when not,
     /// an engine can read the files without attaching partition values.
     pub fn needs_partition_values(&self) -> bool {

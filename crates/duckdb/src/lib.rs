@@ -12,8 +12,10 @@
 //! - [`register_view`] registers a dataset scan as a view on a caller's
 //!   [`duckdb::Connection`].
 //!
-//! DuckDB reads local files here (the prebuilt library has no S3 support): a dataset on an
-//! object store is an [`Error::Unsupported`] for this engine.
+//! DuckDB reads local files itself. The prebuilt library has no S3 support, so a dataset on
+//! an object store is read by dala's own reader (pruned, filtered, through dala's cache)
+//! and appended to a temporary DuckDB table that the scan or query then reads; DuckDB
+//! spills that table to its temporary directory beyond its memory limit.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -112,10 +114,12 @@ impl DuckdbEngine {
         base.try_clone().map_err(engine_error)
     }
 
-    /// Runs `setup` statements then `query` with `params` bound, on a connection of its
-    /// own, streaming the result cast to `schema` (when given).
+    /// Loads `loads` into temporary tables, runs `setup` statements, then `query` with
+    /// `params` bound, on a connection of its own, streaming the result cast to `schema`
+    /// (when given).
     fn run(
         &self,
+        loads: Vec<Load>,
         setup: Vec<String>,
         query: String,
         params: Vec<duckdb::types::Value>,
@@ -126,6 +130,9 @@ impl DuckdbEngine {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(4);
         std::thread::spawn(move || {
             let run = || -> Result<()> {
+                for load in loads {
+                    load.into_table(&conn)?;
+                }
                 for statement in &setup {
                     conn.execute_batch(statement)
                         .map_err(|e| engine_error(format!("{e} in `{statement}`")))?;
@@ -154,7 +161,10 @@ impl DuckdbEngine {
                 }
                 Ok(())
             };
-            if let Err(e) = run() {
+            // A panic must reach the consumer as an error, not as an early end of rows.
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+                .unwrap_or_else(|_| Err(engine_error("the query's worker thread panicked")));
+            if let Err(e) = outcome {
                 let _ = tx.blocking_send(Err(e));
             }
             drop(conn);
@@ -173,13 +183,14 @@ impl ScanEngine for DuckdbEngine {
         if request.files.is_empty() {
             return Ok(futures::stream::empty().boxed());
         }
+        let schema = Some(request.output_schema.clone());
+        if !request.local {
+            let load = Load::new(REMOTE_SCAN, &request)?;
+            let query = format!("SELECT * FROM {}", quote_identifier(REMOTE_SCAN));
+            return self.run(vec![load], Vec::new(), query, Vec::new(), schema);
+        }
         let query = scan_sql(&request)?;
-        self.run(
-            Vec::new(),
-            query,
-            Vec::new(),
-            Some(request.output_schema.clone()),
-        )
+        self.run(Vec::new(), Vec::new(), query, Vec::new(), schema)
     }
 
     fn sql(
@@ -188,12 +199,81 @@ impl ScanEngine for DuckdbEngine {
         query: &str,
         params: &[Scalar],
     ) -> Result<RecordBatchStream> {
-        let setup = tables
-            .iter()
-            .map(|(name, request)| view_sql(name, request))
-            .collect::<Result<Vec<_>>>()?;
+        let mut loads = Vec::new();
+        let mut setup = Vec::new();
+        for (name, request) in &tables {
+            if request.local || request.files.is_empty() {
+                setup.push(view_sql(name, request)?);
+            } else {
+                loads.push(Load::new(name, request)?);
+            }
+        }
         let params = params.iter().map(duckdb_value).collect();
-        self.run(setup, query.to_string(), params, None)
+        self.run(loads, setup, query.to_string(), params, None)
+    }
+}
+
+/// The table a scan of a remote dataset is loaded into.
+const REMOTE_SCAN: &str = "dala_remote_scan";
+
+/// A scan that dala's reader runs and DuckDB receives as a temporary table.
+struct Load {
+    /// `CREATE TEMP TABLE …` with the scan's columns and types.
+    create: String,
+    table: String,
+    /// The scan's batches, read by a task on the caller's runtime.
+    batches: tokio::sync::mpsc::Receiver<Result<RecordBatch>>,
+}
+
+impl Load {
+    /// Starts dala's scan of `request` (within the caller's runtime) for table `name`.
+    fn new(name: &str, request: &ScanRequest) -> Result<Self> {
+        let columns = request
+            .output_schema
+            .fields()
+            .iter()
+            .map(|f| {
+                Ok(format!(
+                    "{} {}",
+                    quote_identifier(f.name()),
+                    duckdb_type(f.data_type())?
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            engine_error("a scan of a remote dataset needs to start within a tokio runtime")
+        })?;
+        let mut stream = request.native_stream()?;
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        runtime.spawn(async move {
+            while let Some(batch) = stream.next().await {
+                if tx.send(batch).await.is_err() {
+                    break; // the query stopped
+                }
+            }
+        });
+        Ok(Load {
+            create: format!(
+                "CREATE OR REPLACE TEMP TABLE {} ({})",
+                quote_identifier(name),
+                columns.join(", ")
+            ),
+            table: name.to_string(),
+            batches: rx,
+        })
+    }
+
+    /// Creates the table on `conn` and appends every batch of the scan to it.
+    fn into_table(mut self, conn: &duckdb::Connection) -> Result<()> {
+        conn.execute_batch(&self.create)
+            .map_err(|e| engine_error(format!("{e} in `{}`", self.create)))?;
+        let mut appender = conn.appender(&self.table).map_err(engine_error)?;
+        while let Some(batch) = self.batches.blocking_recv() {
+            appender
+                .append_record_batch(batch?)
+                .map_err(|e| engine_error(format!("{e} appending to {}", self.table)))?;
+        }
+        appender.flush().map_err(engine_error)
     }
 }
 

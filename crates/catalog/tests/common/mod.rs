@@ -13,8 +13,13 @@ pub async fn rows(catalog: &Catalog, sql: &str, params: Vec<Scalar>) -> Vec<Stri
         params,
         ..QueryOptions::default()
     };
+    rows_with(catalog, sql, &options).await
+}
+
+/// The rows `sql` returns through `catalog` with `options`, as [`lines`].
+pub async fn rows_with(catalog: &Catalog, sql: &str, options: &QueryOptions) -> Vec<String> {
     let batches: Vec<RecordBatch> = catalog
-        .query_with(sql, &options)
+        .query_with(sql, options)
         .await
         .unwrap()
         .try_collect()
