@@ -4,7 +4,8 @@
 //! read of anything local:
 //!
 //! - **L1 memory**: a moka cache weighted by bytes, with TinyLFU admission, so one large
-//!   scan does not flush the blocks that are read often.
+//!   scan does not flush the blocks that are read often (moka counts reads once the tier is
+//!   half full; until then there is room for everything).
 //! - **L2 SSD** (optional): a directory with a byte budget; entries are written to a
 //!   temporary name and renamed, carry a checksum that is verified on every read, and
 //!   survive restarts. A block found on the SSD is promoted to memory.

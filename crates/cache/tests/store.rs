@@ -350,3 +350,36 @@ async fn caches_sharing_a_directory_do_not_corrupt_it() {
         assert_eq!(task.await.expect("task"), 0);
     }
 }
+
+#[tokio::test]
+async fn one_large_scan_does_not_flush_the_hot_blocks() {
+    // 64 blocks of memory; 16 hot blocks read often, then 400 cold blocks read once.
+    let (_dir, probe, path, data) = store_with(420 * BLOCK as usize, "t/part-0.parquet").await;
+    let cache = Cache::new(CacheOptions {
+        memory_bytes: 64 * (BLOCK + 256),
+        ..options(None)
+    })
+    .expect("cache");
+    let store = cache.wrap(probe.clone());
+    // A cache in use is full (moka counts how often keys are read once it is half full).
+    for block in 16..56 {
+        range(&store, &path, block * BLOCK..(block + 1) * BLOCK).await;
+    }
+    let hot = 0..16 * BLOCK;
+    for _ in 0..10 {
+        assert_eq!(
+            range(&store, &path, hot.clone()).await,
+            data.slice(..hot.end as usize)
+        );
+    }
+    for block in 60..420 {
+        range(&store, &path, block * BLOCK..(block + 1) * BLOCK).await;
+    }
+    let before = cache.stats().counts.memory_hits;
+    range(&store, &path, hot.clone()).await;
+    let still_hot = cache.stats().counts.memory_hits - before;
+    assert!(
+        still_hot >= 14,
+        "only {still_hot} of 16 hot blocks stayed in memory"
+    );
+}
