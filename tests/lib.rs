@@ -152,3 +152,37 @@ fn free_port() -> Result<u16, String> {
         .map(|addr| addr.port())
         .map_err(|e| e.to_string())
 }
+
+/// Every row of `batches` as text (fields joined by `|`, nulls as `NULL`), sorted, so
+/// that answers compare whatever the order of rows. With `columns_by_name` the fields are
+/// in the order of the columns' names, so answers whose columns come in another order,
+/// or narrower types of the same values, compare equal too.
+#[allow(clippy::panic)] // A test helper: a column it cannot show fails the test.
+pub fn rows_as_text(batches: &[arrow::array::RecordBatch], columns_by_name: bool) -> Vec<String> {
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    let options = FormatOptions::default().with_null("NULL");
+    let mut rows = Vec::new();
+    for batch in batches {
+        let schema = batch.schema();
+        let mut columns: Vec<usize> = (0..batch.num_columns()).collect();
+        if columns_by_name {
+            columns.sort_by_key(|&i| schema.field(i).name().clone());
+        }
+        let formatters: Vec<ArrayFormatter> = columns
+            .iter()
+            .map(|&i| {
+                ArrayFormatter::try_new(batch.column(i).as_ref(), &options)
+                    .unwrap_or_else(|e| panic!("column {}: {e}", schema.field(i).name()))
+            })
+            .collect();
+        for row in 0..batch.num_rows() {
+            let fields: Vec<String> = formatters
+                .iter()
+                .map(|f| f.value(row).to_string())
+                .collect();
+            rows.push(fields.join("|"));
+        }
+    }
+    rows.sort();
+    rows
+}

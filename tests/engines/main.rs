@@ -11,7 +11,6 @@ use arrow::array::{
     Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use arrow::util::display::{ArrayFormatter, FormatOptions};
 use dala_dataset::{ArrowEngine, Dataset, Error, ScanBuilder, ScanEngine, WriteOptions};
 use dala_duckdb::{DuckdbEngine, DuckdbOptions, register_view};
 use dala_polars::{PolarsEngine, to_data_frame, to_record_batches};
@@ -109,26 +108,9 @@ async fn dataset(dir: &tempfile::TempDir) -> Dataset {
         .0
 }
 
-/// Every row as text, sorted (or in order when `ordered`).
+/// Every row as text, sorted.
 fn rows(batches: &[RecordBatch]) -> Vec<String> {
-    let options = FormatOptions::default().with_null("NULL");
-    let mut out = Vec::new();
-    for batch in batches {
-        let formatters: Vec<_> = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
-            .collect();
-        for row in 0..batch.num_rows() {
-            let fields: Vec<String> = formatters
-                .iter()
-                .map(|f| f.value(row).to_string())
-                .collect();
-            out.push(fields.join("|"));
-        }
-    }
-    out.sort();
-    out
+    dala_tests::rows_as_text(batches, false)
 }
 
 async fn run(scan: &ScanBuilder, engine: &dyn ScanEngine) -> (Arc<Schema>, Vec<RecordBatch>) {

@@ -201,6 +201,7 @@ impl CatalogLog {
                     continue;
                 }
             }
+            dala_dataset::failpoint::hit("catalog:after-entry");
             // The readable copy; the log entry above is what counts.
             self.store.put(&self.file, PutPayload::from(bytes)).await?;
             if state.version % PRUNE_EVERY == 0 {

@@ -192,6 +192,7 @@ impl Catalog {
         let (namespace, view) = split_name(&full);
         let (namespace, view) = (namespace.unwrap_or_default().to_string(), view.to_string());
         let updated = entry.clone();
+        dala_dataset::failpoint::hit("view:after-data");
         self.apply(|state| {
             let slot = state
                 .namespaces

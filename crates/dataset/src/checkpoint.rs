@@ -70,6 +70,7 @@ pub async fn write_checkpoint(log: &LogStore, snapshot: &Snapshot) -> Result<()>
         .put(&path, PutPayload::from(buffer))
         .await
         .map_err(|e| Error::store(&path, e))?;
+    crate::failpoint::hit("checkpoint:after-data");
     log.write_last_checkpoint_hint(snapshot.version()).await
 }
 

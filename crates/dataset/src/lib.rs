@@ -59,7 +59,7 @@ mod dataset;
 mod derive;
 mod engine;
 mod error;
-mod failpoint;
+pub mod failpoint;
 pub mod filter;
 pub mod layout;
 pub mod log;

@@ -729,6 +729,7 @@ impl<'a> FileWriter<'a> {
             stats,
             added_version: 0,
         });
+        crate::failpoint::hit("write:after-file");
         Ok(())
     }
 

@@ -229,7 +229,10 @@ pub async fn execute_vacuum(dataset: &Dataset, plan: &VacuumPlan) -> Result<Vacu
             async move {
                 let path = log.child(&candidate.path)?;
                 match store.delete(&path).await {
-                    Ok(()) => Ok(candidate.size),
+                    Ok(()) => {
+                        dala_dataset::failpoint::hit("vacuum:after-delete");
+                        Ok(candidate.size)
+                    }
                     Err(object_store::Error::NotFound { .. }) => Ok(0),
                     Err(source) => Err(Error::Store {
                         path: candidate.path.clone(),
