@@ -38,6 +38,9 @@ pub fn open(path: &Path) -> Result<Batches> {
                 .with_header(true)
                 .infer_schema(&mut file, Some(10_000))
                 .with_context(|| format!("inferring the schema of {}", path.display()))?;
+            if schema.fields().is_empty() {
+                bail!("cannot read {}: it has no header row", path.display());
+            }
             file.seek(SeekFrom::Start(0))?;
             let reader = arrow::csv::ReaderBuilder::new(std::sync::Arc::new(schema))
                 .with_header(true)

@@ -2,28 +2,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn dala(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dala"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("DALA_FAIL_POINT")
-        .env_remove("DALA_CATALOG")
-        .env_remove("DALA_ENGINE")
-        .output()
-        .unwrap()
-}
+mod common;
 
-fn ok(args: &[&str], dir: &Path) -> String {
-    let out = dala(args, dir);
-    assert!(
-        out.status.success(),
-        "dala {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use common::{dala, ok};
 
 const CSV: &str =
     "id,city,year,amount\n1,Oslo,2023,1.5\n2,Lima,2024,2.5\n3,a/b=c,2024,3.5\n4,Oslo,2024,4.0\n";

@@ -145,27 +145,15 @@ impl Case {
     }
 }
 
-fn dala(args: &[&str], dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_dala"));
-    command
-        .args(args)
-        .current_dir(dir)
-        .env_remove(FAIL_POINT)
-        .env_remove("DALA_CATALOG")
-        .env_remove("DALA_ENGINE")
-        .env_remove("DALA_CACHE")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    command
-}
+mod common;
 
-fn ok(args: &[&str], dir: &Path) {
-    let out = dala(args, dir).output().unwrap();
-    assert!(
-        out.status.success(),
-        "dala {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+use common::{copy_tree, ok};
+
+/// `dala ARGS` in `dir`, its output discarded but for errors.
+fn dala(args: &[&str], dir: &Path) -> Command {
+    let mut command = common::command(args, dir);
+    command.stdout(Stdio::null()).stderr(Stdio::piped());
+    command
 }
 
 fn csv(rows: impl Iterator<Item = u32>, amount: impl Fn(u32) -> f64) -> String {
@@ -336,19 +324,6 @@ async fn observe(dir: &Path, case: &Case) -> State {
                 tables: catalog.list(None),
                 stored_files,
             }
-        }
-    }
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
         }
     }
 }

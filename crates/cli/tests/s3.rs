@@ -7,14 +7,11 @@ use std::process::{Command, Output, Stdio};
 
 use dala_tests::S3Server;
 
+mod common;
+
 fn dala(server: &S3Server, cache_dir: Option<&Path>, args: &[&str], dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_dala"));
+    let mut command = common::command(args, dir);
     command
-        .args(args)
-        .current_dir(dir)
-        .env_remove("DALA_FAIL_POINT")
-        .env_remove("DALA_CATALOG")
-        .env_remove("DALA_ENGINE")
         .envs(server.environment())
         .env("DALA_CACHE_BLOCK", "16KiB");
     match cache_dir {

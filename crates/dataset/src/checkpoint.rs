@@ -223,6 +223,12 @@ fn read_batch(batch: &RecordBatch, meta: &CheckpointMeta, out: &mut Vec<FileEntr
         })
         .collect::<Result<_>>()?;
     for row in 0..batch.num_rows() {
+        let path = paths.value(row);
+        if let Err(reason) = crate::layout::check_relative_path(path) {
+            return Err(Error::InvalidArgument(format!(
+                "names {path:?}, not a file inside the dataset: {reason}"
+            )));
+        }
         let partition_values = partitions
             .iter()
             .map(|a| Scalar::from_array(a.as_ref(), row))
@@ -247,7 +253,7 @@ fn read_batch(batch: &RecordBatch, meta: &CheckpointMeta, out: &mut Vec<FileEntr
             })
             .collect::<Result<Vec<_>>>()?;
         out.push(FileEntry {
-            path: paths.value(row).to_string(),
+            path: path.to_string(),
             partition_values,
             rows: rows.value(row),
             size: sizes.value(row),

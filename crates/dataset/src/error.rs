@@ -28,7 +28,7 @@ pub enum Error {
         path: String,
     },
     /// A schema does not match the dataset's.
-    #[error("schema mismatch in column `{column}`: dataset has {expected}, input has {found}")]
+    #[error("{}", schema_mismatch(column, expected, found))]
     SchemaMismatch {
         /// The column that differs.
         column: String,
@@ -177,5 +177,22 @@ impl Error {
             path: Some(path.to_string()),
             source,
         }
+    }
+}
+
+/// The message of [`Error::SchemaMismatch`]: a column the input adds, one it lacks, or
+/// one whose type differs.
+fn schema_mismatch(column: &str, expected: &str, found: &str) -> String {
+    match (expected, found) {
+        ("absent", found) => format!(
+            "schema mismatch: the input has column `{column}` ({found}), which the dataset \
+             does not (schema mode `merge` adds it)"
+        ),
+        (expected, "absent") => {
+            format!("schema mismatch: the input lacks the dataset's column `{column}` ({expected})")
+        }
+        (expected, found) => format!(
+            "schema mismatch in column `{column}`: dataset has {expected}, input has {found}"
+        ),
     }
 }

@@ -111,6 +111,28 @@ pub fn unescape(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Checks that `path`, a file path the log or a checkpoint names, stays inside the
+/// dataset: relative, with no empty, `.` or `..` segment, no backslash and no control
+/// character. Returns why it does not.
+pub fn check_relative_path(path: &str) -> std::result::Result<(), &'static str> {
+    if path.is_empty() {
+        return Err("it is empty");
+    }
+    if path.starts_with('/') {
+        return Err("it is absolute");
+    }
+    if path
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return Err("it has an empty, `.` or `..` segment");
+    }
+    if path.contains('\\') || path.chars().any(char::is_control) {
+        return Err("it has a backslash or a control character");
+    }
+    Ok(())
+}
+
 /// Checks that a partition value cannot escape the dataset root or confuse readers.
 pub fn validate_value(column: &str, value: &str) -> Result<()> {
     let reject = |reason: &str| {
@@ -244,6 +266,29 @@ mod tests {
                 data_type: DataType::Utf8,
             },
         ]
+    }
+
+    #[test]
+    fn log_paths_must_stay_inside_the_dataset() {
+        for good in [
+            "a.parquet",
+            "year=2024/month=3/x.parquet",
+            "city=a%2Fb/..x.parquet",
+        ] {
+            assert_eq!(check_relative_path(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x.parquet",
+            "a/../../x.parquet",
+            "a/./x.parquet",
+            "a//x.parquet",
+            "a\\..\\x.parquet",
+            "a/x\n.parquet",
+        ] {
+            assert!(check_relative_path(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

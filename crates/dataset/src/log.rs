@@ -300,6 +300,15 @@ impl LogStore {
                 message: format!("holds version {} instead of {version}", commit.version),
             });
         }
+        let named = commit.add.iter().map(|a| &a.path);
+        for file in named.chain(commit.remove.iter().map(|r| &r.path)) {
+            if let Err(reason) = crate::layout::check_relative_path(file) {
+                return Err(Error::CorruptLog {
+                    path: path.to_string(),
+                    message: format!("names {file:?}, not a file inside the dataset: {reason}"),
+                });
+            }
+        }
         Ok(commit)
     }
 

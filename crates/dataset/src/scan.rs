@@ -634,7 +634,8 @@ impl ReadContext {
             let array = if array.data_type() == expected.data_type() {
                 array.clone()
             } else {
-                cast_exact(expected.name(), array, expected.data_type())?
+                cast_exact(expected.name(), array, expected.data_type())
+                    .map_err(|e| contradicts_log(&file.path, e))?
             };
             columns.insert(expected.name().as_str(), array);
         }
@@ -685,10 +686,13 @@ impl ReadContext {
                 working
                     .column_by_name(f.name())
                     .cloned()
-                    .ok_or_else(|| Error::SchemaMismatch {
-                        column: f.name().clone(),
-                        expected: f.data_type().to_string(),
-                        found: format!("absent from {}", file.path),
+                    .ok_or_else(|| Error::CorruptFile {
+                        path: file.path.clone(),
+                        message: format!(
+                            "it lacks column `{}` ({}), which the log says it has",
+                            f.name(),
+                            f.data_type()
+                        ),
                     })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -775,6 +779,22 @@ fn file_error(location: &object_store::path::Path, e: parquet::errors::ParquetEr
     }
 }
 
+/// A column of data file `path` whose type contradicts the log: the file is corrupt (the
+/// error names it), not the caller's input.
+fn contradicts_log(path: &str, error: Error) -> Error {
+    match error {
+        Error::SchemaMismatch {
+            column,
+            expected,
+            found,
+        } => Error::CorruptFile {
+            path: path.to_string(),
+            message: format!("its column `{column}` is {found}, the log says {expected}"),
+        },
+        other => other,
+    }
+}
+
 /// Starts reading one file on its own task; returns the stream of its batches.
 fn spawn_file_reader(context: Arc<ReadContext>, file: FileEntry) -> RecordBatchStream {
     let (mut tx, rx) = futures::channel::mpsc::channel::<Result<RecordBatch>>(2);
@@ -833,10 +853,13 @@ impl ReadContext {
                 // A column added to the dataset after this file was written: nulls.
                 Err(_) if field.is_nullable() => {}
                 Err(_) => {
-                    return Err(Error::SchemaMismatch {
-                        column: field.name().clone(),
-                        expected: field.data_type().to_string(),
-                        found: format!("absent from {}", file.path),
+                    return Err(Error::CorruptFile {
+                        path: file.path.clone(),
+                        message: format!(
+                            "it lacks column `{}` ({}), which the log says it has",
+                            field.name(),
+                            field.data_type()
+                        ),
                     });
                 }
             }
