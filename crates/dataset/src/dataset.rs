@@ -1,6 +1,6 @@
 //! [`Dataset`]: open a dataset at a version, write to it, scan it, read its history.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -961,7 +961,7 @@ async fn merge_and_commit(
         Ok(done) => done,
         Err(e) => {
             writer.abort().await;
-            return Err(e);
+            return Err(vanished_is_conflict(log, base, e).await);
         }
     };
     let operation = match options.mode {
@@ -974,6 +974,36 @@ async fn merge_and_commit(
         log, &snapshot, base, writer, rewrite, operation, scope, options,
     )
     .await
+}
+
+/// `error`, met reading the files of `base`, as a conflict when it is a missing file and a
+/// newer version removed files of `base`: a concurrent commit deleted what this operation
+/// was reading. Nothing was committed; a retry reads the new version. A file missing from
+/// the latest version too stays a `NotFound`.
+async fn vanished_is_conflict(log: &LogStore, base: &Snapshot, error: Error) -> Error {
+    if !matches!(error, Error::NotFound { .. }) {
+        return error;
+    }
+    let Ok(Some(latest)) = load_snapshot(log, None).await else {
+        return error;
+    };
+    let latest_files: HashSet<&str> = latest.files().map(|f| f.path.as_str()).collect();
+    let removed = base
+        .files()
+        .filter(|f| !latest_files.contains(f.path.as_str()))
+        .count();
+    if latest.version() == base.version() || removed == 0 {
+        return error;
+    }
+    Error::CommitConflict {
+        version: latest.version(),
+        reason: format!(
+            "versions {} to {} removed {removed} files this operation was reading ({error}); \
+             nothing was committed",
+            base.version() + 1,
+            latest.version()
+        ),
+    }
 }
 
 /// Finishes the files of a merge or delete and commits them with the files it removes;
@@ -1038,7 +1068,7 @@ async fn delete_impl(
         Ok(rewrite) => rewrite,
         Err(e) => {
             writer.abort().await;
-            return Err(e);
+            return Err(vanished_is_conflict(log, base, e).await);
         }
     };
     finish_rewrite(

@@ -1317,7 +1317,7 @@ fn scan_quoted(text: &str, start: usize) -> Option<(String, usize)> {
 }
 
 /// The number written as `digits`, negated if `negative`: an integer if it has no fraction
-/// or exponent and fits 64 bits, else a float.
+/// or exponent and fits 64 bits, else a float; `None` if it is beyond a float's range.
 fn number(digits: &str, negative: bool) -> Option<Scalar> {
     if !digits.contains(['.', 'e', 'E'])
         && let Ok(magnitude) = digits.parse::<u64>()
@@ -1331,7 +1331,7 @@ fn number(digits: &str, negative: bool) -> Option<Scalar> {
             },
         });
     }
-    let value: f64 = digits.parse().ok()?;
+    let value: f64 = digits.parse().ok().filter(|v: &f64| v.is_finite())?;
     Some(Scalar::Float(if negative { -value } else { value }))
 }
 
@@ -1561,8 +1561,12 @@ impl Parser<'_> {
     }
 
     fn number(&self, digits: &str, negative: bool, position: usize) -> Result<Scalar> {
-        number(digits, negative)
-            .ok_or_else(|| parse_error(position, format!("invalid number `{digits}`")))
+        number(digits, negative).ok_or_else(|| {
+            parse_error(
+                position,
+                format!("invalid number `{digits}` (or beyond a 64-bit float's range)"),
+            )
+        })
     }
 
     /// The string after `DATE` or `TIMESTAMP`, read as that type.
@@ -1804,6 +1808,13 @@ mod tests {
         assert_eq!(
             parse("t = TIMESTAMP '1995-03-15 10:00:00.000001'").to_string(),
             "\"t\" = TIMESTAMP '1995-03-15 10:00:00.000001'"
+        );
+        // A number that overflows a float is an error, not infinity (found by fuzzing).
+        assert!(Expr::parse("x < 1e999").is_err());
+        // Past 2262, where nanoseconds since 1970 no longer fit 64 bits (found by fuzzing).
+        assert_eq!(
+            parse("t < TIMESTAMP '4048-01-01 00:00:00+02:00'").to_string(),
+            "\"t\" < TIMESTAMP '4047-12-31 22:00:00'"
         );
         assert_eq!(parse("x = 1.0").to_string(), "\"x\" = 1.0");
         assert_eq!(parse("x <> -2.5").to_string(), "\"x\" <> -2.5");

@@ -135,6 +135,33 @@ pub struct Commit {
 }
 
 impl Commit {
+    /// Parses the log entry of `version` (stored at `path`, which errors name): JSON with
+    /// no unknown field, the version it claims, and only file paths inside the dataset.
+    pub fn parse(bytes: &[u8], version: u64, path: &str) -> Result<Commit> {
+        let corrupt = |message: String| Error::CorruptLog {
+            path: path.to_string(),
+            message,
+        };
+        let commit: Commit = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+        if commit.version != version {
+            return Err(corrupt(format!(
+                "holds version {} instead of {version}",
+                commit.version
+            )));
+        }
+        let named = commit.add.iter().map(|a| &a.path);
+        for file in named.chain(commit.remove.iter().map(|r| &r.path)) {
+            if let Err(reason) = crate::layout::check_relative_path(file) {
+                return Err(corrupt(format!(
+                    "names {file:?}, not a file inside the dataset: {reason}"
+                )));
+            }
+        }
+        Ok(commit)
+    }
+}
+
+impl Commit {
     /// Rows added by this commit.
     pub fn rows_added(&self) -> u64 {
         self.add.iter().map(|a| a.rows).sum()
@@ -290,26 +317,7 @@ impl LogStore {
     pub async fn read_commit(&self, version: u64) -> Result<Commit> {
         let path = self.commit_path(version);
         let bytes = self.read_bytes(&path).await?;
-        let commit: Commit = serde_json::from_slice(&bytes).map_err(|e| Error::CorruptLog {
-            path: path.to_string(),
-            message: e.to_string(),
-        })?;
-        if commit.version != version {
-            return Err(Error::CorruptLog {
-                path: path.to_string(),
-                message: format!("holds version {} instead of {version}", commit.version),
-            });
-        }
-        let named = commit.add.iter().map(|a| &a.path);
-        for file in named.chain(commit.remove.iter().map(|r| &r.path)) {
-            if let Err(reason) = crate::layout::check_relative_path(file) {
-                return Err(Error::CorruptLog {
-                    path: path.to_string(),
-                    message: format!("names {file:?}, not a file inside the dataset: {reason}"),
-                });
-            }
-        }
-        Ok(commit)
+        Commit::parse(&bytes, version, path.as_ref())
     }
 
     /// Writes `commit` if no commit of its version exists. Returns `Ok(false)` when

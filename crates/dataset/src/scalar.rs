@@ -517,14 +517,14 @@ impl fmt::Display for Scalar {
                 None => write!(f, "{d}"),
             },
             Scalar::Timestamp { value, unit, .. } => {
-                let nanos = Scalar::Timestamp {
-                    value: *value,
-                    unit: *unit,
-                    tz: None,
-                }
-                .as_nanos()
-                .and_then(|n| i64::try_from(n).ok());
-                match nanos.map(DateTime::from_timestamp_nanos) {
+                // Per unit, so that times past 2262 (where nanoseconds overflow) print too.
+                let time = match unit {
+                    TimeUnit::Second => DateTime::from_timestamp(*value, 0),
+                    TimeUnit::Millisecond => DateTime::from_timestamp_millis(*value),
+                    TimeUnit::Microsecond => DateTime::from_timestamp_micros(*value),
+                    TimeUnit::Nanosecond => Some(DateTime::from_timestamp_nanos(*value)),
+                };
+                match time {
                     Some(t) => write!(f, "{}", t.naive_utc()),
                     None => write!(f, "{value}"),
                 }

@@ -40,3 +40,42 @@ async fn eight_writers_append_two_hundred_commits() {
             .exists()
     );
 }
+
+/// A merge whose files a concurrent commit removed (and, with no retention, deleted)
+/// while it read them fails with a conflict that changes nothing, not with a missing file.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_merge_whose_files_were_removed_under_it_is_a_conflict() {
+    use dala_dataset::{Error, WriteMode};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    common::write(&path, 0, 100, &partitioned()).await;
+    let mut stale = Dataset::open(&path).await.unwrap();
+    let mut other = Dataset::open(&path).await.unwrap();
+    let overwrite = WriteOptions {
+        mode: WriteMode::Overwrite,
+        ..WriteOptions::default()
+    };
+    other.write(batches(0, 50, 50), &overwrite).await.unwrap();
+    let upsert = WriteOptions {
+        mode: WriteMode::Upsert,
+        ..WriteOptions::default()
+    }
+    .with_key(["id"]);
+    let err = stale.write(batches(10, 5, 5), &upsert).await.unwrap_err();
+    assert!(
+        matches!(err, Error::CommitConflict { version: 1, .. }),
+        "{err}"
+    );
+    let err = stale
+        .delete(dala_dataset::col("id").lt(dala_dataset::lit(5i64)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::CommitConflict { .. }), "{err}");
+    let ds = Dataset::open(&path).await.unwrap();
+    assert_eq!(ds.version(), 1);
+    assert_eq!(
+        ids(&ds.scan().collect().await.unwrap()),
+        (0..50).collect::<Vec<_>>()
+    );
+}
