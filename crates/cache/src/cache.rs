@@ -171,16 +171,17 @@ impl Cache {
         Ok(())
     }
 
-    /// The decoded footer of `path` in `store`, if cached for a file of `size` bytes and
-    /// (when `page_index`) with its page index.
+    /// The decoded footer of `path` in the store named `store` (any name that tells the
+    /// caller's stores apart, e.g. the store's `Display`), if cached for a file of `size`
+    /// bytes and (when `page_index`) with its page index.
     pub fn footer(
         &self,
-        store: &dyn ObjectStore,
+        store: &Arc<str>,
         path: &Path,
         size: u64,
         page_index: bool,
     ) -> Option<ArrowReaderMetadata> {
-        let key = (Arc::from(store.to_string()), path.clone());
+        let key = (store.clone(), path.clone());
         let found = self
             .footers
             .get(&key)
@@ -198,7 +199,7 @@ impl Cache {
     /// may change under the same name).
     pub fn insert_footer(
         &self,
-        store: &dyn ObjectStore,
+        store: &Arc<str>,
         path: &Path,
         size: u64,
         page_index: bool,
@@ -207,7 +208,7 @@ impl Cache {
         if !(self.options.immutable)(path) {
             return;
         }
-        let key = (Arc::from(store.to_string()), path.clone());
+        let key = (store.clone(), path.clone());
         self.footers.insert(
             key,
             FooterEntry {

@@ -15,6 +15,7 @@ use arrow::datatypes::Schema;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -179,6 +180,8 @@ pub struct LogStore {
     store: Arc<dyn ObjectStore>,
     root: Path,
     cache: Option<Arc<dala_cache::Cache>>,
+    /// The store's name in the cache's footer keys, made once.
+    store_name: Arc<str>,
 }
 
 /// The log and checkpoint versions found by one listing of `_dala/`.
@@ -193,10 +196,12 @@ pub struct LogListing {
 impl LogStore {
     /// A log store for the dataset at `root` on `store`.
     pub fn new(store: Arc<dyn ObjectStore>, root: Path) -> Self {
+        let store_name = Arc::from(store.to_string());
         Self {
             store,
             root,
             cache: None,
+            store_name,
         }
     }
 
@@ -210,6 +215,36 @@ impl LogStore {
     /// The cache the store reads through, if any.
     pub fn cache(&self) -> Option<&Arc<dala_cache::Cache>> {
         self.cache.as_ref()
+    }
+
+    /// The decoded footer of the data file at `location` (of `size` bytes, with its page
+    /// index when `page_index`): from the cache when it holds it, else decoded by `load`
+    /// and kept there.
+    pub(crate) async fn footer<F>(
+        &self,
+        location: &Path,
+        size: u64,
+        page_index: bool,
+        load: F,
+    ) -> Result<ArrowReaderMetadata>
+    where
+        F: Future<Output = Result<ArrowReaderMetadata>>,
+    {
+        let Some(cache) = &self.cache else {
+            return load.await;
+        };
+        if let Some(metadata) = cache.footer(&self.store_name, location, size, page_index) {
+            return Ok(metadata);
+        }
+        let metadata = load.await?;
+        cache.insert_footer(
+            &self.store_name,
+            location,
+            size,
+            page_index,
+            metadata.clone(),
+        );
+        Ok(metadata)
     }
 
     /// The object store.

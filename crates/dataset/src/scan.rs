@@ -706,29 +706,22 @@ impl ReadContext {
     }
 }
 
-/// Reads the footer of a data file, naming the file in errors.
-/// The footer of the file at `location` (of `size` bytes): from the log store's cache when
-/// it holds it decoded, else read (and kept there).
+/// The footer of the data file at `location` (of `size` bytes), naming the file in errors:
+/// from the log store's cache when it holds it decoded, else read (and kept there).
 pub(crate) async fn load_metadata_at(
     log: &LogStore,
     location: &object_store::path::Path,
     size: u64,
     page_index: bool,
 ) -> Result<ArrowReaderMetadata> {
-    let store = log.store();
-    if let Some(cache) = log.cache()
-        && let Some(metadata) = cache.footer(store.as_ref(), location, size, page_index)
-    {
-        return Ok(metadata);
-    }
-    let mut reader = ParquetObjectReader::new(store.clone(), location.clone()).with_file_size(size);
-    let metadata = ArrowReaderMetadata::load_async(&mut reader, reader_options(page_index))
-        .await
-        .map_err(|e| file_error(location, e))?;
-    if let Some(cache) = log.cache() {
-        cache.insert_footer(store.as_ref(), location, size, page_index, metadata.clone());
-    }
-    Ok(metadata)
+    log.footer(location, size, page_index, async {
+        let mut reader =
+            ParquetObjectReader::new(log.store().clone(), location.clone()).with_file_size(size);
+        ArrowReaderMetadata::load_async(&mut reader, reader_options(page_index))
+            .await
+            .map_err(|e| file_error(location, e))
+    })
+    .await
 }
 
 async fn load_metadata(context: &ReadContext, file: &FileEntry) -> Result<ArrowReaderMetadata> {
@@ -892,20 +885,13 @@ async fn read_small_file(
         .await
         .map_err(store_error)?;
     let page_index = context.uses_page_index();
-    let cache = context.log.cache();
-    let store = context.store.as_ref();
-    let cached = cache.and_then(|c| c.footer(store, location, file.size, page_index));
-    let metadata = match cached {
-        Some(metadata) => metadata,
-        None => {
-            let metadata = ArrowReaderMetadata::load(&bytes, reader_options(page_index))
-                .map_err(|e| file_error(location, e))?;
-            if let Some(cache) = cache {
-                cache.insert_footer(store, location, file.size, page_index, metadata.clone());
-            }
-            metadata
-        }
-    };
+    let metadata = context
+        .log
+        .footer(location, file.size, page_index, async {
+            ArrowReaderMetadata::load(&bytes, reader_options(page_index))
+                .map_err(|e| file_error(location, e))
+        })
+        .await?;
     let Some(builder) = context.configure(
         file,
         &metadata,

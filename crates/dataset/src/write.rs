@@ -18,6 +18,7 @@ use arrow::compute::{lexsort_to_indices, take_record_batch};
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::row::{RowConverter, SortField};
 use bytes::Bytes;
+use foldhash::fast::RandomState;
 use object_store::ObjectStore;
 use object_store::buffered::BufWriter;
 use parquet::arrow::ArrowWriter;
@@ -811,7 +812,8 @@ fn dictionary_pays(sample: &ArrayRef) -> bool {
     let Ok(rows) = converter.convert_columns(std::slice::from_ref(sample)) else {
         return true;
     };
-    let distinct: HashSet<&[u8]> = rows.iter().map(|row| row.data()).collect();
+    let mut distinct = HashSet::with_capacity_and_hasher(rows.num_rows(), RandomState::default());
+    distinct.extend(rows.iter().map(|row| row.data()));
     distinct.len() * 2 <= sample.len()
 }
 
@@ -885,7 +887,7 @@ fn split_by_partition(
             .collect(),
     )?;
     let key_rows = converter.convert_columns(&keys)?;
-    let mut groups: HashMap<&[u8], Vec<u32>> = HashMap::new();
+    let mut groups: HashMap<&[u8], Vec<u32>, RandomState> = HashMap::default();
     for (i, row) in key_rows.iter().enumerate() {
         groups.entry(row.data()).or_default().push(i as u32);
     }
