@@ -179,9 +179,8 @@ impl Commit {
 pub struct LogStore {
     store: Arc<dyn ObjectStore>,
     root: Path,
-    cache: Option<Arc<dala_cache::Cache>>,
-    /// The store's name in the cache's footer keys, made once.
-    store_name: Arc<str>,
+    /// The cache the store reads through, with the store's name in its footer keys.
+    cache: Option<(Arc<dala_cache::Cache>, Arc<str>)>,
 }
 
 /// The log and checkpoint versions found by one listing of `_dala/`.
@@ -196,25 +195,23 @@ pub struct LogListing {
 impl LogStore {
     /// A log store for the dataset at `root` on `store`.
     pub fn new(store: Arc<dyn ObjectStore>, root: Path) -> Self {
-        let store_name = Arc::from(store.to_string());
         Self {
             store,
             root,
             cache: None,
-            store_name,
         }
     }
 
     /// A log store whose `store` reads through `cache` (the store must already be wrapped
     /// by it); the cache also keeps decoded footers.
     pub fn with_cache(mut self, cache: Option<Arc<dala_cache::Cache>>) -> Self {
-        self.cache = cache;
+        self.cache = cache.map(|cache| (cache, Arc::from(self.store.to_string())));
         self
     }
 
     /// The cache the store reads through, if any.
     pub fn cache(&self) -> Option<&Arc<dala_cache::Cache>> {
-        self.cache.as_ref()
+        self.cache.as_ref().map(|(cache, _)| cache)
     }
 
     /// The decoded footer of the data file at `location` (of `size` bytes, with its page
@@ -230,20 +227,14 @@ impl LogStore {
     where
         F: Future<Output = Result<ArrowReaderMetadata>>,
     {
-        let Some(cache) = &self.cache else {
+        let Some((cache, store_name)) = &self.cache else {
             return load.await;
         };
-        if let Some(metadata) = cache.footer(&self.store_name, location, size, page_index) {
+        if let Some(metadata) = cache.footer(store_name, location, size, page_index) {
             return Ok(metadata);
         }
         let metadata = load.await?;
-        cache.insert_footer(
-            &self.store_name,
-            location,
-            size,
-            page_index,
-            metadata.clone(),
-        );
+        cache.insert_footer(store_name, location, size, page_index, metadata.clone());
         Ok(metadata)
     }
 
