@@ -1,17 +1,18 @@
 //! [`Catalog`]: named datasets in namespaces.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
+use dala_cache::{Cache, CacheMode};
 use dala_dataset::{Dataset, Engine, WriteOptions, WriteResult};
 use object_store::ObjectStoreExt;
 
 use crate::error::{Error, Result};
 use crate::log::CatalogLog;
-use crate::model::{CatalogState, StoreEntry, TableEntry, check_name, split_name};
+use crate::model::{CatalogState, StoreCache, StoreEntry, TableEntry, check_name, split_name};
 use crate::query::Engines;
 use crate::results::ResultCache;
 
@@ -73,6 +74,9 @@ pub struct Catalog {
     state: CatalogState,
     engines: Engines,
     results: Option<Arc<ResultCache>>,
+    /// The caches of named stores that have cache settings, made on first use, with the
+    /// settings each was made from.
+    store_caches: Mutex<HashMap<String, (StoreCache, Arc<Cache>)>>,
 }
 
 impl Catalog {
@@ -98,6 +102,7 @@ impl Catalog {
             state,
             engines: Engines::default(),
             results: None,
+            store_caches: Mutex::default(),
         })
     }
 
@@ -294,8 +299,46 @@ impl Catalog {
             if store.allow_http {
                 builder = builder.with_storage_option("aws_allow_http", "true");
             }
+            if let Some(settings) = &store.cache {
+                builder = match self.store_cache(name)? {
+                    Some(cache) => builder.with_cache(cache),
+                    None if settings.off || CacheMode::from_env()? == CacheMode::Off => {
+                        builder.without_cache()
+                    }
+                    None => builder,
+                };
+            }
         }
         Ok(builder)
+    }
+
+    /// The cache of named store `name`, when the store has cache settings (made with
+    /// them on first use, then shared by every table of the store); `None` when it has
+    /// none, or they or `DALA_CACHE=off` turn the cache off.
+    pub fn store_cache(&self, name: &str) -> Result<Option<Arc<Cache>>> {
+        let Some(settings) = &self.store(name)?.cache else {
+            return Ok(None);
+        };
+        if settings.off || CacheMode::from_env()? == CacheMode::Off {
+            return Ok(None);
+        }
+        let mut caches = self
+            .store_caches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((made_from, cache)) = caches.get(name)
+            && made_from == settings
+        {
+            return Ok(Some(cache.clone()));
+        }
+        let options = settings.options(name, self.log.local_dir.as_deref())?;
+        let cache = Cache::new(options).map_err(|e| Error::InvalidSetting {
+            store: name.to_string(),
+            setting: "cache".into(),
+            message: e.to_string(),
+        })?;
+        caches.insert(name.to_string(), (settings.clone(), cache.clone()));
+        Ok(Some(cache))
     }
 
     /// A named store.

@@ -63,6 +63,19 @@ pub enum Error {
         /// What went wrong, with the position where the parser reports one.
         message: String,
     },
+    /// A named store's setting (such as its cache's) cannot be used.
+    #[error("store `{store}`: invalid {setting}: {message}")]
+    InvalidSetting {
+        /// The store.
+        store: String,
+        /// The setting.
+        setting: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The cache settings of the environment cannot be used.
+    #[error(transparent)]
+    Cache(#[from] dala_cache::Error),
     /// A dataset operation failed.
     #[error(transparent)]
     Dataset(#[from] dala_dataset::Error),

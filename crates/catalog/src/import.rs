@@ -140,6 +140,7 @@ fn store_entry(fs: &Value, base: &Path) -> std::result::Result<(StoreEntry, Vec<
                     .is_some_and(|e| e.starts_with("http://")),
                 endpoint,
                 region: text("region").or_else(|| text("region_name")),
+                cache: None,
             }
         }
         other => return Err(format!("protocol {other:?} is not supported (file or s3)")),

@@ -31,8 +31,8 @@ pub use error::{Error, Result};
 pub use import::ImportReport;
 pub use log::{KEEP_LOG_ENTRIES, PRUNE_EVERY};
 pub use model::{
-    CatalogState, Namespace, RefreshInfo, RefreshMode, StoreEntry, TableEntry, ViewEntry,
-    WriteDefaults,
+    CatalogState, Namespace, RefreshInfo, RefreshMode, StoreCache, StoreEntry, TableEntry,
+    ViewEntry, WriteDefaults,
 };
 pub use query::{PlannedQuery, PlannedTable, QueryOptions};
 pub use results::{ResultCache, ResultCacheStats};

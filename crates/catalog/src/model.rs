@@ -218,6 +218,98 @@ pub struct StoreEntry {
     /// Allow plain HTTP to the endpoint.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_http: bool,
+    /// The cache that reads of the store's tables go through. Without it, the
+    /// process-wide cache applies as the environment (`DALA_CACHE`) says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<StoreCache>,
+}
+
+/// A named store's cache (`dala_cache`): a memory tier and an optional SSD tier. A setting
+/// left out takes its `DALA_CACHE_*` environment value, else the default; byte sizes are
+/// written as `512MiB`, `20GiB` or a plain number of bytes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreCache {
+    /// Read the store without any cache (`DALA_CACHE=off` does so for every store).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub off: bool,
+    /// Byte budget of the memory tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+    /// Directory of the SSD tier (relative to the catalog file's folder when relative).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+    /// Byte budget of the SSD tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<String>,
+    /// Size of the blocks that ranges are cached in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block: Option<String>,
+    /// Seconds before a mutable object (`_last_checkpoint`, …) is checked again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<f64>,
+}
+
+impl StoreCache {
+    /// The cache options of store `store`: the environment's, changed by the settings
+    /// given here. `base` is the folder a relative SSD directory is under.
+    pub fn options(
+        &self,
+        store: &str,
+        base: Option<&std::path::Path>,
+    ) -> Result<dala_cache::CacheOptions> {
+        let invalid = |setting: &str, message: String| Error::InvalidSetting {
+            store: store.to_string(),
+            setting: setting.to_string(),
+            message,
+        };
+        let bytes = |setting: &str, value: &Option<String>| {
+            value
+                .as_deref()
+                .map(|v| {
+                    dala_cache::parse_bytes(v).map_err(|m| invalid(setting, format!("{v:?}: {m}")))
+                })
+                .transpose()
+        };
+        let mut options = dala_cache::CacheOptions::from_env()
+            .map_err(|e| invalid("environment", e.to_string()))?;
+        if let Some(memory) = bytes("memory", &self.memory)? {
+            options.memory_bytes = memory;
+        }
+        if let Some(dir) = &self.dir {
+            let dir = std::path::Path::new(dir);
+            let dir = match base {
+                Some(base) if dir.is_relative() => base.join(dir),
+                _ => dir.to_path_buf(),
+            };
+            let budget = options.disk.as_ref().map(|d| d.bytes);
+            let mut disk = dala_cache::DiskOptions::new(dir);
+            disk.bytes = budget.unwrap_or(disk.bytes);
+            options.disk = Some(disk);
+        }
+        if let Some(budget) = bytes("disk", &self.disk)? {
+            match &mut options.disk {
+                Some(disk) => disk.bytes = budget,
+                None => {
+                    return Err(invalid(
+                        "disk",
+                        "an SSD budget needs an SSD directory (`dir`, or DALA_CACHE_DIR)".into(),
+                    ));
+                }
+            }
+        }
+        if let Some(block) = bytes("block", &self.block)? {
+            options.block_size = block;
+        }
+        if let Some(seconds) = self.ttl_seconds {
+            options.revalidate_after = std::time::Duration::try_from_secs_f64(seconds)
+                .map_err(|e| invalid("ttl_seconds", format!("{seconds}: {e}")))?;
+        }
+        options
+            .validate()
+            .map_err(|e| invalid("cache", e.to_string()))?;
+        Ok(options)
+    }
 }
 
 /// Checks a dotted name: segments of letters, digits, `_` and `-`, not starting with a digit

@@ -504,6 +504,98 @@ async fn tables_in_a_named_store_live_under_its_root() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_named_store_reads_through_the_cache_its_settings_describe() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut catalog = Catalog::init(&location(&dir)).await.unwrap();
+    let store = dala_catalog::StoreEntry {
+        url: dir.path().join("lake").display().to_string(),
+        cache: Some(dala_catalog::StoreCache {
+            memory: Some("8MiB".into()),
+            dir: Some("cache".into()),
+            disk: Some("64MiB".into()),
+            block: Some("64KiB".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    catalog.create_store("lake", store).await.unwrap();
+    let options = TableOptions {
+        store: Some("lake".into()),
+        ..by_year()
+    };
+    catalog
+        .create_table("sales.orders", vec![Ok(orders(0, 300))], options)
+        .await
+        .unwrap();
+    let sum = async |catalog: &Catalog| {
+        let batches = catalog
+            .load("sales.orders")
+            .await
+            .unwrap()
+            .scan()
+            .with_filter_str("year = 2021")
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        batches.iter().map(|b| b.num_rows()).sum::<usize>()
+    };
+
+    // The settings made one cache for the store: a relative SSD directory lives beside
+    // the catalog file, and the budgets are the store's.
+    let cache = catalog.store_cache("lake").unwrap().unwrap();
+    assert!(Arc::ptr_eq(
+        &cache,
+        &catalog.store_cache("lake").unwrap().unwrap()
+    ));
+    let stats = cache.stats();
+    assert_eq!(
+        (
+            stats.memory_budget,
+            stats.disk_budget,
+            cache.options().block_size
+        ),
+        (8 << 20, 64 << 20, 64 << 10)
+    );
+    assert!(dir.path().join("catalog/cache").is_dir());
+
+    // The first read fetches from the store; the second is served from memory.
+    assert_eq!(sum(&catalog).await, 100);
+    let cold = cache.stats().counts;
+    assert!(cold.misses > 0 && cold.store_requests > 0, "{cold:?}");
+    assert_eq!(sum(&catalog).await, 100);
+    let warm = cache.stats().counts;
+    assert_eq!(warm.misses, cold.misses, "{warm:?}");
+    assert!(warm.memory_hits > cold.memory_hits, "{warm:?}");
+
+    // Another catalog handle (as another process would) finds the blocks on the SSD.
+    let again = Catalog::open(&location(&dir)).await.unwrap();
+    let fresh = again.store_cache("lake").unwrap().unwrap();
+    assert!(!Arc::ptr_eq(&cache, &fresh));
+    assert_eq!(sum(&again).await, 100);
+    assert!(fresh.stats().counts.disk_hits > 0, "{:?}", fresh.stats());
+
+    // `off` reads the store without a cache; a bad setting names the store and setting.
+    let mut settings = catalog.state().stores["lake"].clone();
+    settings.cache.as_mut().unwrap().off = true;
+    catalog
+        .create_store("plain", settings.clone())
+        .await
+        .unwrap();
+    assert!(catalog.store_cache("plain").unwrap().is_none());
+    settings.cache = Some(dala_catalog::StoreCache {
+        memory: Some("lots".into()),
+        ..Default::default()
+    });
+    catalog.create_store("bad", settings).await.unwrap();
+    let error = catalog.store_cache("bad").unwrap_err().to_string();
+    assert!(
+        error.contains("store `bad`") && error.contains("memory") && error.contains("lots"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_pydala2_catalog_is_imported_without_its_credentials() {
     let dir = tempfile::tempdir().unwrap();
     let yaml = dir.path().join("catalog.yml");
