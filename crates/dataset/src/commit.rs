@@ -19,8 +19,10 @@ use crate::snapshot::{FileEntry, Snapshot, add_file_as};
 /// How many versions a writer walks past before it gives up.
 const MAX_ATTEMPTS: usize = 10_000;
 
-/// A commit adding or removing this many files is followed by a checkpoint.
-pub const LARGE_COMMIT_FILES: usize = 1_000;
+/// Once the log entries since the last checkpoint add or remove this many files (and a
+/// quarter of the files the version holds), a checkpoint follows: reading that many JSON
+/// actions costs more than reading the Parquet checkpoint.
+pub const CHECKPOINT_AFTER_ACTIONS: usize = 1_000;
 
 /// What a change depends on, to decide whether a concurrent commit conflicts with it.
 #[derive(Debug, Clone, PartialEq)]
@@ -148,7 +150,7 @@ pub(crate) async fn commit(
             };
             next.apply_files(&deferred, &path)?;
             next.apply(&commit, &path)?;
-            maybe_checkpoint(log, &next, commit.add.len() + commit.remove.len()).await;
+            maybe_checkpoint(log, &mut next, &deferred, &commit).await;
             return Ok(next);
         }
         // Another writer committed this version first: see what it did.
@@ -304,17 +306,67 @@ fn check_conflict(theirs: &Commit, current: &Snapshot, pending: &PendingCommit) 
     Ok(())
 }
 
+/// Whether `actions` file actions in the log since the last checkpoint call for one, in
+/// a version of `files` files.
+fn many_actions(actions: usize, files: usize) -> bool {
+    actions >= CHECKPOINT_AFTER_ACTIONS && actions >= files / 4
+}
+
 /// Writes a checkpoint when the new version is due one: every `checkpoint.interval`
-/// versions, and after a commit of at least [`LARGE_COMMIT_FILES`] files, whose JSON entry
-/// is slower to read back than the Parquet checkpoint. A failure is logged, not raised:
-/// the commit has landed and the log alone is complete.
-async fn maybe_checkpoint(log: &LogStore, snapshot: &Snapshot, files_changed: usize) {
+/// versions, and once the log entries since the last checkpoint hold at least
+/// [`CHECKPOINT_AFTER_ACTIONS`] file actions and a quarter of the version's files. The
+/// share keeps the cost bounded both ways: a reader replays at most that much JSON, and a
+/// run of commits that each change a thousand files of a large dataset (a compaction) does
+/// not write the whole file index after every one of them. A failure is logged, not raised:
+/// the commit has landed and the log alone is complete. `theirs` are the commits of other
+/// writers this one was applied after, `ours` the one it made.
+async fn maybe_checkpoint(
+    log: &LogStore,
+    snapshot: &mut Snapshot,
+    theirs: &[Commit],
+    ours: &Commit,
+) {
     let version = snapshot.version();
     let due = version > 0 && version.is_multiple_of(snapshot.checkpoint_interval());
-    if !due && files_changed < LARGE_COMMIT_FILES {
+    if !due && !many_actions(snapshot.log_actions(), snapshot.files().len()) {
         return;
     }
-    if let Err(e) = write_checkpoint(log, snapshot).await {
-        tracing::warn!(version, error = %e, "could not write checkpoint");
+    // Commits of other writers since this one read the dataset: one of them may have
+    // written a checkpoint since, and only the actions after it count.
+    if !due
+        && let Some(first) = theirs.first().map(|c| c.version)
+        && let Some(checkpoint) = log.last_checkpoint_hint().await
+        && checkpoint >= first
+    {
+        let since: usize = theirs
+            .iter()
+            .chain([ours])
+            .filter(|c| c.version > checkpoint)
+            .map(|c| c.add.len() + c.remove.len())
+            .sum();
+        snapshot.restart_log_actions(since);
+        if !many_actions(snapshot.log_actions(), snapshot.files().len()) {
+            return;
+        }
+    }
+    match write_checkpoint(log, snapshot).await {
+        Ok(()) => snapshot.restart_log_actions(0),
+        Err(e) => tracing::warn!(version, error = %e, "could not write checkpoint"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_needs_a_thousand_actions_and_a_quarter_of_the_files() {
+        assert!(!many_actions(999, 10));
+        assert!(many_actions(1_000, 10));
+        // A compaction of 100 000 files, a partition of 1 200 files a commit: about every
+        // 21st commit, not every one.
+        assert!(!many_actions(1_200, 100_000));
+        assert!(!many_actions(24_000, 100_000));
+        assert!(many_actions(25_000, 100_000));
     }
 }

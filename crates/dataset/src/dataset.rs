@@ -139,7 +139,9 @@ impl DatasetBuilder {
             }
             None => {
                 let location = resolve_with(&self.location, &self.storage_options, &self.cache)?;
-                let log = LogStore::new(location.store, location.root).with_cache(location.cache);
+                let log = LogStore::new(location.store, location.root)
+                    .with_cache(location.cache)
+                    .with_local(location.local);
                 Ok((log, location.url))
             }
         }

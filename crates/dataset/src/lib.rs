@@ -56,6 +56,7 @@ mod cluster;
 mod commit;
 mod conform;
 mod dataset;
+mod decode;
 mod derive;
 mod engine;
 mod error;

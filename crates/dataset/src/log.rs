@@ -181,6 +181,8 @@ pub struct LogStore {
     root: Path,
     /// The cache the store reads through, with the store's name in its footer keys.
     cache: Option<(Arc<dala_cache::Cache>, Arc<str>)>,
+    /// The store, when it is the local file system read without a cache.
+    local: Option<Arc<object_store::local::LocalFileSystem>>,
 }
 
 /// The log and checkpoint versions found by one listing of `_dala/`.
@@ -199,7 +201,25 @@ impl LogStore {
             store,
             root,
             cache: None,
+            local: None,
         }
+    }
+
+    /// Notes that the store is `local`, the local file system read without a cache, so
+    /// that [`LogStore::local_path`] can name files on disk.
+    pub fn with_local(mut self, local: Option<Arc<object_store::local::LocalFileSystem>>) -> Self {
+        self.local = local;
+        self
+    }
+
+    /// Where `location` is on the local disk, when the store is the local file system
+    /// read without a cache.
+    pub fn local_path(&self, location: &Path) -> Option<std::path::PathBuf> {
+        let local = self.local.as_ref()?;
+        if self.cache.is_some() {
+            return None;
+        }
+        local.path_to_filesystem(location).ok()
     }
 
     /// A log store whose `store` reads through `cache` (the store must already be wrapped

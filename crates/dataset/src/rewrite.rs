@@ -283,7 +283,7 @@ async fn swap_in(
     pending: PendingCommit,
     read: u64,
     kept: u64,
-    named: &dyn Fn(&PendingCommit) -> String,
+    named: &(dyn Fn(&PendingCommit) -> String + Sync),
 ) -> Result<WriteResult> {
     let expected: u64 = pending.remove.iter().map(|f| f.rows).sum();
     let written: u64 = pending.add.iter().map(|f| f.rows).sum();

@@ -9,19 +9,21 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::{Schema, SchemaRef};
+use bytes::Bytes;
 use futures::stream::{self, BoxStream};
 use futures::{SinkExt, StreamExt, TryStreamExt};
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use parquet::arrow::arrow_reader::{
-    ArrowReaderBuilder, ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
-    RowSelection, RowSelector,
+    ArrowReaderBuilder, ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
 };
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
 use parquet::file::metadata::{PageIndexPolicy, RowGroupMetaData};
 
 use crate::conform::cast_exact;
+use crate::decode;
 use crate::engine::{ScanEngine, ScanFile, ScanRequest};
 use crate::error::{Error, Result};
 use crate::filter::Expr;
@@ -247,7 +249,7 @@ impl ScanBuilder {
         self
     }
 
-    /// Files read at once (default 4).
+    /// Files read at once (default 4; at least 16 when every file is at most 1 MiB).
     pub fn with_concurrency(mut self, files: usize) -> Self {
         self.concurrency = files.max(1);
         self
@@ -394,7 +396,12 @@ impl ScanBuilder {
     pub fn stream(&self) -> Result<RecordBatchStream> {
         let plan = self.plan()?;
         let context = self.context(&plan)?;
-        let concurrency = self.concurrency;
+        // Small files are read whole, each in a task of its own: reading further ahead
+        // keeps the cores busy where each file is a few requests and little decoding.
+        let concurrency = match plan.files.iter().all(|f| f.size <= WHOLE_FILE_BYTES) {
+            true => self.concurrency.max(SMALL_FILES_AHEAD),
+            false => self.concurrency,
+        };
         let files = stream::iter(plan.files)
             .map(move |file| {
                 let context = context.clone();
@@ -791,6 +798,21 @@ fn contradicts_log(path: &str, error: Error) -> Error {
 /// Starts reading one file on its own task; returns the stream of its batches.
 fn spawn_file_reader(context: Arc<ReadContext>, file: FileEntry) -> RecordBatchStream {
     let (mut tx, rx) = futures::channel::mpsc::channel::<Result<RecordBatch>>(2);
+    // A small file on the local disk is read and decoded on one blocking thread: a task
+    // that awaited the store's own blocking reads would switch threads several times a
+    // file, which costs more than decoding a small file.
+    if file.size <= WHOLE_FILE_BYTES
+        && let Ok(location) = context.log.child(&file.path)
+        && let Some(path) = context.log.local_path(&location)
+    {
+        tokio::task::spawn_blocking(move || {
+            let result = read_local_small_file(&context, &file, &location, &path, &mut tx);
+            if let Err(e) = result {
+                let _ = futures::executor::block_on(tx.send(Err(e)));
+            }
+        });
+        return rx.boxed();
+    }
     tokio::spawn(async move {
         let result = read_file(&context, &file, &mut tx).await;
         if let Err(e) = result {
@@ -809,6 +831,29 @@ impl ReadContext {
         metadata: &ArrowReaderMetadata,
         builder: ArrowReaderBuilder<T>,
     ) -> Result<Option<ArrowReaderBuilder<T>>> {
+        let Some(read) = self.file_read(file, metadata)? else {
+            return Ok(None);
+        };
+        let mut builder = builder
+            .with_row_groups(read.row_groups)
+            .with_projection(read.mask)
+            .with_batch_size(self.batch_size);
+        if let Some(selection) = read.selection {
+            builder = builder.with_row_selection(selection);
+        }
+        if let Some(limit) = read.limit {
+            builder = builder.with_limit(limit);
+        }
+        Ok(Some(builder))
+    }
+
+    /// The row groups, pages and columns of `file` (with its footer) this scan reads, up to
+    /// its limit; `None` when it keeps none.
+    fn file_read(
+        &self,
+        file: &FileEntry,
+        metadata: &ArrowReaderMetadata,
+    ) -> Result<Option<FileRead>> {
         let row_groups = self.keep_row_groups(file, metadata)?;
         if row_groups.is_empty() {
             return Ok(None);
@@ -818,17 +863,16 @@ impl ReadContext {
         if selection.as_ref().is_some_and(|s| !s.selects_any()) {
             return Ok(None);
         }
-        let mut builder = builder
-            .with_row_groups(row_groups)
-            .with_projection(mask)
-            .with_batch_size(self.batch_size);
-        if let Some(selection) = selection {
-            builder = builder.with_row_selection(selection);
-        }
-        if let (None, Some(limit)) = (&self.filter, self.limit) {
-            builder = builder.with_limit(limit);
-        }
-        Ok(Some(builder))
+        let limit = match &self.filter {
+            None => self.limit,
+            Some(_) => None,
+        };
+        Ok(Some(FileRead {
+            row_groups,
+            mask,
+            selection,
+            limit,
+        }))
     }
 
     /// The file's columns this scan reads.
@@ -884,36 +928,143 @@ async fn read_small_file(
         .bytes()
         .await
         .map_err(store_error)?;
-    let page_index = context.uses_page_index();
-    let metadata = context
-        .log
-        .footer(location, file.size, page_index, async {
-            ArrowReaderMetadata::load(&bytes, reader_options(page_index))
-                .map_err(|e| file_error(location, e))
-        })
-        .await?;
-    let Some(builder) = context.configure(
-        file,
-        &metadata,
-        ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, metadata.clone()),
-    )?
-    else {
+    let Some(mut batches) = WholeFileBatches::new(context, file, location, bytes).await? else {
         return Ok(());
     };
-    let reader = builder.build().map_err(|e| file_error(location, e))?;
-    for batch in reader {
-        let batch = batch.map_err(|e| Error::CorruptFile {
-            path: location.to_string(),
-            message: e.to_string(),
-        })?;
-        if let Some(out) = context.finish_batch(file, batch)?
-            && tx.send(Ok(out)).await.is_err()
-        {
+    while let Some(out) = batches.next_batch()? {
+        if tx.send(Ok(out)).await.is_err() {
             return Ok(()); // the consumer stopped reading
         }
     }
     Ok(())
 }
+
+/// [`read_small_file`] for a file on the local disk, on a blocking thread.
+fn read_local_small_file(
+    context: &ReadContext,
+    file: &FileEntry,
+    location: &object_store::path::Path,
+    path: &std::path::Path,
+    tx: &mut futures::channel::mpsc::Sender<Result<RecordBatch>>,
+) -> Result<()> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => Bytes::from(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing_file(location)),
+        Err(e) => {
+            return Err(Error::Store {
+                path: location.to_string(),
+                source: object_store::Error::Generic {
+                    store: "LocalFileSystem",
+                    source: Box::new(e),
+                },
+            });
+        }
+    };
+    let batches = WholeFileBatches::new(context, file, location, bytes);
+    let Some(mut batches) = futures::executor::block_on(batches)? else {
+        return Ok(());
+    };
+    while let Some(out) = batches.next_batch()? {
+        if futures::executor::block_on(tx.send(Ok(out))).is_err() {
+            return Ok(()); // the consumer stopped reading
+        }
+    }
+    Ok(())
+}
+
+/// The batches a scan keeps of a file held in memory, decoded one at a time.
+struct WholeFileBatches<'a> {
+    context: &'a ReadContext,
+    file: &'a FileEntry,
+    location: &'a object_store::path::Path,
+    reader: ParquetRecordBatchReader,
+    /// Rows still wanted (a limit without a filter stops the read early).
+    left: usize,
+}
+
+impl<'a> WholeFileBatches<'a> {
+    /// The reader of `bytes` (the whole file) with the scan's row groups, pages and
+    /// columns; `None` when the scan keeps nothing of the file.
+    async fn new(
+        context: &'a ReadContext,
+        file: &'a FileEntry,
+        location: &'a object_store::path::Path,
+        bytes: Bytes,
+    ) -> Result<Option<Self>> {
+        let page_index = context.uses_page_index();
+        let metadata = context
+            .log
+            .footer(location, file.size, page_index, async {
+                ArrowReaderMetadata::load(&bytes, reader_options(page_index))
+                    .map_err(|e| file_error(location, e))
+            })
+            .await?;
+        let Some(read) = context.file_read(file, &metadata)? else {
+            return Ok(None);
+        };
+        let reader = match decode::applies(metadata.metadata()) {
+            true => decode::reader(
+                bytes,
+                &metadata,
+                read.row_groups,
+                read.mask,
+                read.selection,
+                context.batch_size,
+            ),
+            false => {
+                let mut builder =
+                    ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, metadata)
+                        .with_row_groups(read.row_groups)
+                        .with_projection(read.mask)
+                        .with_batch_size(context.batch_size);
+                if let Some(selection) = read.selection {
+                    builder = builder.with_row_selection(selection);
+                }
+                builder.build()
+            }
+        };
+        Ok(Some(WholeFileBatches {
+            context,
+            file,
+            location,
+            reader: reader.map_err(|e| file_error(location, e))?,
+            left: read.limit.unwrap_or(usize::MAX),
+        }))
+    }
+
+    /// The next batch the scan keeps, or `None` at the end.
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        while self.left > 0 {
+            let Some(batch) = self.reader.next() else {
+                return Ok(None);
+            };
+            let mut batch = batch.map_err(|e| Error::CorruptFile {
+                path: self.location.to_string(),
+                message: e.to_string(),
+            })?;
+            if batch.num_rows() > self.left {
+                batch = batch.slice(0, self.left);
+            }
+            self.left -= batch.num_rows();
+            if let Some(out) = self.context.finish_batch(self.file, batch)? {
+                return Ok(Some(out));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// What a scan reads of one file.
+struct FileRead {
+    row_groups: Vec<usize>,
+    mask: ProjectionMask,
+    selection: Option<RowSelection>,
+    /// Rows to stop after (a limit without a filter).
+    limit: Option<usize>,
+}
+
+/// Files read at once when every file of the scan is read whole.
+const SMALL_FILES_AHEAD: usize = 16;
 
 /// Files up to this size are read whole, with one request, and decoded from memory: a
 /// footer read and a data read would cost two round trips for what one brings.

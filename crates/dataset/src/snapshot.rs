@@ -80,9 +80,13 @@ pub struct Snapshot {
     schema: SchemaRef,
     partitioning: Vec<PartitionField>,
     properties: BTreeMap<String, String>,
-    /// The files in the order their commits added them.
-    files: Vec<FileEntry>,
+    /// The files in the order their commits added them; shared, so that a commit's copy of
+    /// the snapshot does not copy every file's statistics.
+    files: Vec<Arc<FileEntry>>,
     columns: HashMap<String, usize>,
+    /// Files added or removed by the log entries applied since the checkpoint this
+    /// snapshot was read from (or since version 0).
+    log_actions: usize,
 }
 
 impl Snapshot {
@@ -97,6 +101,7 @@ impl Snapshot {
             properties: BTreeMap::new(),
             files: Vec::new(),
             columns,
+            log_actions: 0,
         }
     }
 
@@ -141,9 +146,20 @@ impl Snapshot {
             schema,
             partitioning,
             properties,
-            files,
+            files: files.into_iter().map(Arc::new).collect(),
             columns,
+            log_actions: 0,
         }
+    }
+
+    /// Files added or removed by the log entries since this snapshot's last checkpoint.
+    pub(crate) fn log_actions(&self) -> usize {
+        self.log_actions
+    }
+
+    /// Sets the file actions counted since the last checkpoint (0 once one is written).
+    pub(crate) fn restart_log_actions(&mut self, actions: usize) {
+        self.log_actions = actions;
     }
 
     /// Applies the next commit. `path` names the log file in errors.
@@ -191,6 +207,10 @@ impl Snapshot {
             path: path.to_string(),
             message,
         };
+        self.log_actions += commits
+            .iter()
+            .map(|c| c.add.len() + c.remove.len())
+            .sum::<usize>();
         let mut removed: HashSet<&str> = commits
             .iter()
             .flat_map(|c| c.remove.iter().map(|r| r.path.as_str()))
@@ -217,7 +237,7 @@ impl Snapshot {
                 let entry = self
                     .entry_from_add(add, commit.version)
                     .map_err(|e| corrupt(format!("file {}: {e}", add.path)))?;
-                self.files.push(entry);
+                self.files.push(Arc::new(entry));
             }
         }
         Ok(())
@@ -329,12 +349,12 @@ impl Snapshot {
 
     /// The files of this version, in the order their commits added them.
     pub fn files(&self) -> impl ExactSizeIterator<Item = &FileEntry> {
-        self.files.iter()
+        self.files.iter().map(Arc::as_ref)
     }
 
     /// One file by its relative path (a linear search).
     pub fn file(&self, path: &str) -> Option<&FileEntry> {
-        self.files.iter().find(|f| f.path == path)
+        self.files.iter().find(|f| f.path == path).map(Arc::as_ref)
     }
 
     /// Total rows.

@@ -33,6 +33,9 @@ pub struct Location {
     pub url: String,
     /// The cache `store` reads through, if any.
     pub cache: Option<Arc<Cache>>,
+    /// `store` itself when it is the local file system read without a cache: small data
+    /// files are then read straight from disk on the thread that decodes them.
+    pub local: Option<Arc<LocalFileSystem>>,
 }
 
 /// Which cache a location's store reads through.
@@ -76,6 +79,7 @@ pub fn resolve_with(
     };
     if let Some(cache) = &cache {
         resolved.store = cache.wrap(resolved.store);
+        resolved.local = None;
     }
     resolved.cache = cache;
     Ok(resolved)
@@ -112,6 +116,7 @@ fn resolve_store(location: &str, options: &HashMap<String, String>) -> Result<(L
                 root,
                 url: location.to_string(),
                 cache: None,
+                local: None,
             };
             Ok((location, false))
         }
@@ -153,6 +158,7 @@ fn resolve_store(location: &str, options: &HashMap<String, String>) -> Result<(L
                 root,
                 url: location.to_string(),
                 cache: None,
+                local: None,
             };
             Ok((location, true))
         }
@@ -168,10 +174,12 @@ fn local(path: &std::path::Path, original: &str) -> Result<Location> {
         url: original.to_string(),
         message: e.to_string(),
     })?;
+    let store = Arc::new(LocalFileSystem::new().with_automatic_cleanup(true));
     Ok(Location {
-        store: Arc::new(LocalFileSystem::new().with_automatic_cleanup(true)),
+        store: store.clone(),
         root,
         url: absolute.display().to_string(),
         cache: None,
+        local: Some(store),
     })
 }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Instant;
 
 use dala_dataset::{
@@ -449,6 +450,15 @@ impl fmt::Display for CompactionReport {
     }
 }
 
+/// A task that stops when its handle is dropped (when the compaction is).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Runs `plan` on `dataset` (opened at the plan's version): each group's files are
 /// rewritten and swapped in its own commit, `concurrency` groups at a time, each with its
 /// share of the memory budget. `on_group` is called as each group ends. A group whose
@@ -475,11 +485,24 @@ pub async fn execute_compaction(
         cluster: options.clustering(),
         ..RewriteOptions::default()
     };
-    let rewrite = &rewrite;
+    // Each group runs on a task of its own, so that groups encode and compress on as
+    // many threads as run at once.
+    let rewrite = Arc::new(rewrite);
     let mut outcomes = stream::iter(&plan.groups)
-        .map(|group| async move {
-            let done = dataset.rewrite_files(&group.files, rewrite).await;
-            (group, done)
+        .map(|group| {
+            let (dataset, rewrite, files) = (dataset.clone(), rewrite.clone(), group.files.clone());
+            let mut task = AbortOnDrop(tokio::spawn(async move {
+                dataset.rewrite_files(&files, &rewrite).await
+            }));
+            async move {
+                let done = match (&mut task.0).await {
+                    Ok(done) => done,
+                    Err(e) => Err(DatasetError::InvalidArgument(format!(
+                        "a compaction task failed: {e}"
+                    ))),
+                };
+                (group, done)
+            }
         })
         .buffer_unordered(running);
     let mut report = CompactionReport::default();

@@ -130,6 +130,39 @@ async fn a_commit_of_many_files_is_followed_by_a_checkpoint() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn checkpoints_follow_the_file_actions_the_log_accumulates() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    let small = WriteOptions::default().with_max_rows_per_file(1);
+    let log_dir = dir.path().join("ds/_dala");
+    let checkpoints = || {
+        let mut found: Vec<String> = std::fs::read_dir(&log_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.ends_with(".checkpoint.parquet"))
+            .map(|name| name[..20].trim_start_matches('0').to_string())
+            .collect();
+        found.sort();
+        found
+    };
+    // 600 files: too few to need a checkpoint; 600 more: the log now holds 1 200 actions.
+    let mut ds = common::write(&path, 0, 600, &small).await;
+    let mut stale = Dataset::open(&path).await.unwrap();
+    assert!(checkpoints().is_empty());
+    ds.write(batches(600, 600, 600), &small).await.unwrap();
+    assert_eq!(checkpoints(), vec!["1"]);
+    // The next commit starts counting again.
+    ds.write(batches(1_200, 10, 10), &small).await.unwrap();
+    assert_eq!(checkpoints(), vec!["1"]);
+    // A writer that read version 0 counts the actions after the checkpoint another
+    // writer made, not the 1 220 since its own read.
+    stale.write(batches(1_210, 10, 10), &small).await.unwrap();
+    assert_eq!(checkpoints(), vec!["1"]);
+    let reopened = Dataset::open(&path).await.unwrap();
+    assert_eq!((reopened.version(), reopened.snapshot().rows()), (3, 1_220));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn properties_set_the_checkpoint_interval_and_keep_removed_files() {
     let dir = tempfile::tempdir().unwrap();
     let path = location(&dir, "ds");
