@@ -579,9 +579,6 @@ def ensure_input(scale_factor):
 def ensure_small_files(source, scale_factor, files):
     """P4's input: lineitem as about `files` small files partitioned by year and month,
     as a dala dataset, the same files as a plain hive folder, and as a Delta table."""
-    import pyarrow as pa
-    import pyarrow.dataset as ds
-
     base = DATA / f"p4_small_sf{scale_factor}_{files}"
     dala, plain, delta = base / "dala", base / "plain", base / "delta"
     if not (dala / "_dala").exists():
@@ -593,13 +590,18 @@ def ensure_small_files(source, scale_factor, files):
         shutil.rmtree(Path(f"{plain}.tmp") / "_dala")
         os.rename(f"{plain}.tmp", plain)
     if not (delta / "_delta_log").exists():
-        from deltalake import Schema, convert_to_deltalake
-
         shutil.rmtree(delta, ignore_errors=True)
         subprocess.run(["cp", "-a", str(plain), str(delta)], check=True)
-        schema = ds.dataset(source, format="parquet").schema
-        partitions = pa.schema([schema.field("year"), schema.field("month")])
-        convert_to_deltalake(str(delta), partition_by=Schema.from_arrow(partitions), partition_strategy="hive")
+        # In a process of its own: a child's peak RSS starts from the harness's (Linux
+        # carries the parent's high-water mark across exec), so the harness stays small.
+        convert = (
+            "import sys, pyarrow as pa, pyarrow.dataset as ds\n"
+            "from deltalake import Schema, convert_to_deltalake\n"
+            "schema = ds.dataset(sys.argv[1], format='parquet').schema\n"
+            "partitions = pa.schema([schema.field('year'), schema.field('month')])\n"
+            "convert_to_deltalake(sys.argv[2], partition_by=Schema.from_arrow(partitions), partition_strategy='hive')\n"
+        )
+        subprocess.run([sys.executable, "-c", convert, str(source), str(delta)], check=True)
     return dala, plain, delta
 
 
