@@ -299,13 +299,12 @@ impl Catalog {
             if store.allow_http {
                 builder = builder.with_storage_option("aws_allow_http", "true");
             }
-            if let Some(settings) = &store.cache {
+            // A store with cache settings reads through its own cache, or none when they
+            // (or `DALA_CACHE=off`) turn it off.
+            if store.cache.is_some() {
                 builder = match self.store_cache(name)? {
                     Some(cache) => builder.with_cache(cache),
-                    None if settings.off || CacheMode::from_env()? == CacheMode::Off => {
-                        builder.without_cache()
-                    }
-                    None => builder,
+                    None => builder.without_cache(),
                 };
             }
         }

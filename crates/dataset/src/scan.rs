@@ -834,17 +834,7 @@ impl ReadContext {
         let Some(read) = self.file_read(file, metadata)? else {
             return Ok(None);
         };
-        let mut builder = builder
-            .with_row_groups(read.row_groups)
-            .with_projection(read.mask)
-            .with_batch_size(self.batch_size);
-        if let Some(selection) = read.selection {
-            builder = builder.with_row_selection(selection);
-        }
-        if let Some(limit) = read.limit {
-            builder = builder.with_limit(limit);
-        }
-        Ok(Some(builder))
+        Ok(Some(read.configure(builder, self.batch_size)))
     }
 
     /// The row groups, pages and columns of `file` (with its footer) this scan reads, up to
@@ -1002,6 +992,7 @@ impl<'a> WholeFileBatches<'a> {
         let Some(read) = context.file_read(file, &metadata)? else {
             return Ok(None);
         };
+        let left = read.limit.unwrap_or(usize::MAX);
         let reader = match decode::applies(metadata.metadata()) {
             true => decode::reader(
                 bytes,
@@ -1011,24 +1002,19 @@ impl<'a> WholeFileBatches<'a> {
                 read.selection,
                 context.batch_size,
             ),
-            false => {
-                let mut builder =
-                    ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, metadata)
-                        .with_row_groups(read.row_groups)
-                        .with_projection(read.mask)
-                        .with_batch_size(context.batch_size);
-                if let Some(selection) = read.selection {
-                    builder = builder.with_row_selection(selection);
-                }
-                builder.build()
-            }
+            false => read
+                .configure(
+                    ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, metadata),
+                    context.batch_size,
+                )
+                .build(),
         };
         Ok(Some(WholeFileBatches {
             context,
             file,
             location,
             reader: reader.map_err(|e| file_error(location, e))?,
-            left: read.limit.unwrap_or(usize::MAX),
+            left,
         }))
     }
 
@@ -1061,6 +1047,27 @@ struct FileRead {
     selection: Option<RowSelection>,
     /// Rows to stop after (a limit without a filter).
     limit: Option<usize>,
+}
+
+impl FileRead {
+    /// `builder` set to read this, in batches of `batch_size` rows.
+    fn configure<T>(
+        self,
+        builder: ArrowReaderBuilder<T>,
+        batch_size: usize,
+    ) -> ArrowReaderBuilder<T> {
+        let mut builder = builder
+            .with_row_groups(self.row_groups)
+            .with_projection(self.mask)
+            .with_batch_size(batch_size);
+        if let Some(selection) = self.selection {
+            builder = builder.with_row_selection(selection);
+        }
+        if let Some(limit) = self.limit {
+            builder = builder.with_limit(limit);
+        }
+        builder
+    }
 }
 
 /// Files read at once when every file of the scan is read whole.
