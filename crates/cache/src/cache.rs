@@ -47,6 +47,10 @@ pub struct Cache {
     pub(crate) memory: moka::sync::Cache<String, Bytes>,
     pub(crate) disk: Option<DiskTier>,
     pub(crate) objects: moka::sync::Cache<ObjectKey, ObjectEntry>,
+    /// Objects the store said do not exist, and when: trusted like the metadata of an
+    /// object that is not written once, for [`CacheOptions::revalidate_after`]. Never kept
+    /// for write-once objects, which may appear at any time.
+    pub(crate) absent: moka::sync::Cache<ObjectKey, Instant>,
     footers: moka::sync::Cache<ObjectKey, FooterEntry>,
     pub(crate) counters: Counters,
 }
@@ -81,6 +85,7 @@ impl Cache {
             memory,
             disk,
             objects: moka::sync::Cache::new(1_000_000),
+            absent: moka::sync::Cache::new(100_000),
             footers,
             counters: Counters::default(),
             options,
@@ -223,6 +228,7 @@ impl Cache {
     pub(crate) fn forget(&self, store: &Arc<str>, path: &Path) {
         let key = (store.clone(), path.clone());
         self.objects.invalidate(&key);
+        self.absent.invalidate(&key);
         self.footers.invalidate(&key);
     }
 
@@ -250,6 +256,19 @@ impl Cache {
             }
             DiskRead::Miss => None,
         }
+    }
+
+    /// Whether the cache knows, without asking the store, that the write-once object at
+    /// `path` of the store named `store` (as the store's wrapper names it, e.g. in its
+    /// `Display`) exists: its metadata is in memory or on the SSD tier. A write-once object
+    /// the cache has seen cannot have changed since, so a reader may rely on it; an object
+    /// the cache does not know may still exist.
+    pub fn knows(&self, store: &Arc<str>, path: &Path) -> bool {
+        if !(self.options.immutable)(path) {
+            return false;
+        }
+        self.objects.contains_key(&(store.clone(), path.clone()))
+            || self.disk_meta(store, path).is_some()
     }
 
     /// The metadata of a write-once object kept on the SSD tier by an earlier process.

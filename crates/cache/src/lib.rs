@@ -15,7 +15,9 @@
 //! - **Never stale**: blocks are keyed by path and e-tag; an object that changed is read
 //!   afresh (`If-Match`). dala's data files and log entries are written once
 //!   ([`written_once`]); other objects are revalidated with a HEAD request at most once
-//!   per [`CacheOptions::revalidate_after`].
+//!   per [`CacheOptions::revalidate_after`], and an answer that one of them does not exist
+//!   is trusted for as long. That a write-once object does not exist is never cached: a
+//!   dataset finds its newest commit by asking for the one after the newest it knows.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {

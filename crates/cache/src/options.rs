@@ -33,8 +33,9 @@ pub struct CacheOptions {
     pub block_size: u64,
     /// Byte budget of the decoded Parquet footer cache.
     pub metadata_bytes: u64,
-    /// How long the size and e-tag of a mutable object are trusted before a HEAD checks them
-    /// again. Immutable objects (see [`CacheOptions::immutable`]) are never revalidated.
+    /// How long the size and e-tag of a mutable object, or the store's answer that it does
+    /// not exist, are trusted before the store is asked again. Immutable objects (see
+    /// [`CacheOptions::immutable`]) are never revalidated, and their absence never cached.
     pub revalidate_after: Duration,
     /// Which objects never change once written. Their cached metadata is trusted until it
     /// is evicted; every other object is revalidated after

@@ -85,6 +85,35 @@ impl CachedStore {
         Some(meta)
     }
 
+    /// A `NotFound` error when the store said, less than
+    /// [`CacheOptions::revalidate_after`](crate::CacheOptions::revalidate_after) ago, that
+    /// `location` (not a write-once object) does not exist.
+    fn known_absent(&self, location: &Path) -> Result<()> {
+        if (self.cache.options.immutable)(location) {
+            return Ok(());
+        }
+        match self.cache.absent.get(&self.key(location)) {
+            Some(when) if when.elapsed() < self.cache.options.revalidate_after => {
+                Err(object_store::Error::NotFound {
+                    path: location.to_string(),
+                    source: "the store said so less than the revalidation interval ago".into(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Forgets `location` after a failed request; notes it absent when the store said it
+    /// does not exist and it is not a write-once object.
+    fn note_error(&self, location: &Path, error: &object_store::Error) {
+        self.forget(location);
+        if matches!(error, object_store::Error::NotFound { .. })
+            && !(self.cache.options.immutable)(location)
+        {
+            self.cache.absent.insert(self.key(location), Instant::now());
+        }
+    }
+
     /// Notes an object's metadata as a store just gave it.
     async fn remember(&self, meta: &ObjectMeta) {
         let immutable = (self.cache.options.immutable)(&meta.location);
@@ -116,12 +145,13 @@ impl CachedStore {
         if let Some(meta) = self.known_meta(location) {
             return Ok(meta);
         }
+        self.known_absent(location)?;
         Counters::add(&self.cache.counters.revalidations, 1);
         let meta = self
             .inner
             .get_opts(location, GetOptions::new().with_head(true))
             .await
-            .inspect_err(|_| self.forget(location))?
+            .inspect_err(|e| self.note_error(location, e))?
             .meta;
         self.remember(&meta).await;
         Ok(meta)
@@ -178,6 +208,7 @@ impl CachedStore {
     /// A read whose object the cache knows nothing of: one request for the aligned blocks
     /// around `wanted` (the whole object when `None`), which also tells the metadata.
     async fn read_unknown(&self, location: &Path, wanted: Option<Range<u64>>) -> Result<GetResult> {
+        self.known_absent(location)?;
         let block = self.cache.options.block_size;
         let aligned = wanted
             .as_ref()
@@ -191,7 +222,8 @@ impl CachedStore {
                     ..Default::default()
                 },
             )
-            .await?;
+            .await
+            .inspect_err(|e| self.note_error(location, e))?;
         let meta = result.meta.clone();
         let got = result.range.clone();
         let attributes = result.attributes.clone();

@@ -321,6 +321,58 @@ async fn a_write_through_the_cache_is_seen_at_once() {
     ));
 }
 
+/// That a mutable object does not exist is trusted like its metadata would be, for the
+/// revalidation interval, and forgotten when this process writes it; that a write-once
+/// object (a commit) does not exist is asked of the store every time, since another writer
+/// may create it at any moment.
+#[tokio::test]
+async fn absent_objects_are_remembered_only_when_they_may_change() {
+    let (_dir, probe, _, _) = store_with(10, "t/other").await;
+    let cache = Cache::new(options(None)).expect("cache");
+    let store = cache.wrap(probe.clone());
+    let not_found = |r: Result<GetResult>| matches!(r, Err(object_store::Error::NotFound { .. }));
+
+    let hint = Path::from("t/_dala/_last_checkpoint");
+    assert!(not_found(store.get(&hint).await));
+    assert!(not_found(store.get(&hint).await));
+    assert!(not_found(
+        store
+            .get_opts(&hint, GetOptions::new().with_head(true))
+            .await
+    ));
+    assert_eq!(probe.gets(), 1, "the answer was not remembered");
+    assert_eq!(probe.heads.load(Ordering::SeqCst), 0);
+    store
+        .put(&hint, Bytes::from_static(b"{}").into())
+        .await
+        .expect("put");
+    assert_eq!(&whole(&store, &hint).await[..], b"{}");
+
+    let commit = Path::from("t/_dala/00000000000000000001.json");
+    assert!(not_found(store.get(&commit).await));
+    assert!(matches!(
+        store.head(&commit).await,
+        Err(object_store::Error::NotFound { .. })
+    ));
+    assert_eq!(
+        probe.heads.load(Ordering::SeqCst),
+        1,
+        "a commit's absence was remembered"
+    );
+    // Another writer commits behind this cache's back: the next read sees it.
+    probe
+        .inner
+        .put(&commit, Bytes::from_static(b"[]").into())
+        .await
+        .expect("put");
+    assert_eq!(&whole(&store, &commit).await[..], b"[]");
+    assert!(cache.knows(&Arc::from(store.to_string()), &commit));
+    assert!(
+        !cache.knows(&Arc::from(store.to_string()), &hint),
+        "not write-once"
+    );
+}
+
 #[tokio::test]
 async fn caches_sharing_a_directory_do_not_corrupt_it() {
     let (_dir, probe, path, data) = store_with(200_000, "t/part-0.parquet").await;

@@ -467,7 +467,10 @@ pub(crate) async fn load_snapshot(
         .last_checkpoint_hint()
         .await
         .filter(|h| version.is_none_or(|v| *h <= v));
-    let mut listing = log.list(hint).await?;
+    let mut listing = match log.cached_listing(hint).await? {
+        Some(listing) => listing,
+        None => log.list(hint).await?,
+    };
     if hint.is_some() && listing.commits.is_empty() {
         listing = log.list(None).await?; // a stale or wrong hint
     }

@@ -348,6 +348,39 @@ impl LogStore {
         Ok(listing)
     }
 
+    /// The log from `hint` (the newest checkpoint's version; None: from version 0) to the
+    /// latest commit, as far as the cache knows it, confirmed by one request: that the
+    /// commit after the newest one the cache knows does not exist. Commits are written
+    /// once and in order, so the answer is as fresh as a listing. None when the store has
+    /// no cache, the cache does not know where to start, or newer commits exist: the
+    /// caller lists the log instead.
+    pub async fn cached_listing(&self, hint: Option<u64>) -> Result<Option<LogListing>> {
+        let Some((cache, store_name)) = &self.cache else {
+            return Ok(None);
+        };
+        let start = hint.unwrap_or(0);
+        let known = match hint {
+            Some(h) => cache.knows(store_name, &self.checkpoint_path(h)),
+            None => cache.knows(store_name, &self.commit_path(0)),
+        };
+        if !known {
+            return Ok(None);
+        }
+        let mut latest = start;
+        while cache.knows(store_name, &self.commit_path(latest + 1)) {
+            latest += 1;
+        }
+        let next = self.commit_path(latest + 1);
+        match self.store.head(&next).await {
+            Err(object_store::Error::NotFound { .. }) => Ok(Some(LogListing {
+                commits: (start..=latest).collect(),
+                checkpoints: hint.into_iter().collect(),
+            })),
+            Ok(_) => Ok(None),
+            Err(e) => Err(Error::store(&next, e)),
+        }
+    }
+
     /// Reads a whole object.
     pub async fn read_bytes(&self, path: &Path) -> Result<bytes::Bytes> {
         self.store

@@ -57,6 +57,29 @@ fn memory_stores() -> &'static Mutex<HashMap<String, Arc<InMemory>>> {
     STORES.get_or_init(Default::default)
 }
 
+/// S3 stores by bucket and configuration, so that opening datasets again reuses one
+/// client and its open connections instead of connecting afresh.
+fn s3_stores() -> &'static Mutex<HashMap<String, Arc<dyn ObjectStore>>> {
+    static STORES: OnceLock<Mutex<HashMap<String, Arc<dyn ObjectStore>>>> = OnceLock::new();
+    STORES.get_or_init(Default::default)
+}
+
+/// What an S3 store built for `url` with `options` depends on: the bucket, the options and
+/// the `AWS_*` environment variables (which the builder reads).
+fn s3_store_key(url: &Url, options: &HashMap<String, String>) -> String {
+    let mut options: Vec<_> = options.iter().collect();
+    options.sort();
+    let mut env: Vec<(String, String)> = std::env::vars()
+        .filter(|(name, _)| name.starts_with("AWS_"))
+        .collect();
+    env.sort();
+    format!(
+        "{}://{}\n{options:?}\n{env:?}",
+        url.scheme(),
+        url.host_str().unwrap_or_default()
+    )
+}
+
 /// Resolves `location`, its reads going through the process-wide cache where the
 /// environment applies it (see [`CacheChoice::Process`]). `options` configure the store
 /// (for S3: `aws_endpoint`, `aws_region`, `aws_allow_http`, …); credentials come from the
@@ -121,40 +144,27 @@ fn resolve_store(location: &str, options: &HashMap<String, String>) -> Result<(L
             Ok((location, false))
         }
         "s3" | "s3a" => {
-            let mut builder = AmazonS3Builder::from_env().with_url(location);
-            let mut retry = RetryConfig::default();
-            for (key, value) in options {
-                match key.as_str() {
-                    MAX_RETRIES_OPTION => {
-                        retry.max_retries = value.parse().map_err(|_| {
-                            invalid(format!("{key} must be a whole number, not {value:?}"))
-                        })?;
-                        continue;
-                    }
-                    RETRY_TIMEOUT_OPTION => {
-                        retry.retry_timeout = value
-                            .parse::<f64>()
-                            .ok()
-                            .and_then(|s| Duration::try_from_secs_f64(s).ok())
-                            .ok_or_else(|| {
-                                invalid(format!("{key} must be a number of seconds, not {value:?}"))
-                            })?;
-                        continue;
-                    }
-                    _ => {}
-                }
-                let key: AmazonS3ConfigKey = key
-                    .parse()
-                    .map_err(|_| invalid(format!("unknown S3 option {key:?}")))?;
-                builder = builder.with_config(key, value);
-            }
-            let store = builder
-                .with_retry(retry)
-                .build()
-                .map_err(|e| invalid(e.to_string()))?;
             let root = Path::from_url_path(url.path()).map_err(|e| invalid(e.to_string()))?;
+            let key = s3_store_key(&url, options);
+            let known = s3_stores()
+                .lock()
+                .map_err(|_| invalid("S3 store registry poisoned".into()))?
+                .get(&key)
+                .cloned();
+            let store = match known {
+                Some(store) => store,
+                None => {
+                    let store = s3_store(location, options)?;
+                    s3_stores()
+                        .lock()
+                        .map_err(|_| invalid("S3 store registry poisoned".into()))?
+                        .entry(key)
+                        .or_insert(store)
+                        .clone()
+                }
+            };
             let location = Location {
-                store: Arc::new(store),
+                store,
                 root,
                 url: location.to_string(),
                 cache: None,
@@ -166,6 +176,46 @@ fn resolve_store(location: &str, options: &HashMap<String, String>) -> Result<(L
             "unsupported scheme {other:?} (use a path, file://, s3:// or memory://)"
         ))),
     }
+}
+
+/// A new S3 store for `location` (an `s3://bucket/…` URL) configured by `options`.
+fn s3_store(location: &str, options: &HashMap<String, String>) -> Result<Arc<dyn ObjectStore>> {
+    let invalid = |message: String| Error::InvalidUrl {
+        url: location.to_string(),
+        message,
+    };
+    let mut builder = AmazonS3Builder::from_env().with_url(location);
+    let mut retry = RetryConfig::default();
+    for (key, value) in options {
+        match key.as_str() {
+            MAX_RETRIES_OPTION => {
+                retry.max_retries = value
+                    .parse()
+                    .map_err(|_| invalid(format!("{key} must be a whole number, not {value:?}")))?;
+                continue;
+            }
+            RETRY_TIMEOUT_OPTION => {
+                retry.retry_timeout = value
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                    .ok_or_else(|| {
+                        invalid(format!("{key} must be a number of seconds, not {value:?}"))
+                    })?;
+                continue;
+            }
+            _ => {}
+        }
+        let key: AmazonS3ConfigKey = key
+            .parse()
+            .map_err(|_| invalid(format!("unknown S3 option {key:?}")))?;
+        builder = builder.with_config(key, value);
+    }
+    let store = builder
+        .with_retry(retry)
+        .build()
+        .map_err(|e| invalid(e.to_string()))?;
+    Ok(Arc::new(store))
 }
 
 fn local(path: &std::path::Path, original: &str) -> Result<Location> {

@@ -256,11 +256,12 @@ async fn set_properties_commits_a_default_engine_without_touching_data() {
     assert_eq!(ds.snapshot().default_engine().unwrap(), None);
 }
 
-/// A store that counts listings outside the log directory.
+/// A store that counts listings outside the log directory and of the log directory.
 #[derive(Debug)]
 struct CountingStore {
     inner: LocalFileSystem,
     data_listings: Arc<AtomicUsize>,
+    log_listings: Arc<AtomicUsize>,
 }
 
 impl fmt::Display for CountingStore {
@@ -271,7 +272,9 @@ impl fmt::Display for CountingStore {
 
 impl CountingStore {
     fn count(&self, prefix: Option<&Path>) {
-        if !prefix.is_some_and(|p| p.as_ref().ends_with("_dala")) {
+        if prefix.is_some_and(|p| p.as_ref().ends_with("_dala")) {
+            self.log_listings.fetch_add(1, Ordering::SeqCst);
+        } else {
             self.data_listings.fetch_add(1, Ordering::SeqCst);
         }
     }
@@ -336,6 +339,7 @@ async fn open_and_scan_never_list_data_directories() {
     let store = Arc::new(CountingStore {
         inner: LocalFileSystem::new(),
         data_listings: listings.clone(),
+        log_listings: Arc::default(),
     });
     let root = Path::from_absolute_path(dir.path().join("ds")).unwrap();
     let ds = Dataset::builder(&path)
@@ -356,6 +360,84 @@ async fn open_and_scan_never_list_data_directories() {
         0,
         "a data directory was listed"
     );
+}
+
+/// Through a cache, opening a dataset again finds its latest version without listing the
+/// log: the cache knows the commits it has read, and one request confirms that no newer
+/// one exists. A commit made by another writer is seen all the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cached_open_finds_the_latest_version_without_listing_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    let mut ds = common::write(&path, 0, 100, &partitioned()).await;
+    ds.write(batches(100, 50, 50), &WriteOptions::default())
+        .await
+        .unwrap();
+    let log_listings = Arc::new(AtomicUsize::new(0));
+    let store: Arc<dyn ObjectStore> = Arc::new(CountingStore {
+        inner: LocalFileSystem::new(),
+        data_listings: Arc::default(),
+        log_listings: log_listings.clone(),
+    });
+    let root = Path::from_absolute_path(dir.path().join("ds")).unwrap();
+    let cache = dala_cache::Cache::new(dala_cache::CacheOptions::default()).unwrap();
+    let open = || {
+        Dataset::builder(&path)
+            .with_store(store.clone(), root.clone())
+            .with_cache(cache.clone())
+            .open()
+    };
+    let cold = open().await.unwrap();
+    assert_eq!(cold.version(), 1);
+    assert!(
+        log_listings.load(Ordering::SeqCst) > 0,
+        "a cold open lists the log"
+    );
+
+    log_listings.store(0, Ordering::SeqCst);
+    let warm = open().await.unwrap();
+    assert_eq!(warm.version(), 1);
+    assert_eq!(warm.scan().count_rows().await.unwrap(), 150);
+    assert_eq!(
+        log_listings.load(Ordering::SeqCst),
+        0,
+        "a warm open listed the log"
+    );
+
+    // Another writer, not through this cache, commits twice.
+    ds.write(batches(150, 10, 10), &WriteOptions::default())
+        .await
+        .unwrap();
+    ds.write(batches(160, 10, 10), &WriteOptions::default())
+        .await
+        .unwrap();
+    let after = open().await.unwrap();
+    assert_eq!(after.version(), 3);
+    assert_eq!(
+        ids(&after.scan().collect().await.unwrap()),
+        (0..170).collect::<Vec<_>>()
+    );
+
+    // With a checkpoint, a warm open starts from it, and still sees what follows it.
+    let every_two = WriteOptions {
+        properties: [("checkpoint.interval".to_string(), "2".to_string())].into(),
+        ..WriteOptions::default()
+    };
+    ds.write(batches(170, 10, 10), &every_two).await.unwrap(); // version 4, checkpointed
+    assert_eq!(open().await.unwrap().version(), 4);
+    log_listings.store(0, Ordering::SeqCst);
+    assert_eq!(open().await.unwrap().version(), 4);
+    assert_eq!(
+        log_listings.load(Ordering::SeqCst),
+        0,
+        "a warm open listed the log"
+    );
+    ds.write(batches(180, 10, 10), &WriteOptions::default())
+        .await
+        .unwrap();
+    let last = open().await.unwrap();
+    assert_eq!(last.version(), 5);
+    assert_eq!(last.scan().count_rows().await.unwrap(), 190);
 }
 
 #[tokio::test(flavor = "multi_thread")]
