@@ -857,11 +857,18 @@ impl ReadContext {
             None => self.limit,
             Some(_) => None,
         };
+        let row_group_rows = metadata.metadata().row_groups();
+        let rows = row_groups
+            .iter()
+            .filter_map(|&i| row_group_rows.get(i))
+            .map(|rg| usize::try_from(rg.num_rows()).unwrap_or(0))
+            .sum();
         Ok(Some(FileRead {
             row_groups,
             mask,
             selection,
             limit,
+            rows,
         }))
     }
 
@@ -994,14 +1001,17 @@ impl<'a> WholeFileBatches<'a> {
         };
         let left = read.limit.unwrap_or(usize::MAX);
         let reader = match decode::applies(metadata.metadata()) {
-            true => decode::reader(
-                bytes,
-                &metadata,
-                read.row_groups,
-                read.mask,
-                read.selection,
-                context.batch_size,
-            ),
+            true => {
+                let batch_size = read.batch_size(context.batch_size);
+                decode::reader(
+                    bytes,
+                    &metadata,
+                    read.row_groups,
+                    read.mask,
+                    read.selection,
+                    batch_size,
+                )
+            }
             false => read
                 .configure(
                     ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, metadata),
@@ -1047,15 +1057,25 @@ struct FileRead {
     selection: Option<RowSelection>,
     /// Rows to stop after (a limit without a filter).
     limit: Option<usize>,
+    /// Rows in the row groups read.
+    rows: usize,
 }
 
 impl FileRead {
+    /// `batch_size`, or fewer when the row groups read hold fewer rows: the reader sizes
+    /// its buffers by the batch size, and a small file's batches would otherwise keep
+    /// (and carry into a writer's memory) room for rows that do not exist.
+    fn batch_size(&self, batch_size: usize) -> usize {
+        batch_size.min(self.rows).max(1)
+    }
+
     /// `builder` set to read this, in batches of `batch_size` rows.
     fn configure<T>(
         self,
         builder: ArrowReaderBuilder<T>,
         batch_size: usize,
     ) -> ArrowReaderBuilder<T> {
+        let batch_size = self.batch_size(batch_size);
         let mut builder = builder
             .with_row_groups(self.row_groups)
             .with_projection(self.mask)

@@ -640,3 +640,17 @@ async fn float_statistics_survive_the_log_exactly() {
     assert_eq!(count(&format!("x = {smallest:?}")).await, 1);
     assert_eq!(count(&format!("x <= {smallest:?}")).await, 1);
 }
+
+/// A small file is read into batches with room for its rows, not for a whole batch: a scan
+/// of many small files (a compaction reads thousands) holds memory in proportion to the
+/// data it read.
+#[tokio::test(flavor = "multi_thread")]
+async fn small_files_are_read_into_batches_of_their_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    let ds = common::write(&path, 0, 10, &WriteOptions::default()).await;
+    let batches = ds.scan().with_batch_size(65_536).collect().await.unwrap();
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 10);
+    let bytes: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
+    assert!(bytes < 64 * 1024, "{bytes} bytes held for 10 rows");
+}
