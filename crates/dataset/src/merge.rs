@@ -34,6 +34,9 @@ use crate::write::FileWriter;
 
 /// Candidate files read at once while matching keys.
 const MATCH_CONCURRENCY: usize = 4;
+/// Matched files compared at once; each may be kept in memory while it is (see
+/// [`READ_ONCE_FILE_BYTES`]).
+const COMPARE_CONCURRENCY: usize = 2;
 
 /// What a merge or delete removed and counted; the files it wrote are the writer's.
 #[derive(Debug, Default)]
@@ -407,6 +410,17 @@ fn integers(array: &arrow::array::ArrayRef) -> Option<arrow::array::Int64Array> 
     }
 }
 
+/// One matched file, compared with the input.
+struct Compared {
+    file: FileEntry,
+    /// Its batches with the rows each keeps, when the file was read whole and small enough
+    /// to keep while it was compared.
+    kept: Option<Vec<(RecordBatch, Vec<bool>)>>,
+    /// For each of its rows with a matched key: whether it equals its input row, and that
+    /// input row.
+    matches: Vec<(bool, u32)>,
+}
+
 /// How an input row relates to the dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Match {
@@ -417,6 +431,12 @@ enum Match {
     /// A dataset row with its key equals it.
     Same,
 }
+
+/// Files up to this size (compressed, as stored), and up to a 32nd of the writer's memory
+/// budget, that hold a matched key are read once by a merge, their rows kept in memory
+/// while they are compared; larger ones are compared on the row groups that may hold a key
+/// and read again when a row changed.
+const READ_ONCE_FILE_BYTES: u64 = 8 << 20;
 
 /// Matches `input` (conformed and deduplicated) against `snapshot` by `key` and writes
 /// what `mode` asks for through `writer`.
@@ -493,8 +513,10 @@ pub(crate) async fn merge(
             }
         }
     } else {
-        // 3. The matched rows are compared in full (reading only the row groups that may
-        // hold a key); files with a changed row are written again without those rows.
+        // 3. The matched rows are compared in full; files with a changed row are written
+        // again without those rows. A small file is read whole once, its batches kept
+        // (with which rows stay) until the comparison tells whether it changed; a larger
+        // one is compared on the row groups that may hold a key and read again if it did.
         let all: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         let converter = converter_for(&schema, &all)?;
         let compare = RowComparer {
@@ -502,42 +524,82 @@ pub(crate) async fn merge(
             converter,
             columns: all,
         };
-        let mut changed_files = Vec::new();
-        for (file, _) in matched {
-            let mut batches = ScanBuilder::new(log.clone(), snapshot.clone())
-                .with_files(vec![file.clone()])
-                .with_key_probe(probe.clone())
-                .with_concurrency(1)
-                .stream()?;
-            let mut changed = false;
-            while let Some(batch) = batches.next().await {
-                for (_, same, source) in compare.compare(&matcher, &batch?)? {
-                    let state = &mut state[source as usize];
-                    if same {
-                        *state = Match::Same;
-                    } else {
-                        if *state == Match::None {
-                            *state = Match::Changed;
+        let read_once_bytes = READ_ONCE_FILE_BYTES.min(writer.memory_budget() as u64 / 32);
+        let (compare, matcher) = (&compare, &matcher);
+        // Files are compared a few at a time (their reads and decoding overlap), and their
+        // outcomes taken in order.
+        let mut compared = stream::iter(matched)
+            .map(|(file, _)| {
+                let probe = probe.clone();
+                async move {
+                    let read_once = file.size <= read_once_bytes;
+                    let mut scan = ScanBuilder::new(log.clone(), snapshot.clone())
+                        .with_files(vec![file.clone()])
+                        .with_concurrency(1);
+                    if !read_once {
+                        scan = scan.with_key_probe(probe);
+                    }
+                    let mut batches = scan.stream()?;
+                    let mut outcome = Compared {
+                        file,
+                        kept: read_once.then(Vec::new),
+                        matches: Vec::new(),
+                    };
+                    while let Some(batch) = batches.next().await {
+                        let batch = batch?;
+                        let mut keep = vec![true; batch.num_rows()];
+                        for (row, same, source) in compare.compare(matcher, &batch)? {
+                            keep[row as usize] = same;
+                            outcome.matches.push((same, source));
                         }
-                        changed = true;
+                        if let Some(kept) = &mut outcome.kept {
+                            kept.push((batch, keep));
+                        }
+                    }
+                    Ok::<_, Error>(outcome)
+                }
+            })
+            .buffered(COMPARE_CONCURRENCY);
+        while let Some(outcome) = compared.next().await {
+            let Compared {
+                file,
+                kept,
+                matches,
+            } = outcome?;
+            let mut changed = false;
+            for (same, source) in matches {
+                let state = &mut state[source as usize];
+                if same {
+                    *state = Match::Same;
+                } else {
+                    if *state == Match::None {
+                        *state = Match::Changed;
+                    }
+                    changed = true;
+                }
+            }
+            if !changed {
+                continue;
+            }
+            match kept {
+                Some(kept) => {
+                    for (batch, keep) in kept {
+                        let keep = BooleanArray::from(keep);
+                        writer.write(filter_record_batch(&batch, &keep)?).await?;
                     }
                 }
-            }
-            if changed {
-                changed_files.push(file);
-            }
-        }
-        tracing::debug!(files = changed_files.len(), "merge: rows compared");
-        for file in changed_files {
-            let mut batches = read_file(log, snapshot, &file, None)?;
-            while let Some(batch) = batches.next().await {
-                let batch = batch?;
-                let mut keep = vec![true; batch.num_rows()];
-                for (row, same, _) in compare.compare(&matcher, &batch)? {
-                    keep[row as usize] = same;
+                None => {
+                    let mut batches = read_file(log, snapshot, &file, None)?;
+                    while let Some(batch) = batches.next().await {
+                        let batch = batch?;
+                        let mut keep = vec![true; batch.num_rows()];
+                        for (row, same, _) in compare.compare(matcher, &batch)? {
+                            keep[row as usize] = same;
+                        }
+                        let keep = BooleanArray::from(keep);
+                        writer.write(filter_record_batch(&batch, &keep)?).await?;
+                    }
                 }
-                let keep = BooleanArray::from(keep);
-                writer.write(filter_record_batch(&batch, &keep)?).await?;
             }
             rewrite.remove.push(file);
         }

@@ -444,6 +444,11 @@ impl<'a> FileWriter<'a> {
         self.step(false).await
     }
 
+    /// The memory budget of the write (`max_buffered_bytes`).
+    pub fn memory_budget(&self) -> usize {
+        self.options.max_buffered_bytes
+    }
+
     /// Bytes held in memory: rows waiting, rows being encoded, encoded bytes not yet stored.
     fn memory(&self) -> usize {
         let files: usize = self.open.values().map(OpenFile::buffered_bytes).sum();
