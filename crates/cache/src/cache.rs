@@ -264,11 +264,25 @@ impl Cache {
     /// the cache has seen cannot have changed since, so a reader may rely on it; an object
     /// the cache does not know may still exist.
     pub fn knows(&self, store: &Arc<str>, path: &Path) -> bool {
-        if !(self.options.immutable)(path) {
-            return false;
+        (self.options.immutable)(path) && self.written_once_meta(store, path).is_some()
+    }
+
+    /// The metadata of the write-once object at `path`, known in memory or kept on the SSD
+    /// tier by an earlier process (then noted in memory too).
+    pub(crate) fn written_once_meta(&self, store: &Arc<str>, path: &Path) -> Option<ObjectMeta> {
+        let key = (store.clone(), path.clone());
+        if let Some(entry) = self.objects.get(&key) {
+            return Some(entry.meta);
         }
-        self.objects.contains_key(&(store.clone(), path.clone()))
-            || self.disk_meta(store, path).is_some()
+        let meta = self.disk_meta(store, path)?;
+        self.objects.insert(
+            key,
+            ObjectEntry {
+                meta: meta.clone(),
+                checked: Instant::now(),
+            },
+        );
+        Some(meta)
     }
 
     /// The metadata of a write-once object kept on the SSD tier by an earlier process.

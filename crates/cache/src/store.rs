@@ -66,23 +66,11 @@ impl CachedStore {
     /// The metadata the cache may use without asking the store: known in memory, or for a
     /// write-once object, kept on the SSD tier.
     fn known_meta(&self, location: &Path) -> Option<ObjectMeta> {
-        let immutable = (self.cache.options.immutable)(location);
-        if let Some(entry) = self.cache.objects.get(&self.key(location)) {
-            let fresh = immutable || entry.checked.elapsed() < self.cache.options.revalidate_after;
-            return fresh.then_some(entry.meta);
+        if (self.cache.options.immutable)(location) {
+            return self.cache.written_once_meta(&self.id, location);
         }
-        if !immutable {
-            return None;
-        }
-        let meta = self.cache.disk_meta(&self.id, location)?;
-        self.cache.objects.insert(
-            self.key(location),
-            ObjectEntry {
-                meta: meta.clone(),
-                checked: Instant::now(),
-            },
-        );
-        Some(meta)
+        let entry = self.cache.objects.get(&self.key(location))?;
+        (entry.checked.elapsed() < self.cache.options.revalidate_after).then_some(entry.meta)
     }
 
     /// A `NotFound` error when the store said, less than

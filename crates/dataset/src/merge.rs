@@ -318,6 +318,10 @@ impl Matcher<'_> {
     }
 }
 
+/// A matched dataset row: its row in the batch, whether it equals its input row, and that
+/// input row.
+type RowMatch = (u32, bool, u32);
+
 /// Compares matched dataset rows with their input rows, in full.
 struct RowComparer {
     converter: RowConverter,
@@ -328,9 +332,24 @@ struct RowComparer {
 }
 
 impl RowComparer {
+    /// Which rows of `batch` a rewrite keeps: all but the matched rows that differ from
+    /// their input row; with what [`RowComparer::compare`] found.
+    fn keep(
+        &self,
+        matcher: &Matcher<'_>,
+        batch: &RecordBatch,
+    ) -> Result<(Vec<bool>, Vec<RowMatch>)> {
+        let found = self.compare(matcher, batch)?;
+        let mut keep = vec![true; batch.num_rows()];
+        for &(row, same, _) in &found {
+            keep[row as usize] = same;
+        }
+        Ok((keep, found))
+    }
+
     /// For each row of `batch` whose key matches: its row, whether it equals its input
     /// row, and that input row.
-    fn compare(&self, matcher: &Matcher<'_>, batch: &RecordBatch) -> Result<Vec<(u32, bool, u32)>> {
+    fn compare(&self, matcher: &Matcher<'_>, batch: &RecordBatch) -> Result<Vec<RowMatch>> {
         let mut found = Vec::new();
         matcher.matches(batch, 0, &mut found)?;
         if found.is_empty() {
@@ -547,11 +566,10 @@ pub(crate) async fn merge(
                     };
                     while let Some(batch) = batches.next().await {
                         let batch = batch?;
-                        let mut keep = vec![true; batch.num_rows()];
-                        for (row, same, source) in compare.compare(matcher, &batch)? {
-                            keep[row as usize] = same;
-                            outcome.matches.push((same, source));
-                        }
+                        let (keep, found) = compare.keep(matcher, &batch)?;
+                        outcome
+                            .matches
+                            .extend(found.into_iter().map(|(_, same, source)| (same, source)));
                         if let Some(kept) = &mut outcome.kept {
                             kept.push((batch, keep));
                         }
@@ -592,11 +610,7 @@ pub(crate) async fn merge(
                     let mut batches = read_file(log, snapshot, &file, None)?;
                     while let Some(batch) = batches.next().await {
                         let batch = batch?;
-                        let mut keep = vec![true; batch.num_rows()];
-                        for (row, same, _) in compare.compare(matcher, &batch)? {
-                            keep[row as usize] = same;
-                        }
-                        let keep = BooleanArray::from(keep);
+                        let keep = BooleanArray::from(compare.keep(matcher, &batch)?.0);
                         writer.write(filter_record_batch(&batch, &keep)?).await?;
                     }
                 }
