@@ -174,9 +174,24 @@ impl Catalog {
         .await
     }
 
-    /// Adds a named store (credentials are never stored).
+    /// Adds a named store (credentials are never stored). Its URL and cache settings are
+    /// checked first: a store that could not be used is refused, naming the setting.
     pub async fn create_store(&mut self, name: &str, store: StoreEntry) -> Result<()> {
         check_name(name)?;
+        let root = self.resolve_location(&store.url);
+        dala_dataset::store::resolve_with(
+            &root,
+            &store_options(&store),
+            &dala_dataset::store::CacheChoice::Off,
+        )
+        .map_err(|e| Error::InvalidSetting {
+            store: name.to_string(),
+            setting: "url".into(),
+            message: e.to_string(),
+        })?;
+        if let Some(cache) = &store.cache {
+            cache.options(name, self.log.local_dir.as_deref())?;
+        }
         self.apply(|state| {
             if state.stores.contains_key(name) {
                 return Err(Error::AlreadyExists {
@@ -186,6 +201,41 @@ impl Catalog {
             }
             state.stores.insert(name.to_string(), store.clone());
             Ok(())
+        })
+        .await
+    }
+
+    /// Removes a named store. Refused while tables live in it (the error names them); the
+    /// store's files are left alone.
+    pub async fn drop_store(&mut self, name: &str) -> Result<()> {
+        self.reload().await?;
+        self.store(name)?;
+        self.apply(|state| {
+            let users: Vec<String> = state
+                .namespaces
+                .iter()
+                .flat_map(|(namespace, ns)| {
+                    ns.tables
+                        .iter()
+                        .filter(|(_, entry)| entry.store.as_deref() == Some(name))
+                        .map(move |(table, _)| format!("{namespace}.{table}"))
+                })
+                .collect();
+            if !users.is_empty() {
+                return Err(Error::InUse {
+                    kind: "store",
+                    name: name.to_string(),
+                    users,
+                });
+            }
+            match state.stores.remove(name) {
+                Some(_) => Ok(()),
+                None => Err(Error::NotFound {
+                    kind: "store",
+                    name: name.to_string(),
+                    suggestions: suggestions(name, state.stores.keys()),
+                }),
+            }
         })
         .await
     }
@@ -290,14 +340,8 @@ impl Catalog {
         let mut builder = Dataset::builder(location);
         if let Some(name) = &entry.store {
             let store = self.store(name)?;
-            if let Some(endpoint) = &store.endpoint {
-                builder = builder.with_storage_option("aws_endpoint", endpoint);
-            }
-            if let Some(region) = &store.region {
-                builder = builder.with_storage_option("aws_region", region);
-            }
-            if store.allow_http {
-                builder = builder.with_storage_option("aws_allow_http", "true");
+            for (key, value) in store_options(store) {
+                builder = builder.with_storage_option(key, value);
             }
             // A store with cache settings reads through its own cache, or none when they
             // (or `DALA_CACHE=off`) turn it off.
@@ -353,23 +397,29 @@ impl Catalog {
     /// catalog file's folder.
     pub fn resolve(&self, entry: &TableEntry) -> Result<String> {
         if let Some(store) = &entry.store {
-            let root = self.store(store)?;
+            let root = self.resolve_location(&self.store(store)?.url);
             return Ok(format!(
                 "{}/{}",
-                root.url.trim_end_matches('/'),
+                root.trim_end_matches('/'),
                 entry.location.trim_start_matches('/')
             ));
         }
-        if entry.location.contains("://") || std::path::Path::new(&entry.location).is_absolute() {
-            return Ok(entry.location.clone());
+        Ok(self.resolve_location(&entry.location))
+    }
+
+    /// A recorded location (of a table or a store's root) as a URL or path: as it is
+    /// when absolute, else under the catalog file's folder.
+    fn resolve_location(&self, location: &str) -> String {
+        if location.contains("://") || std::path::Path::new(location).is_absolute() {
+            return location.to_string();
         }
         match &self.log.local_dir {
-            Some(dir) => Ok(dir.join(&entry.location).display().to_string()),
-            None => Ok(format!(
+            Some(dir) => dir.join(location).display().to_string(),
+            None => format!(
                 "{}/{}",
                 self.log.url.rsplit_once('/').map_or("", |(d, _)| d),
-                entry.location
-            )),
+                location
+            ),
         }
     }
 
@@ -638,4 +688,20 @@ pub(crate) fn suggestions<'a>(name: &str, names: impl Iterator<Item = &'a String
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     scored.into_iter().take(3).map(|(_, n)| n.clone()).collect()
+}
+
+/// The object-store options a named store's settings give (endpoint, region, plain HTTP);
+/// credentials come from the environment.
+fn store_options(store: &StoreEntry) -> HashMap<String, String> {
+    let mut options = HashMap::new();
+    if let Some(endpoint) = &store.endpoint {
+        options.insert("aws_endpoint".to_string(), endpoint.clone());
+    }
+    if let Some(region) = &store.region {
+        options.insert("aws_region".to_string(), region.clone());
+    }
+    if store.allow_http {
+        options.insert("aws_allow_http".to_string(), "true".to_string());
+    }
+    options
 }

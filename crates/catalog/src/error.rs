@@ -33,6 +33,16 @@ pub enum Error {
         /// The name.
         name: String,
     },
+    /// Something still in use cannot be removed.
+    #[error("{kind} `{name}` is in use by {}", .users.join(", "))]
+    InUse {
+        /// "store".
+        kind: &'static str,
+        /// The name.
+        name: String,
+        /// What uses it.
+        users: Vec<String>,
+    },
     /// A name that cannot be used.
     #[error("invalid name `{name}`: {reason}")]
     InvalidName {

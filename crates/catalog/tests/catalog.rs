@@ -501,6 +501,57 @@ async fn tables_in_a_named_store_live_under_its_root() {
     // The file names the store; no credentials are written.
     let text = std::fs::read_to_string(dir.path().join("catalog/catalog.json")).unwrap();
     assert!(text.contains("\"store\": \"mem\"") && !text.to_lowercase().contains("secret"));
+
+    // A relative root is under the catalog file's folder, wherever the process runs.
+    let store = dala_catalog::StoreEntry {
+        url: "lake".into(),
+        ..Default::default()
+    };
+    catalog.create_store("lake", store).await.unwrap();
+    let options = TableOptions {
+        store: Some("lake".into()),
+        ..by_year()
+    };
+    catalog
+        .create_table("sales.local", vec![Ok(orders(0, 300))], options)
+        .await
+        .unwrap();
+    assert!(dir.path().join("catalog/lake/sales/local/_dala").is_dir());
+    let dataset = catalog.load("sales.local").await.unwrap();
+    assert_eq!(dataset.snapshot().rows(), 300);
+
+    // A store with an unusable URL is refused, naming it.
+    let error = catalog
+        .create_store(
+            "ftp",
+            dala_catalog::StoreEntry {
+                url: "ftp://host/x".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("store `ftp`") && error.contains("url"),
+        "{error}"
+    );
+
+    // Dropping a store that a table lives in is refused, naming the table.
+    let error = catalog.drop_store("lake").await.unwrap_err();
+    assert!(
+        matches!(&error, dala_catalog::Error::InUse { users, .. } if users == &["sales.local"]),
+        "{error}"
+    );
+    assert!(catalog.state().stores.contains_key("lake"));
+    catalog.drop_table("sales.local", false).await.unwrap();
+    catalog.drop_store("lake").await.unwrap();
+    assert!(!catalog.state().stores.contains_key("lake"));
+    let error = catalog.drop_store("lake").await.unwrap_err();
+    assert!(matches!(
+        error,
+        dala_catalog::Error::NotFound { kind: "store", .. }
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -587,10 +638,31 @@ async fn a_named_store_reads_through_the_cache_its_settings_describe() {
         memory: Some("lots".into()),
         ..Default::default()
     });
-    catalog.create_store("bad", settings).await.unwrap();
-    let error = catalog.store_cache("bad").unwrap_err().to_string();
+    let error = catalog
+        .create_store("bad", settings)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         error.contains("store `bad`") && error.contains("memory") && error.contains("lots"),
+        "{error}"
+    );
+    assert!(!catalog.state().stores.contains_key("bad"));
+
+    // A hand-edited catalog can still hold a bad setting: using the store names it.
+    let mut state = catalog.state().clone();
+    let mut bad = state.stores["lake"].clone();
+    bad.cache.as_mut().unwrap().memory = Some("lots".into());
+    state.stores.insert("edited".into(), bad);
+    std::fs::write(
+        dir.path().join("catalog/catalog.json"),
+        serde_json::to_string(&state).unwrap(),
+    )
+    .unwrap();
+    let edited = Catalog::open(&location(&dir)).await.unwrap();
+    let error = edited.store_cache("edited").unwrap_err().to_string();
+    assert!(
+        error.contains("store `edited`") && error.contains("lots"),
         "{error}"
     );
 }

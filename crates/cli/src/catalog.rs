@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
-use dala_catalog::{Catalog, QueryOptions, RefreshMode, TableOptions, ViewOptions};
+use dala_catalog::{
+    Catalog, QueryOptions, RefreshMode, StoreCache, StoreEntry, TableOptions, ViewOptions,
+};
 use dala_dataset::{Engine, Scalar};
 
 use crate::Format;
@@ -43,7 +45,13 @@ pub enum CatalogCommand {
         /// The table's default engine.
         #[arg(long)]
         engine: Option<Engine>,
+        /// The named store the dataset lives in; the dataset is then a path inside it.
+        #[arg(long)]
+        store: Option<String>,
     },
+    /// Named stores: roots that tables live in, with their endpoint, region and cache.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Import a PyDala2 catalog (`catalog.yml`): filesystems become stores (without
     /// credentials), tables keep their paths, partitioning and write arguments.
     Import {
@@ -64,6 +72,57 @@ pub enum CatalogCommand {
         from: String,
         /// Its new name.
         to: String,
+    },
+}
+
+/// Named-store commands.
+#[derive(Subcommand)]
+pub enum StoreCommand {
+    /// Add a named store. Credentials are never written into the catalog: they come from
+    /// the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_PROFILE`, …).
+    Add {
+        /// Its name.
+        name: String,
+        /// Its root: a folder, or a URL such as `s3://bucket/prefix`.
+        url: String,
+        /// S3 endpoint (for S3-compatible servers).
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// S3 region.
+        #[arg(long)]
+        region: Option<String>,
+        /// Allow plain HTTP to the endpoint.
+        #[arg(long)]
+        allow_http: bool,
+        /// Read the store's tables without any cache.
+        #[arg(long, conflicts_with_all = ["cache_memory", "cache_dir", "cache_disk", "cache_block", "cache_ttl"])]
+        no_cache: bool,
+        /// Memory tier budget of the store's cache (`512MiB`, …).
+        #[arg(long)]
+        cache_memory: Option<String>,
+        /// SSD tier directory of the store's cache (relative to the catalog's folder).
+        #[arg(long)]
+        cache_dir: Option<String>,
+        /// SSD tier budget (`20GiB`, …).
+        #[arg(long)]
+        cache_disk: Option<String>,
+        /// Size of the blocks that ranges are cached in.
+        #[arg(long)]
+        cache_block: Option<String>,
+        /// Seconds before a mutable object (`_last_checkpoint`, …) is checked again.
+        #[arg(long)]
+        cache_ttl: Option<f64>,
+    },
+    /// List the named stores.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: ListFormat,
+    },
+    /// Remove a named store (refused while tables live in it; its files stay).
+    Drop {
+        /// The store.
+        name: String,
     },
 }
 
@@ -262,19 +321,26 @@ pub async fn run(location: &str, command: CatalogCommand) -> Result<()> {
             dataset,
             description,
             engine,
+            store,
         } => {
+            // Inside a store, the dataset is a path under its root, recorded as given.
+            let location = match &store {
+                Some(_) => dataset.clone(),
+                None => catalog.location_for(&dataset)?,
+            };
             let options = TableOptions {
                 description,
                 default_engine: engine,
+                store,
                 ..TableOptions::default()
             };
-            let location = catalog.location_for(&dataset)?;
             catalog.register(&name, &location, options).await?;
             println!(
                 "registered {name} (catalog version {})",
                 catalog.state().version
             );
         }
+        CatalogCommand::Store(command) => store(&mut catalog, command).await?,
         CatalogCommand::Import { file } => {
             let report = catalog.import_pydala(&file).await?;
             for store in &report.stores {
@@ -306,6 +372,87 @@ pub async fn run(location: &str, command: CatalogCommand) -> Result<()> {
         CatalogCommand::Rename { from, to } => {
             catalog.rename(&from, &to).await?;
             println!("renamed {from} to {to}");
+        }
+    }
+    Ok(())
+}
+
+/// Runs a `dala catalog store` command.
+async fn store(catalog: &mut Catalog, command: StoreCommand) -> Result<()> {
+    match command {
+        StoreCommand::Add {
+            name,
+            url,
+            endpoint,
+            region,
+            allow_http,
+            no_cache,
+            cache_memory,
+            cache_dir,
+            cache_disk,
+            cache_block,
+            cache_ttl,
+        } => {
+            let cache = StoreCache {
+                off: no_cache,
+                memory: cache_memory,
+                dir: cache_dir,
+                disk: cache_disk,
+                block: cache_block,
+                ttl_seconds: cache_ttl,
+            };
+            let entry = StoreEntry {
+                url: catalog.location_for(&url)?,
+                endpoint,
+                region,
+                allow_http,
+                cache: (cache != StoreCache::default()).then_some(cache),
+            };
+            catalog.create_store(&name, entry).await?;
+            println!(
+                "added store {name} (catalog version {})",
+                catalog.state().version
+            );
+        }
+        StoreCommand::List { format } => {
+            let stores = &catalog.state().stores;
+            match format {
+                ListFormat::Json => {
+                    let list: Vec<_> = stores
+                        .iter()
+                        .map(|(name, store)| {
+                            let mut json = serde_json::to_value(store)?;
+                            json["name"] = serde_json::Value::from(name.as_str());
+                            Ok(json)
+                        })
+                        .collect::<Result<_>>()?;
+                    println!("{}", serde_json::to_string_pretty(&list)?);
+                }
+                ListFormat::Table => {
+                    let mut table = comfy_table::Table::new();
+                    table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+                    table.set_header(["name", "url", "endpoint", "region", "cache"]);
+                    for (name, store) in stores {
+                        let cache = match &store.cache {
+                            None => "default".to_string(),
+                            Some(cache) if cache.off => "off".to_string(),
+                            Some(cache) => serde_json::to_string(cache)?,
+                        };
+                        table.add_row([
+                            name.clone(),
+                            store.url.clone(),
+                            store.endpoint.clone().unwrap_or_default(),
+                            store.region.clone().unwrap_or_default(),
+                            cache,
+                        ]);
+                    }
+                    println!("{table}");
+                }
+            }
+        }
+        StoreCommand::Drop { name } => {
+            catalog.drop_store(&name).await?;
+            println!("dropped store {name}");
         }
     }
     Ok(())

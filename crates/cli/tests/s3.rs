@@ -167,3 +167,103 @@ fn processes_share_one_ssd_cache_over_s3() {
         (Some(0), Some(0))
     );
 }
+
+#[test]
+fn a_named_store_carries_the_endpoint_and_the_cache_settings() {
+    let server = S3Server::start().unwrap();
+    server.create_bucket("lake").unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let mut csv = String::from("id,city,year\n");
+    for id in 0..3_000 {
+        csv.push_str(&format!(
+            "{id},{},{}\n",
+            ["Oslo", "Lima"][id % 2],
+            2020 + id % 3
+        ));
+    }
+    std::fs::write(dir.join("in.csv"), csv).unwrap();
+    let write = [
+        "write",
+        "in.csv",
+        "s3://lake/sales",
+        "--partition-by",
+        "year",
+    ];
+    ok(dala(&server, None, &write, dir).output().unwrap(), "write");
+
+    // From here the environment holds only the credentials: the store says where the
+    // server is and how to cache it.
+    let run = |args: &[&str]| {
+        let mut args: Vec<&str> = args.to_vec();
+        args.splice(0..0, ["--catalog", "cat/catalog.json"]);
+        let mut command = common::command(&args, dir);
+        command
+            .env_remove("AWS_ENDPOINT")
+            .env_remove("AWS_ALLOW_HTTP")
+            .env_remove("AWS_REGION")
+            .envs(
+                server
+                    .environment()
+                    .into_iter()
+                    .filter(|(key, _)| key.contains("KEY")),
+            );
+        command.output().unwrap()
+    };
+    let endpoint = server.endpoint();
+    let added = run(&[
+        "catalog",
+        "store",
+        "add",
+        "lake",
+        "s3://lake",
+        "--endpoint",
+        &endpoint,
+        "--region",
+        "us-east-1",
+        "--allow-http",
+        "--cache-memory",
+        "8MiB",
+        "--cache-dir",
+        "cache",
+    ]);
+    assert!(ok(added, "store add").contains("added store lake"));
+    let listed = ok(
+        run(&["catalog", "store", "list", "--format", "json"]),
+        "store list",
+    );
+    let stores: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(stores[0]["name"], "lake");
+    assert_eq!(stores[0]["endpoint"], endpoint.as_str());
+    assert_eq!(stores[0]["cache"]["dir"], "cache");
+    let file = std::fs::read_to_string(dir.join("cat/catalog.json")).unwrap();
+    assert!(!file.contains("testing"), "credentials written: {file}");
+
+    let register = run(&[
+        "catalog",
+        "register",
+        "sales.orders",
+        "sales",
+        "--store",
+        "lake",
+    ]);
+    ok(register, "register");
+    let query = "SELECT city, count(*) AS n FROM sales.orders WHERE year = 2021 GROUP BY city ORDER BY city";
+    let answer = ok(run(&["query", query, "--format", "csv"]), "query");
+    assert_eq!(answer, "city,n\nLima,500\nOslo,500\n");
+    let cached = std::fs::read_dir(dir.join("cat/cache")).unwrap().count();
+    assert!(
+        cached > 0,
+        "the store's SSD tier beside the catalog is used"
+    );
+
+    // A store that a table lives in stays; without the table it can go.
+    let refused = run(&["catalog", "store", "drop", "lake"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("sales.orders"), "{stderr}");
+    ok(run(&["catalog", "drop", "sales.orders"]), "drop");
+    ok(run(&["catalog", "store", "drop", "lake"]), "store drop");
+    let listed = ok(run(&["catalog", "store", "list"]), "store list");
+    assert!(!listed.contains("s3://lake"), "{listed}");
+}
