@@ -1,7 +1,8 @@
 //! The cache itself: the memory tier, the SSD tier, what is known of each object, the
-//! decoded footers, and the counters. Stores share one cache through
+//! decoded footers and values, and the counters. Stores share one cache through
 //! [`CachedStore`](crate::CachedStore) wrappers.
 
+use std::any::Any;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -26,12 +27,31 @@ pub(crate) struct ObjectEntry {
     pub checked: Instant,
 }
 
-/// A decoded footer and what it was read for.
+/// Something decoded from a write-once object, kept under the metadata budget.
 #[derive(Clone)]
-struct FooterEntry {
-    size: u64,
-    page_index: bool,
-    metadata: ArrowReaderMetadata,
+enum Decoded {
+    /// A Parquet footer and what it was read for.
+    Footer {
+        size: u64,
+        page_index: bool,
+        metadata: ArrowReaderMetadata,
+    },
+    /// A caller's value (see [`Cache::keep_decoded`]) and its weight in bytes.
+    Value {
+        value: Arc<dyn Any + Send + Sync>,
+        bytes: u32,
+    },
+}
+
+impl Decoded {
+    fn weight(&self) -> u32 {
+        match self {
+            Decoded::Footer { metadata, .. } => {
+                u32::try_from(metadata.metadata().memory_size()).unwrap_or(u32::MAX)
+            }
+            Decoded::Value { bytes, .. } => *bytes,
+        }
+    }
 }
 
 /// An object of one store: the store's name and the path.
@@ -51,7 +71,8 @@ pub struct Cache {
     /// object that is not written once, for [`CacheOptions::revalidate_after`]. Never kept
     /// for write-once objects, which may appear at any time.
     pub(crate) absent: moka::sync::Cache<ObjectKey, Instant>,
-    footers: moka::sync::Cache<ObjectKey, FooterEntry>,
+    /// Decoded footers and callers' decoded values, by the object they came from.
+    decoded: moka::sync::Cache<ObjectKey, Decoded>,
     pub(crate) counters: Counters,
 }
 
@@ -75,18 +96,16 @@ impl Cache {
                 u32::try_from(block.len() + key.len()).unwrap_or(u32::MAX)
             })
             .build();
-        let footers = moka::sync::Cache::builder()
+        let decoded = moka::sync::Cache::builder()
             .max_capacity(options.metadata_bytes)
-            .weigher(|_key: &ObjectKey, entry: &FooterEntry| {
-                u32::try_from(entry.metadata.metadata().memory_size()).unwrap_or(u32::MAX)
-            })
+            .weigher(|_key: &ObjectKey, entry: &Decoded| entry.weight())
             .build();
         Ok(Arc::new(Self {
             memory,
             disk,
             objects: moka::sync::Cache::new(1_000_000),
             absent: moka::sync::Cache::new(100_000),
-            footers,
+            decoded,
             counters: Counters::default(),
             options,
         }))
@@ -138,7 +157,7 @@ impl Cache {
     /// Counts so far and what the tiers hold.
     pub fn stats(&self) -> CacheStats {
         self.memory.run_pending_tasks();
-        self.footers.run_pending_tasks();
+        self.decoded.run_pending_tasks();
         let (disk_bytes, disk_entries) = self.disk.as_ref().map_or((0, 0), DiskTier::usage);
         CacheStats {
             counts: self.counters.snapshot(),
@@ -148,7 +167,7 @@ impl Cache {
             disk_bytes,
             disk_entries,
             disk_budget: self.options.disk.as_ref().map_or(0, |d| d.bytes),
-            metadata_entries: self.footers.entry_count(),
+            metadata_entries: self.decoded.entry_count(),
         }
     }
 
@@ -167,7 +186,7 @@ impl Cache {
     pub fn clear(&self) -> Result<()> {
         self.memory.invalidate_all();
         self.objects.invalidate_all();
-        self.footers.invalidate_all();
+        self.decoded.invalidate_all();
         if let Some(disk) = &self.disk {
             crate::disk::clear_dir(disk.dir())?;
             crate::stats::remove_file(disk.dir())?;
@@ -187,17 +206,58 @@ impl Cache {
         page_index: bool,
     ) -> Option<ArrowReaderMetadata> {
         let key = (store.clone(), path.clone());
-        let found = self
-            .footers
-            .get(&key)
-            .filter(|entry| entry.size == size && (entry.page_index || !page_index));
-        let counter = if found.is_some() {
+        let found = match self.decoded.get(&key) {
+            Some(Decoded::Footer {
+                size: kept_size,
+                page_index: with_index,
+                metadata,
+            }) if kept_size == size && (with_index || !page_index) => Some(metadata),
+            _ => None,
+        };
+        self.count_metadata(found.is_some());
+        found
+    }
+
+    fn count_metadata(&self, hit: bool) {
+        let counter = if hit {
             &self.counters.metadata_hits
         } else {
             &self.counters.metadata_misses
         };
         Counters::add(counter, 1);
-        found.map(|entry| entry.metadata)
+    }
+
+    /// A value the caller decoded from the write-once object at `path` of the store named
+    /// `store` and kept with [`Cache::keep_decoded`]; `None` when it is not kept (or is
+    /// not a `T`).
+    pub fn decoded<T: Any + Send + Sync>(&self, store: &Arc<str>, path: &Path) -> Option<Arc<T>> {
+        let found = match self.decoded.get(&(store.clone(), path.clone())) {
+            Some(Decoded::Value { value, .. }) => value.downcast::<T>().ok(),
+            _ => None,
+        };
+        self.count_metadata(found.is_some());
+        found
+    }
+
+    /// Keeps `value`, decoded from the write-once object at `path` (alone, or with the
+    /// write-once objects before it, such as a log's commits up to one), under the
+    /// metadata budget, weighing `bytes`. Values of objects that are not written once are
+    /// not kept, and a write to `path` through the cache forgets the value.
+    pub fn keep_decoded<T: Any + Send + Sync>(
+        &self,
+        store: &Arc<str>,
+        path: &Path,
+        value: Arc<T>,
+        bytes: usize,
+    ) {
+        if !(self.options.immutable)(path) {
+            return;
+        }
+        let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
+        self.decoded.insert(
+            (store.clone(), path.clone()),
+            Decoded::Value { value, bytes },
+        );
     }
 
     /// Keeps the decoded footer of a write-once file (other files are not kept, as they
@@ -214,9 +274,9 @@ impl Cache {
             return;
         }
         let key = (store.clone(), path.clone());
-        self.footers.insert(
+        self.decoded.insert(
             key,
-            FooterEntry {
+            Decoded::Footer {
                 size,
                 page_index,
                 metadata,
@@ -229,7 +289,7 @@ impl Cache {
         let key = (store.clone(), path.clone());
         self.objects.invalidate(&key);
         self.absent.invalidate(&key);
-        self.footers.invalidate(&key);
+        self.decoded.invalidate(&key);
     }
 
     /// A block from memory, else from the SSD tier (promoted to memory).
@@ -265,6 +325,24 @@ impl Cache {
     /// the cache does not know may still exist.
     pub fn knows(&self, store: &Arc<str>, path: &Path) -> bool {
         (self.options.immutable)(path) && self.written_once_meta(store, path).is_some()
+    }
+
+    /// Notes that the write-once object at `path` of the store named `store` did not exist
+    /// just now (such as the commit after a log's latest), for a reader that may trust
+    /// that for [`CacheOptions::revalidate_after`](crate::CacheOptions::revalidate_after).
+    /// Reads through the cache never use the note (a write-once object is fetched once it
+    /// exists); a write to `path` through the cache forgets it.
+    pub fn note_missing(&self, store: &Arc<str>, path: &Path) {
+        self.absent
+            .insert((store.clone(), path.clone()), Instant::now());
+    }
+
+    /// Whether [`Cache::note_missing`] noted `path` missing less than the revalidation
+    /// interval ago, and no write through the cache has made it since.
+    pub fn recently_missing(&self, store: &Arc<str>, path: &Path) -> bool {
+        self.absent
+            .get(&(store.clone(), path.clone()))
+            .is_some_and(|when| when.elapsed() < self.options.revalidate_after)
     }
 
     /// The metadata of the write-once object at `path`, known in memory or kept on the SSD

@@ -31,7 +31,7 @@ pub struct CacheOptions {
     pub disk: Option<DiskOptions>,
     /// Ranges are cached as aligned blocks of this many bytes.
     pub block_size: u64,
-    /// Byte budget of the decoded Parquet footer cache.
+    /// Byte budget of decoded metadata: Parquet footers, and datasets' states as of a commit.
     pub metadata_bytes: u64,
     /// How long the size and e-tag of a mutable object, or the store's answer that it does
     /// not exist, are trusted before the store is asked again. Immutable objects (see

@@ -373,6 +373,67 @@ async fn absent_objects_are_remembered_only_when_they_may_change() {
     );
 }
 
+/// A caller's note that a commit was missing is its own: reads through the cache still ask
+/// the store, a write through the cache forgets the note, and the note lasts the
+/// revalidation interval. Values decoded from a write-once object stay until it is written.
+#[tokio::test]
+async fn notes_and_decoded_values_follow_their_objects() {
+    let (_dir, probe, _, _) = store_with(10, "t/other").await;
+    let cache = Cache::new(options(None)).expect("cache");
+    let store = cache.wrap(probe.clone());
+    let name: Arc<str> = Arc::from(store.to_string());
+    let commit = Path::from("t/_dala/00000000000000000001.json");
+
+    cache.note_missing(&name, &commit);
+    assert!(cache.recently_missing(&name, &commit));
+    probe
+        .inner
+        .put(&commit, Bytes::from_static(b"[]").into())
+        .await
+        .expect("put");
+    assert_eq!(
+        &whole(&store, &commit).await[..],
+        b"[]",
+        "a read used the note"
+    );
+    store
+        .put(&commit, Bytes::from_static(b"[1]").into())
+        .await
+        .expect("put");
+    assert!(
+        !cache.recently_missing(&name, &commit),
+        "a write kept the note"
+    );
+    let no_interval = Cache::new(CacheOptions {
+        revalidate_after: std::time::Duration::ZERO,
+        ..options(None)
+    })
+    .expect("cache");
+    no_interval.note_missing(&name, &commit);
+    assert!(!no_interval.recently_missing(&name, &commit));
+
+    cache.keep_decoded(&name, &commit, Arc::new(7_u64), 8);
+    assert_eq!(cache.decoded::<u64>(&name, &commit).as_deref(), Some(&7));
+    assert!(
+        cache.decoded::<String>(&name, &commit).is_none(),
+        "another type"
+    );
+    let hint = Path::from("t/_dala/_last_checkpoint");
+    cache.keep_decoded(&name, &hint, Arc::new(1_u64), 8);
+    assert!(
+        cache.decoded::<u64>(&name, &hint).is_none(),
+        "kept for a mutable object"
+    );
+    store
+        .put(&commit, Bytes::from_static(b"[2]").into())
+        .await
+        .expect("put");
+    assert!(
+        cache.decoded::<u64>(&name, &commit).is_none(),
+        "a write kept it"
+    );
+}
+
 #[tokio::test]
 async fn caches_sharing_a_directory_do_not_corrupt_it() {
     let (_dir, probe, path, data) = store_with(200_000, "t/part-0.parquet").await;

@@ -21,7 +21,7 @@ use crate::derive::{TIMESTAMP_COLUMN_PROPERTY, derive_partitions};
 use crate::error::{Error, Result};
 use crate::filter::Expr;
 use crate::layout::PartitionField;
-use crate::log::{Commit, LogStore, Operation};
+use crate::log::{Commit, Latest, LogStore, Operation};
 use crate::merge::Unique;
 use crate::options::{SchemaMode, WriteMode, WriteOptions};
 use crate::scan::ScanBuilder;
@@ -155,7 +155,7 @@ impl DatasetBuilder {
             Some(ts) => Some(version_at_time(&log, ts).await?),
             None => self.version,
         };
-        let snapshot = match load_snapshot(&log, version).await? {
+        let snapshot = match load_snapshot(&log, version, Latest::Recent).await? {
             Some(s) => s,
             None if version.is_none() => adopt(&log, &url).await?,
             None => {
@@ -177,7 +177,7 @@ impl DatasetBuilder {
         I: IntoIterator<Item = std::result::Result<RecordBatch, ArrowError>>,
     {
         let (log, url) = self.log_store()?;
-        let base = match load_snapshot(&log, None).await? {
+        let base = match load_snapshot(&log, None, Latest::Now).await? {
             Some(s) => Some(s),
             None if adoptable_files(&log).await?.is_empty() => None,
             None => Some(adopt(&log, &url).await?),
@@ -370,7 +370,7 @@ impl Dataset {
 
     /// Moves to the latest version; returns whether it changed.
     pub async fn reload(&mut self) -> Result<bool> {
-        let latest = load_snapshot(&self.log, None)
+        let latest = load_snapshot(&self.log, None, Latest::Now)
             .await?
             .ok_or_else(|| Error::NotFound {
                 what: format!("dataset at {}", self.url),
@@ -458,18 +458,20 @@ fn summarize(pending: &PendingCommit) -> WriteResult {
     }
 }
 
-/// Loads `version` (None: the latest). Returns None when the dataset has no log.
+/// Loads `version` (None: the latest, as fresh as `freshness` asks). Returns None when the
+/// dataset has no log.
 pub(crate) async fn load_snapshot(
     log: &LogStore,
     version: Option<u64>,
+    freshness: Latest,
 ) -> Result<Option<Snapshot>> {
     let hint = log
         .last_checkpoint_hint()
         .await
         .filter(|h| version.is_none_or(|v| *h <= v));
-    let mut listing = match log.cached_listing(hint).await? {
-        Some(listing) => listing,
-        None => log.list(hint).await?,
+    let (mut listing, listed) = match log.cached_listing(hint, freshness).await? {
+        Some(listing) => (listing, false),
+        None => (log.list(hint).await?, true),
     };
     if hint.is_some() && listing.commits.is_empty() {
         listing = log.list(None).await?; // a stale or wrong hint
@@ -477,7 +479,14 @@ pub(crate) async fn load_snapshot(
     let Some(&latest) = listing.commits.last() else {
         return Ok(None);
     };
+    if listed {
+        log.note_latest(latest);
+    }
     let target = version.unwrap_or(latest);
+    if target > latest && freshness == Latest::Recent {
+        // The version asked for may be newer than the last check.
+        return Box::pin(load_snapshot(log, version, Latest::Now)).await;
+    }
     if target > latest {
         return Err(Error::NotFound {
             what: format!("version {target} (the latest is {latest})"),
@@ -489,30 +498,38 @@ pub(crate) async fn load_snapshot(
         .rev()
         .find(|c| **c <= target)
         .copied();
-    let (mut snapshot, start) = match checkpoint {
-        Some(c) => (read_checkpoint(log, c).await?, c + 1),
-        None => {
-            if listing.commits.first() != Some(&0) {
-                // The listing began at a hint; look further back.
-                listing = log.list(None).await?;
-                if let Some(c) = listing.checkpoints.iter().rev().find(|c| **c <= target) {
-                    (read_checkpoint(log, *c).await?, c + 1)
-                } else {
-                    let first = log.read_commit(0).await.map_err(|e| match e {
-                        Error::NotFound { .. } => Error::CorruptLog {
-                            path: log.commit_path(0).to_string(),
-                            message: "version 0 is missing".into(),
-                        },
-                        e => e,
-                    })?;
-                    let path = log.commit_path(0).to_string();
-                    (Snapshot::from_first_commit(&first, &path)?, 1)
-                }
+    let cached = log
+        .cached_snapshot(&listing.commits, target)
+        .filter(|s| checkpoint.is_none_or(|c| s.version() >= c));
+    // A snapshot this process built before, at the target or a little earlier, saves
+    // reading the checkpoint and the commits up to it.
+    let (mut snapshot, start) = match (cached, checkpoint) {
+        (Some(s), _) => {
+            let next = s.version() + 1;
+            (s, next)
+        }
+        (None, Some(c)) => (read_checkpoint(log, c).await?, c + 1),
+        (None, None) if listing.commits.first() != Some(&0) => {
+            // The listing began at a hint; look further back.
+            listing = log.list(None).await?;
+            if let Some(c) = listing.checkpoints.iter().rev().find(|c| **c <= target) {
+                (read_checkpoint(log, *c).await?, c + 1)
             } else {
-                let first = log.read_commit(0).await?;
+                let first = log.read_commit(0).await.map_err(|e| match e {
+                    Error::NotFound { .. } => Error::CorruptLog {
+                        path: log.commit_path(0).to_string(),
+                        message: "version 0 is missing".into(),
+                    },
+                    e => e,
+                })?;
                 let path = log.commit_path(0).to_string();
                 (Snapshot::from_first_commit(&first, &path)?, 1)
             }
+        }
+        (None, None) => {
+            let first = log.read_commit(0).await?;
+            let path = log.commit_path(0).to_string();
+            (Snapshot::from_first_commit(&first, &path)?, 1)
         }
     };
     let versions: Vec<u64> = (start..=target).collect();
@@ -534,6 +551,7 @@ pub(crate) async fn load_snapshot(
     while let Some((v, commit)) = commits.next().await {
         snapshot.apply(&commit?, log.commit_path(v).as_ref())?;
     }
+    log.keep_snapshot(&snapshot);
     Ok(Some(snapshot))
 }
 
@@ -583,13 +601,11 @@ async fn adopt(log: &LogStore, url: &str) -> Result<Snapshot> {
     match commit(log, None, &pending).await {
         Ok(snapshot) => Ok(snapshot),
         // Another process adopted or created it first: use theirs.
-        Err(Error::CommitConflict { .. }) => {
-            load_snapshot(log, None)
-                .await?
-                .ok_or_else(|| Error::NotFound {
-                    what: format!("dataset at {url}"),
-                })
-        }
+        Err(Error::CommitConflict { .. }) => load_snapshot(log, None, Latest::Now)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: format!("dataset at {url}"),
+            }),
         Err(e) => Err(e),
     }
 }
@@ -989,7 +1005,7 @@ async fn vanished_is_conflict(log: &LogStore, base: &Snapshot, error: Error) -> 
     if !matches!(error, Error::NotFound { .. }) {
         return error;
     }
-    let Ok(Some(latest)) = load_snapshot(log, None).await else {
+    let Ok(Some(latest)) = load_snapshot(log, None, Latest::Now).await else {
         return error;
     };
     let latest_files: HashSet<&str> = latest.files().map(|f| f.path.as_str()).collect();

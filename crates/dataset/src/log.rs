@@ -21,6 +21,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::layout::{LOG_DIR, PartitionField};
+use crate::snapshot::Snapshot;
 
 /// What a commit did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,6 +184,16 @@ pub struct LogStore {
     cache: Option<(Arc<dala_cache::Cache>, Arc<str>)>,
     /// The store, when it is the local file system read without a cache.
     local: Option<Arc<object_store::local::LocalFileSystem>>,
+}
+
+/// How fresh the answer to "which version is the latest" must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Latest {
+    /// As of a check made less than the cache's revalidation interval ago (opening a
+    /// dataset: a commit another process made since may not be seen until then).
+    Recent,
+    /// As of now: ask the store (reloading, conflict checks).
+    Now,
 }
 
 /// The log and checkpoint versions found by one listing of `_dala/`.
@@ -351,10 +362,16 @@ impl LogStore {
     /// The log from `hint` (the newest checkpoint's version; None: from version 0) to the
     /// latest commit, as far as the cache knows it, confirmed by one request: that the
     /// commit after the newest one the cache knows does not exist. Commits are written
-    /// once and in order, so the answer is as fresh as a listing. None when the store has
-    /// no cache, the cache does not know where to start, or newer commits exist: the
-    /// caller lists the log instead.
-    pub async fn cached_listing(&self, hint: Option<u64>) -> Result<Option<LogListing>> {
+    /// once and in order, so the answer is as fresh as a listing. With
+    /// [`Latest::Recent`], an answer to that request less than the cache's revalidation
+    /// interval old is trusted without asking again (a write through this cache forgets
+    /// it). None when the store has no cache, the cache does not know where to start, or
+    /// newer commits exist: the caller lists the log instead.
+    pub async fn cached_listing(
+        &self,
+        hint: Option<u64>,
+        freshness: Latest,
+    ) -> Result<Option<LogListing>> {
         let Some((cache, store_name)) = &self.cache else {
             return Ok(None);
         };
@@ -370,14 +387,52 @@ impl LogStore {
         while cache.knows(store_name, &self.commit_path(latest + 1)) {
             latest += 1;
         }
+        let listing = LogListing {
+            commits: (start..=latest).collect(),
+            checkpoints: hint.into_iter().collect(),
+        };
         let next = self.commit_path(latest + 1);
+        if matches!(freshness, Latest::Recent) && cache.recently_missing(store_name, &next) {
+            return Ok(Some(listing));
+        }
         match self.store.head(&next).await {
-            Err(object_store::Error::NotFound { .. }) => Ok(Some(LogListing {
-                commits: (start..=latest).collect(),
-                checkpoints: hint.into_iter().collect(),
-            })),
+            Err(object_store::Error::NotFound { .. }) => {
+                cache.note_missing(store_name, &next);
+                Ok(Some(listing))
+            }
             Ok(_) => Ok(None),
             Err(e) => Err(Error::store(&next, e)),
+        }
+    }
+
+    /// The newest snapshot this process kept (see [`LogStore::keep_snapshot`]) among
+    /// `versions` up to `target`, looking back over at most 32 of them.
+    pub(crate) fn cached_snapshot(&self, versions: &[u64], target: u64) -> Option<Snapshot> {
+        let (cache, store_name) = self.cache.as_ref()?;
+        versions
+            .iter()
+            .rev()
+            .skip_while(|v| **v > target)
+            .take(32)
+            .find_map(|v| cache.decoded::<Snapshot>(store_name, &self.commit_path(*v)))
+            .map(|snapshot| (*snapshot).clone())
+    }
+
+    /// Keeps `snapshot` in the cache's metadata tier, under its commit's name: a dataset's
+    /// state at a version follows from its write-once commits, so it never goes stale.
+    pub(crate) fn keep_snapshot(&self, snapshot: &Snapshot) {
+        if let Some((cache, store_name)) = &self.cache {
+            let path = self.commit_path(snapshot.version());
+            let bytes = snapshot.memory_size();
+            cache.keep_decoded(store_name, &path, Arc::new(snapshot.clone()), bytes);
+        }
+    }
+
+    /// Notes, for [`LogStore::cached_listing`], that a listing just found `version` the
+    /// latest commit.
+    pub fn note_latest(&self, version: u64) {
+        if let Some((cache, store_name)) = &self.cache {
+            cache.note_missing(store_name, &self.commit_path(version + 1));
         }
     }
 

@@ -357,6 +357,24 @@ impl Snapshot {
         self.files.iter().find(|f| f.path == path).map(Arc::as_ref)
     }
 
+    /// About how many bytes of memory the snapshot holds (its file entries dominate):
+    /// what a cache of snapshots weighs it by.
+    pub fn memory_size(&self) -> usize {
+        let scalar = std::mem::size_of::<Scalar>();
+        let column = std::mem::size_of::<Option<ColumnStats>>() + 2 * scalar;
+        let files: usize = self
+            .files
+            .iter()
+            .map(|f| {
+                std::mem::size_of::<FileEntry>()
+                    + f.path.len()
+                    + f.partition_values.len() * scalar
+                    + f.stats.len() * column
+            })
+            .sum();
+        files + self.columns.len() * 64 + 1024
+    }
+
     /// Total rows.
     pub fn rows(&self) -> u64 {
         self.files.iter().map(|f| f.rows).sum()

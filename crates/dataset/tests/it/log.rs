@@ -256,12 +256,14 @@ async fn set_properties_commits_a_default_engine_without_touching_data() {
     assert_eq!(ds.snapshot().default_engine().unwrap(), None);
 }
 
-/// A store that counts listings outside the log directory and of the log directory.
+/// A store that counts listings outside the log directory and of the log directory, and
+/// requests for objects in the log directory.
 #[derive(Debug)]
 struct CountingStore {
     inner: LocalFileSystem,
     data_listings: Arc<AtomicUsize>,
     log_listings: Arc<AtomicUsize>,
+    log_requests: Arc<AtomicUsize>,
 }
 
 impl fmt::Display for CountingStore {
@@ -298,6 +300,9 @@ impl ObjectStore for CountingStore {
         self.inner.put_multipart_opts(l, o).await
     }
     async fn get_opts(&self, l: &Path, o: GetOptions) -> object_store::Result<GetResult> {
+        if l.as_ref().contains("/_dala/") {
+            self.log_requests.fetch_add(1, Ordering::SeqCst);
+        }
         self.inner.get_opts(l, o).await
     }
     async fn get_ranges(&self, l: &Path, r: &[Range<u64>]) -> object_store::Result<Vec<Bytes>> {
@@ -340,6 +345,7 @@ async fn open_and_scan_never_list_data_directories() {
         inner: LocalFileSystem::new(),
         data_listings: listings.clone(),
         log_listings: Arc::default(),
+        log_requests: Arc::default(),
     });
     let root = Path::from_absolute_path(dir.path().join("ds")).unwrap();
     let ds = Dataset::builder(&path)
@@ -362,6 +368,47 @@ async fn open_and_scan_never_list_data_directories() {
     );
 }
 
+/// The dataset `ds` in a temporary folder over a [`CountingStore`], read through a cache
+/// that trusts a check for `revalidate_after`.
+struct Counted {
+    path: String,
+    store: Arc<dyn ObjectStore>,
+    root: Path,
+    cache: Arc<dala_cache::Cache>,
+    log_listings: Arc<AtomicUsize>,
+    log_requests: Arc<AtomicUsize>,
+}
+
+impl Counted {
+    fn new(dir: &tempfile::TempDir, revalidate_after: std::time::Duration) -> Self {
+        let (log_listings, log_requests) = (Arc::default(), Arc::default());
+        let store = Arc::new(CountingStore {
+            inner: LocalFileSystem::new(),
+            data_listings: Arc::default(),
+            log_listings: Arc::clone(&log_listings),
+            log_requests: Arc::clone(&log_requests),
+        });
+        let options = dala_cache::CacheOptions {
+            revalidate_after,
+            ..Default::default()
+        };
+        Counted {
+            path: location(dir, "ds"),
+            store,
+            root: Path::from_absolute_path(dir.path().join("ds")).unwrap(),
+            cache: dala_cache::Cache::new(options).unwrap(),
+            log_listings,
+            log_requests,
+        }
+    }
+
+    fn builder(&self) -> dala_dataset::DatasetBuilder {
+        Dataset::builder(&self.path)
+            .with_store(self.store.clone(), self.root.clone())
+            .with_cache(self.cache.clone())
+    }
+}
+
 /// Through a cache, opening a dataset again finds its latest version without listing the
 /// log: the cache knows the commits it has read, and one request confirms that no newer
 /// one exists. A commit made by another writer is seen all the same.
@@ -373,20 +420,10 @@ async fn a_cached_open_finds_the_latest_version_without_listing_the_log() {
     ds.write(batches(100, 50, 50), &WriteOptions::default())
         .await
         .unwrap();
-    let log_listings = Arc::new(AtomicUsize::new(0));
-    let store: Arc<dyn ObjectStore> = Arc::new(CountingStore {
-        inner: LocalFileSystem::new(),
-        data_listings: Arc::default(),
-        log_listings: log_listings.clone(),
-    });
-    let root = Path::from_absolute_path(dir.path().join("ds")).unwrap();
-    let cache = dala_cache::Cache::new(dala_cache::CacheOptions::default()).unwrap();
-    let open = || {
-        Dataset::builder(&path)
-            .with_store(store.clone(), root.clone())
-            .with_cache(cache.clone())
-            .open()
-    };
+    // Every open checks for a newer commit: nothing is trusted for any time.
+    let counted = Counted::new(&dir, std::time::Duration::ZERO);
+    let log_listings = counted.log_listings.clone();
+    let open = || counted.builder().open();
     let cold = open().await.unwrap();
     assert_eq!(cold.version(), 1);
     assert!(
@@ -438,6 +475,62 @@ async fn a_cached_open_finds_the_latest_version_without_listing_the_log() {
     let last = open().await.unwrap();
     assert_eq!(last.version(), 5);
     assert_eq!(last.scan().count_rows().await.unwrap(), 190);
+}
+
+/// Within the cache's revalidation interval, an open trusts the last check that no newer
+/// commit exists and asks the store nothing about the log; a commit by another process
+/// shows from the next check (`reload` always checks), and a write through the cache at
+/// once.
+#[tokio::test(flavor = "multi_thread")]
+async fn within_the_revalidation_interval_an_open_asks_the_store_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    let mut other = common::write(&path, 0, 100, &partitioned()).await;
+    let counted = Counted::new(&dir, std::time::Duration::from_secs(600));
+    let (log_requests, cache) = (counted.log_requests.clone(), counted.cache.clone());
+    let open = || counted.builder().open();
+    assert_eq!(open().await.unwrap().version(), 0);
+    log_requests.store(0, Ordering::SeqCst);
+    let mut warm = open().await.unwrap();
+    assert_eq!(warm.version(), 0);
+    assert_eq!(log_requests.load(Ordering::SeqCst), 0, "a warm open asked");
+    // Nor is the snapshot built again: the one kept for the version serves.
+    let hits = cache.stats().counts.metadata_hits;
+    assert_eq!(open().await.unwrap().version(), 0);
+    assert!(
+        cache.stats().counts.metadata_hits > hits,
+        "the snapshot was rebuilt"
+    );
+
+    // Another process commits: an open within the interval still reads version 0, a
+    // reload asks and moves on, and so do the opens after it.
+    other
+        .write(batches(100, 10, 10), &WriteOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(open().await.unwrap().version(), 0);
+    assert!(warm.reload().await.unwrap());
+    assert_eq!(warm.version(), 1);
+    let seen = open().await.unwrap();
+    assert_eq!(seen.version(), 1);
+    assert_eq!(seen.scan().count_rows().await.unwrap(), 110);
+
+    // A time-travel open past the version last seen asks, and finds it.
+    other
+        .write(batches(110, 10, 10), &WriteOptions::default())
+        .await
+        .unwrap();
+    let at_two = counted.builder().with_version(2).open().await.unwrap();
+    assert_eq!(at_two.scan().count_rows().await.unwrap(), 120);
+
+    // A write through the cache is seen by the next open at once.
+    let (written, _) = counted
+        .builder()
+        .write(batches(120, 10, 10), &WriteOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(written.version(), 3);
+    assert_eq!(open().await.unwrap().version(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread")]
