@@ -68,9 +68,10 @@ pub struct Cache {
     pub(crate) disk: Option<DiskTier>,
     pub(crate) objects: moka::sync::Cache<ObjectKey, ObjectEntry>,
     /// Objects the store said do not exist, and when: trusted like the metadata of an
-    /// object that is not written once, for [`CacheOptions::revalidate_after`]. Never kept
-    /// for write-once objects, which may appear at any time.
-    pub(crate) absent: moka::sync::Cache<ObjectKey, Instant>,
+    /// object that is not written once, for [`CacheOptions::revalidate_after`]. Reads of
+    /// write-once objects never use them (see [`Cache::note_missing`]). Also kept on the
+    /// SSD tier, with the wall-clock time, for the processes after this one.
+    absent: moka::sync::Cache<ObjectKey, Instant>,
     /// Decoded footers and callers' decoded values, by the object they came from.
     decoded: moka::sync::Cache<ObjectKey, Decoded>,
     pub(crate) counters: Counters,
@@ -290,6 +291,9 @@ impl Cache {
         self.objects.invalidate(&key);
         self.absent.invalidate(&key);
         self.decoded.invalidate(&key);
+        if let Some(disk) = &self.disk {
+            disk.remove(&absent_key(store, path));
+        }
     }
 
     /// A block from memory, else from the SSD tier (promoted to memory).
@@ -329,20 +333,67 @@ impl Cache {
 
     /// Notes that the write-once object at `path` of the store named `store` did not exist
     /// just now (such as the commit after a log's latest), for a reader that may trust
-    /// that for [`CacheOptions::revalidate_after`](crate::CacheOptions::revalidate_after).
-    /// Reads through the cache never use the note (a write-once object is fetched once it
-    /// exists); a write to `path` through the cache forgets it.
+    /// that for [`CacheOptions::revalidate_after`](crate::CacheOptions::revalidate_after);
+    /// kept on the SSD tier too, so that the processes after this one trust it for what is
+    /// left of the interval. Reads through the cache never use the note (a write-once
+    /// object is fetched once it exists); a write to `path` through a cache on the same
+    /// tiers forgets it.
     pub fn note_missing(&self, store: &Arc<str>, path: &Path) {
-        self.absent
-            .insert((store.clone(), path.clone()), Instant::now());
+        self.note_absent(store, path);
     }
 
-    /// Whether [`Cache::note_missing`] noted `path` missing less than the revalidation
-    /// interval ago, and no write through the cache has made it since.
+    /// Whether [`Cache::note_missing`] (in this process, or in another one sharing the SSD
+    /// tier) noted `path` missing less than the revalidation interval ago, and no write
+    /// through the cache has made it since.
     pub fn recently_missing(&self, store: &Arc<str>, path: &Path) -> bool {
+        self.known_absent(store, path)
+    }
+
+    /// Notes that the store said just now that `path` does not exist: in memory, and on the
+    /// SSD tier with the wall-clock time.
+    pub(crate) fn note_absent(&self, store: &Arc<str>, path: &Path) {
         self.absent
-            .get(&(store.clone(), path.clone()))
-            .is_some_and(|when| when.elapsed() < self.options.revalidate_after)
+            .insert((store.clone(), path.clone()), Instant::now());
+        if let Some(disk) = &self.disk
+            && let Err(e) = disk.write(&absent_key(store, path), &unix_millis().to_le_bytes())
+        {
+            tracing::warn!(dir = %disk.dir().display(), error = %e, "cache entry not written");
+        }
+    }
+
+    /// Whether the store said less than the revalidation interval ago that `path` does
+    /// not exist (as this process noted it, or another one on the SSD tier).
+    pub(crate) fn known_absent(&self, store: &Arc<str>, path: &Path) -> bool {
+        let interval = self.options.revalidate_after;
+        let key = (store.clone(), path.clone());
+        if self
+            .absent
+            .get(&key)
+            .is_some_and(|when| when.elapsed() < interval)
+        {
+            return true;
+        }
+        let Some(disk) = &self.disk else {
+            return false;
+        };
+        let DiskRead::Hit(noted) = disk.read(&absent_key(store, path), Some(8)) else {
+            return false;
+        };
+        let Some(noted) = noted.first_chunk::<8>().map(|b| u64::from_le_bytes(*b)) else {
+            return false;
+        };
+        // A note from the future (another machine's clock) is not trusted.
+        let age = match unix_millis().checked_sub(noted) {
+            Some(age) => std::time::Duration::from_millis(age),
+            None => return false,
+        };
+        if age >= interval {
+            return false;
+        }
+        if let Some(when) = Instant::now().checked_sub(age) {
+            self.absent.insert(key, when);
+        }
+        true
     }
 
     /// The metadata of the write-once object at `path`, known in memory or kept on the SSD
@@ -425,6 +476,18 @@ struct StoredMeta {
 
 fn meta_key(store: &str, path: &Path) -> String {
     format!("meta\n{store}\n{path}")
+}
+
+/// The SSD tier's key of the note that an object does not exist.
+fn absent_key(store: &str, path: &Path) -> String {
+    format!("absent\n{store}\n{path}")
+}
+
+/// Milliseconds since the Unix epoch, now.
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Removes every entry and the statistics of the SSD tier in `dir`; returns how many files

@@ -137,6 +137,18 @@ impl DiskTier {
         Ok(())
     }
 
+    /// Removes the entry stored under `key`, if there is one (whichever process wrote it).
+    pub fn remove(&self, key: &str) {
+        let name = entry_name(key);
+        let path = entry_path(&self.dir.join("blocks"), &name);
+        self.index.invalidate(&name);
+        if let Err(e) = std::fs::remove_file(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %path.display(), error = %e, "cache entry not removed");
+        }
+    }
+
     /// Forgets every entry and recreates the directory's folders (after a clear).
     pub fn reopen(&self) -> Result<()> {
         self.index.invalidate_all();

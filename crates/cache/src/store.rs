@@ -80,15 +80,13 @@ impl CachedStore {
         if (self.cache.options.immutable)(location) {
             return Ok(());
         }
-        match self.cache.absent.get(&self.key(location)) {
-            Some(when) if when.elapsed() < self.cache.options.revalidate_after => {
-                Err(object_store::Error::NotFound {
-                    path: location.to_string(),
-                    source: "the store said so less than the revalidation interval ago".into(),
-                })
-            }
-            _ => Ok(()),
+        if self.cache.known_absent(&self.id, location) {
+            return Err(object_store::Error::NotFound {
+                path: location.to_string(),
+                source: "the store said so less than the revalidation interval ago".into(),
+            });
         }
+        Ok(())
     }
 
     /// Forgets `location` after a failed request; notes it absent when the store said it
@@ -98,7 +96,7 @@ impl CachedStore {
         if matches!(error, object_store::Error::NotFound { .. })
             && !(self.cache.options.immutable)(location)
         {
-            self.cache.absent.insert(self.key(location), Instant::now());
+            self.cache.note_absent(&self.id, location);
         }
     }
 

@@ -434,6 +434,59 @@ async fn notes_and_decoded_values_follow_their_objects() {
     );
 }
 
+/// A note that an object does not exist reaches the processes after this one through the
+/// SSD tier, for what is left of the revalidation interval; a write through any cache on
+/// the directory removes it.
+#[tokio::test]
+async fn absence_notes_reach_the_next_process_through_the_ssd_tier() {
+    let (_dir, probe, _, _) = store_with(10, "t/other").await;
+    let ssd = tempfile::tempdir().expect("ssd");
+    let not_found = |r: Result<GetResult>| matches!(r, Err(object_store::Error::NotFound { .. }));
+    let hint = Path::from("t/_dala/_last_checkpoint");
+    let commit = Path::from("t/_dala/00000000000000000001.json");
+    let first = Cache::new(options(Some(ssd.path()))).expect("cache");
+    let first_store = first.wrap(probe.clone());
+    let name: Arc<str> = Arc::from(first_store.to_string());
+    assert!(not_found(first_store.get(&hint).await));
+    first.note_missing(&name, &commit);
+    assert_eq!(probe.gets(), 1);
+
+    // A new process on the directory trusts both notes without asking.
+    let second = Cache::new(options(Some(ssd.path()))).expect("cache");
+    let second_store = second.wrap(probe.clone());
+    assert!(not_found(second_store.get(&hint).await));
+    assert_eq!(probe.gets(), 1, "the note did not reach the next process");
+    assert!(second.recently_missing(&name, &commit));
+
+    // A write through the first cache removes the notes for everyone.
+    first_store
+        .put(&commit, Bytes::from_static(b"[]").into())
+        .await
+        .expect("put");
+    first_store
+        .put(&hint, Bytes::from_static(b"{}").into())
+        .await
+        .expect("put");
+    let third = Cache::new(options(Some(ssd.path()))).expect("cache");
+    assert!(!third.recently_missing(&name, &commit));
+    assert_eq!(&whole(&third.wrap(probe.clone()), &hint).await[..], b"{}");
+
+    // A note older than the interval is not trusted.
+    let strict = Cache::new(CacheOptions {
+        revalidate_after: std::time::Duration::from_millis(50),
+        ..options(Some(ssd.path()))
+    })
+    .expect("cache");
+    strict.note_missing(&name, &commit);
+    std::thread::sleep(std::time::Duration::from_millis(60));
+    let later = Cache::new(CacheOptions {
+        revalidate_after: std::time::Duration::from_millis(50),
+        ..options(Some(ssd.path()))
+    })
+    .expect("cache");
+    assert!(!later.recently_missing(&name, &commit));
+}
+
 #[tokio::test]
 async fn caches_sharing_a_directory_do_not_corrupt_it() {
     let (_dir, probe, path, data) = store_with(200_000, "t/part-0.parquet").await;

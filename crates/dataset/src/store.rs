@@ -8,6 +8,10 @@ use dala_cache::Cache;
 use std::time::Duration;
 
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::client::{
+    ClientOptions, HttpClient, HttpConnector, HttpError, HttpErrorKind, HttpRequest, HttpResponse,
+    HttpService, ReqwestConnector,
+};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
@@ -213,9 +217,50 @@ fn s3_store(location: &str, options: &HashMap<String, String>) -> Result<Arc<dyn
     }
     let store = builder
         .with_retry(retry)
+        .with_http_connector(LazyConnector)
         .build()
         .map_err(|e| invalid(e.to_string()))?;
     Ok(Arc::new(store))
+}
+
+/// Builds each HTTP client of a store on its first request instead of with the store:
+/// building one loads the system's root certificates (milliseconds), which an open and a
+/// scan served wholly from the cache never need.
+#[derive(Debug)]
+struct LazyConnector;
+
+impl HttpConnector for LazyConnector {
+    fn connect(&self, options: &ClientOptions) -> object_store::Result<HttpClient> {
+        Ok(HttpClient::new(LazyClient {
+            options: options.clone(),
+            client: OnceLock::new(),
+        }))
+    }
+}
+
+/// An HTTP client built when first used (see [`LazyConnector`]).
+#[derive(Debug)]
+struct LazyClient {
+    options: ClientOptions,
+    client: OnceLock<std::result::Result<HttpClient, String>>,
+}
+
+#[async_trait::async_trait]
+impl HttpService for LazyClient {
+    async fn call(&self, request: HttpRequest) -> std::result::Result<HttpResponse, HttpError> {
+        let client = self.client.get_or_init(|| {
+            ReqwestConnector::default()
+                .connect(&self.options)
+                .map_err(|e| e.to_string())
+        });
+        match client {
+            Ok(client) => client.execute(request).await,
+            Err(message) => Err(HttpError::new(
+                HttpErrorKind::Unknown,
+                std::io::Error::other(format!("building the HTTP client: {message}")),
+            )),
+        }
+    }
 }
 
 fn local(path: &std::path::Path, original: &str) -> Result<Location> {
