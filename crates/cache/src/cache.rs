@@ -331,27 +331,15 @@ impl Cache {
         (self.options.immutable)(path) && self.written_once_meta(store, path).is_some()
     }
 
-    /// Notes that the write-once object at `path` of the store named `store` did not exist
-    /// just now (such as the commit after a log's latest), for a reader that may trust
-    /// that for [`CacheOptions::revalidate_after`](crate::CacheOptions::revalidate_after);
-    /// kept on the SSD tier too, so that the processes after this one trust it for what is
-    /// left of the interval. Reads through the cache never use the note (a write-once
-    /// object is fetched once it exists); a write to `path` through a cache on the same
-    /// tiers forgets it.
+    /// Notes that the object at `path` of the store named `store` did not exist just now,
+    /// to be trusted for [`CacheOptions::revalidate_after`](crate::CacheOptions::revalidate_after):
+    /// kept in memory and on the SSD tier (with the wall-clock time, so that the processes
+    /// after this one trust it for what is left of the interval). A write to `path`
+    /// through a cache on the same tiers forgets it. The cached store notes the mutable
+    /// objects the store said do not exist; for a write-once object (such as the commit
+    /// after a log's latest) the note is the caller's alone, as reads through the cache
+    /// never use it (a write-once object is fetched once it exists).
     pub fn note_missing(&self, store: &Arc<str>, path: &Path) {
-        self.note_absent(store, path);
-    }
-
-    /// Whether [`Cache::note_missing`] (in this process, or in another one sharing the SSD
-    /// tier) noted `path` missing less than the revalidation interval ago, and no write
-    /// through the cache has made it since.
-    pub fn recently_missing(&self, store: &Arc<str>, path: &Path) -> bool {
-        self.known_absent(store, path)
-    }
-
-    /// Notes that the store said just now that `path` does not exist: in memory, and on the
-    /// SSD tier with the wall-clock time.
-    pub(crate) fn note_absent(&self, store: &Arc<str>, path: &Path) {
         self.absent
             .insert((store.clone(), path.clone()), Instant::now());
         if let Some(disk) = &self.disk
@@ -361,9 +349,10 @@ impl Cache {
         }
     }
 
-    /// Whether the store said less than the revalidation interval ago that `path` does
-    /// not exist (as this process noted it, or another one on the SSD tier).
-    pub(crate) fn known_absent(&self, store: &Arc<str>, path: &Path) -> bool {
+    /// Whether [`Cache::note_missing`] (in this process, or in another one sharing the SSD
+    /// tier) noted `path` missing less than the revalidation interval ago, and no write
+    /// through the cache has made it since.
+    pub fn recently_missing(&self, store: &Arc<str>, path: &Path) -> bool {
         let interval = self.options.revalidate_after;
         let key = (store.clone(), path.clone());
         if self

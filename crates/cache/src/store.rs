@@ -80,7 +80,7 @@ impl CachedStore {
         if (self.cache.options.immutable)(location) {
             return Ok(());
         }
-        if self.cache.known_absent(&self.id, location) {
+        if self.cache.recently_missing(&self.id, location) {
             return Err(object_store::Error::NotFound {
                 path: location.to_string(),
                 source: "the store said so less than the revalidation interval ago".into(),
@@ -96,7 +96,7 @@ impl CachedStore {
         if matches!(error, object_store::Error::NotFound { .. })
             && !(self.cache.options.immutable)(location)
         {
-            self.cache.note_absent(&self.id, location);
+            self.cache.note_missing(&self.id, location);
         }
     }
 

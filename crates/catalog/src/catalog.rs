@@ -208,8 +208,6 @@ impl Catalog {
     /// Removes a named store. Refused while tables live in it (the error names them); the
     /// store's files are left alone.
     pub async fn drop_store(&mut self, name: &str) -> Result<()> {
-        self.reload().await?;
-        self.store(name)?;
         self.apply(|state| {
             let users: Vec<String> = state
                 .namespaces
