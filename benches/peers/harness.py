@@ -348,6 +348,14 @@ def spawn(cmd, timeout, env=None):
         return out.read().decode(), wall, usage.ru_maxrss, proc.returncode, err.read().decode()
 
 
+STARTED = time.time()
+
+
+def say(message, flush=True):
+    """Prints a progress line with the seconds since the run began."""
+    print(f"[{time.time() - STARTED:6.0f} s] {message}", flush=flush)
+
+
 def drop_page_cache():
     """Drops the page cache; False where the kernel does not allow it."""
     subprocess.run(["sync"], check=False)
@@ -452,7 +460,7 @@ def tuning(source, sf, dala_default, options):
         raise SystemExit("P8 needs P1's output of dala-api: run P1 first")
     pyarrow_default = DATA / f"p8_pyarrow_default_sf{sf}"
     if not pyarrow_default.exists():
-        print("P8 setup: pyarrow's default writer", flush=True)
+        say("P8 setup: pyarrow's default writer", flush=True)
         _, _, _, status, stderr = spawn(command("pyarrow", "write-default", [source, pyarrow_default]), 3600)
         if status != 0:
             shutil.rmtree(pyarrow_default, ignore_errors=True)
@@ -469,7 +477,7 @@ def tuning(source, sf, dala_default, options):
     ]
     took = []
     for name, cmd in steps:
-        print(f"P8 {name}", flush=True)
+        say(f"P8 {name}", flush=True)
         stdout, wall, rss, status, stderr = spawn(cmd, options.timeout * 4)
         if status != 0:
             raise SystemExit(f"P8 {name} failed: {stderr}")
@@ -482,7 +490,7 @@ def tuning(source, sf, dala_default, options):
     rows, by_layout = [], {}
     for layout, path in layouts.items():
         for reader in TUNING_READERS:
-            print(f"P8 full scan: {reader} on {layout}", flush=True)
+            say(f"P8 full scan: {reader} on {layout}", flush=True)
             spawn(command(reader, "fullscan", [path]), options.timeout)  # warm (dala adopts pyarrow's)
             result = measure(reader, "fullscan", [path], options.runs, options.timeout)
             result["tool"] = f"{reader} on {layout}"
@@ -743,7 +751,7 @@ def remote(sf, dataset, options):
             access_key="testing", secret_key="testing", region="us-east-1",
             endpoint_override=endpoint, scheme="http",
         )
-        print("P6 setup: uploading dala's P1 dataset", flush=True)
+        say("P6 setup: uploading dala's P1 dataset", flush=True)
         pafs.copy_files(str(dataset), f"{REMOTE_BUCKET}/lineitem", destination_filesystem=s3)
         url = f"s3://{REMOTE_BUCKET}/lineitem"
         dala_scan = [str(DALA_PEER), "remote-scan"]
@@ -760,7 +768,7 @@ def remote(sf, dataset, options):
         peers = {tool: {"cold": [], "warm": []} for tool in ["duckdb", "polars"]}
         answers = {}
         for run_index in range(options.runs):
-            print(f"P6 run {run_index + 1}: dala cold and memory-warm, then SSD-warm", flush=True)
+            say(f"P6 run {run_index + 1}: dala cold and memory-warm, then SSD-warm", flush=True)
             with tempfile.TemporaryDirectory(prefix="dala-p6-cache-") as cache:
                 first = run([*dala_scan, url, str(REMOTE_REPEATS)], {"DALA_CACHE_DIR": cache})
                 second = run([*dala_scan, url, "1"], {"DALA_CACHE_DIR": cache})
@@ -782,7 +790,7 @@ def remote(sf, dataset, options):
                 python = str(DUCKDB_S3_PYTHON) if tool == "duckdb" else sys.executable
                 if tool == "duckdb" and not DUCKDB_S3_PYTHON.exists():
                     raise SystemExit("P6 needs DuckDB's S3 venv: run benches/peers/setup")
-                print(f"P6 run {run_index + 1}: {tool}", flush=True)
+                say(f"P6 run {run_index + 1}: {tool}", flush=True)
                 result = run([python, __file__, "remote-worker", tool, url, str(REMOTE_REPEATS), endpoint], {})
                 peers[tool]["cold"].append(result["times"][0])
                 peers[tool]["warm"].append(statistics.median(result["times"][1:]))
@@ -913,7 +921,7 @@ def main():
             def fresh(out=out):
                 shutil.rmtree(out, ignore_errors=True)
 
-            print(f"P1 write: {tool}", flush=True)
+            say(f"P1 write: {tool}", flush=True)
             result = measure(tool, "write", [source, out], options.runs, options.timeout, before=fresh)
             if "error" not in result:
                 result["bytes"] = bytes_on_disk(out)
@@ -941,7 +949,7 @@ def main():
             rows = []
             for tool in TOOLS:
                 dataset = outputs["dala-api"] if tool == "dala-cli" else outputs[tool]
-                print(f"P2 scan ({temperature}): {tool}", flush=True)
+                say(f"P2 scan ({temperature}): {tool}", flush=True)
                 before = drop_page_cache if temperature == "cold" else None
                 if temperature == "warm":
                     spawn(command(tool, "scan", [dataset]), options.timeout)  # warm the cache
@@ -957,7 +965,7 @@ def main():
         rows = []
         for tool in [t for t in TOOLS if t != "deltalake"]:
             target = path if tool.startswith("dala") else plain
-            print(f"P3 plan: {tool}", flush=True)
+            say(f"P3 plan: {tool}", flush=True)
             # Warm: pydala2's first load writes its metadata sidecars, which takes minutes on
             # 100 000 files; one cut short leaves them half-written, so they go.
             _, _, _, status, _ = spawn(command(tool, "plan", [target]), options.timeout * 5)
@@ -979,7 +987,7 @@ def main():
                 raise SystemExit(f"P9 needs P1's output of {tool}: run P1 first")
 
             CLI_WORK_PATH[0] = work
-            print(f"P9 upsert: {tool}", flush=True)
+            say(f"P9 upsert: {tool}", flush=True)
             rows.append(
                 measure(tool, "upsert", [work, changes], options.runs, options.timeout, before=fresh_copy(original, work))
             )
@@ -1000,7 +1008,7 @@ def main():
         for query, description in CATALOG_QUERIES.items():
             rows = []
             for tool in ["dala-catalog", "raw-duckdb"]:
-                print(f"P5 {query}: {tool}", flush=True)
+                say(f"P5 {query}: {tool}", flush=True)
                 spawn(command(tool, f"engine-{query}", [dataset]), options.timeout)  # warm
                 rows.append(measure(tool, f"engine-{query}", [dataset], options.runs, options.timeout))
             check_answers(f"P5 {query}", rows)
@@ -1014,7 +1022,7 @@ def main():
             for tool in ENGINE_TOOLS:
                 if (query == "aggregate" and tool == "dala-arrow") or tool == "dala-catalog":
                     continue
-                print(f"E {query}: {tool}", flush=True)
+                say(f"E {query}: {tool}", flush=True)
                 spawn(command(tool, f"engine-{query}", [dataset]), options.timeout)  # warm
                 rows.append(measure(tool, f"engine-{query}", [dataset], options.runs, options.timeout))
             check_answers(f"E {query}", rows)
@@ -1022,7 +1030,7 @@ def main():
     if "P7" in workloads:
         prepared = DATA / f"p7_lake_sf{sf}"
         if not (prepared / "catalog.json").exists():
-            print("P7 setup: source by ship date and its daily view", flush=True)
+            say("P7 setup: source by ship date and its daily view", flush=True)
             shutil.rmtree(prepared, ignore_errors=True)
             prepared.mkdir(parents=True)
             _, _, _, status, stderr = spawn([str(DALA_PEER), "view-setup", str(source), str(prepared)], 3600)
@@ -1032,7 +1040,7 @@ def main():
         work = DATA / f"p7_work_sf{sf}"
         rows = []
         for tool in VIEW_TOOLS:
-            print(f"P7 refresh: {tool}", flush=True)
+            say(f"P7 refresh: {tool}", flush=True)
             rows.append(
                 measure(tool, "view-refresh", [work], options.runs, options.timeout, before=fresh_copy(prepared, work))
             )
@@ -1062,7 +1070,7 @@ def main():
         for tool in COMPACT_TOOLS:
             original = {"pydala2": inputs["plain"], "deltalake": inputs["delta"]}.get(tool, inputs["dala"])
             CLI_WORK_PATH[0] = work
-            print(f"P4 compact: {tool}", flush=True)
+            say(f"P4 compact: {tool}", flush=True)
             rows.append(measure(tool, "compact", [work], options.runs, options.timeout, before=fresh_copy(original, work)))
         shutil.rmtree(work, ignore_errors=True)
         check_answers("P4", rows)

@@ -331,6 +331,15 @@ impl Dataset {
         ScanBuilder::new(self.log.clone(), self.snapshot.clone()).with_url(&self.url)
     }
 
+    /// This dataset at `snapshot`, a version just committed through this handle's log.
+    pub(crate) fn at(&self, snapshot: Snapshot) -> Dataset {
+        Dataset {
+            log: self.log.clone(),
+            url: self.url.clone(),
+            snapshot: Arc::new(snapshot),
+        }
+    }
+
     /// The version's state: schema, partitioning and file index.
     pub fn snapshot(&self) -> &Arc<Snapshot> {
         &self.snapshot

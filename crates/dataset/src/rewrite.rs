@@ -1,7 +1,7 @@
 //! Rewriting files in place: the rows of some files written again into new files
 //! (compacted, sorted, recompressed, deduplicated) and swapped in by one commit.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use std::sync::Arc;
 
@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::log::{LogStore, Operation};
 use crate::merge::Unique;
 use crate::options::{WriteMode, WriteOptions};
-use crate::snapshot::{FileEntry, Snapshot};
+use crate::snapshot::Snapshot;
 use crate::write::{FileWriter, data_schema, delete_files, resolve_partitioning};
 
 /// How [`Dataset::rewrite_files`] writes the new files.
@@ -67,31 +67,20 @@ impl Dataset {
     /// The commit conflicts only with a concurrent change that removed one of `paths`
     /// (`Error::CommitConflict`, with nothing changed); appends and changes to other
     /// files land beside it. This handle stays at its version, so that several rewrites
-    /// of disjoint files can run at once from it; [`Dataset::reload`] moves it on.
+    /// of disjoint files can run at once from it; the handle returned is at the version
+    /// committed (a copy of this one when `paths` is empty).
     pub async fn rewrite_files(
         &self,
         paths: &[String],
         options: &RewriteOptions,
-    ) -> Result<WriteResult> {
+    ) -> Result<(Dataset, WriteResult)> {
         for (key, value) in &options.properties {
             crate::snapshot::check_property(key, value)?;
         }
         let snapshot = self.snapshot().clone();
-        let index: HashMap<&str, &FileEntry> =
-            snapshot.files().map(|f| (f.path.as_str(), f)).collect();
-        let files = paths
-            .iter()
-            .map(|path| {
-                index
-                    .get(path.as_str())
-                    .map(|f| (*f).clone())
-                    .ok_or_else(|| Error::NotFound {
-                        what: format!("{path} in version {}", snapshot.version()),
-                    })
-            })
-            .collect::<Result<Vec<FileEntry>>>()?;
+        let files = snapshot.entries(paths)?;
         if files.is_empty() {
-            return Ok(WriteResult::default());
+            return Ok((self.clone(), WriteResult::default()));
         }
         let schema = match &options.schema {
             Some(schema) if schema != snapshot.data_schema() => {
@@ -174,7 +163,8 @@ impl Dataset {
             let paths: Vec<&str> = pending.remove.iter().map(|f| f.path.as_str()).collect();
             paths.join(", ")
         };
-        swap_in(log, &snapshot, pending, read, kept, &named).await
+        let (committed, result) = swap_in(log, &snapshot, pending, read, kept, &named).await?;
+        Ok((self.at(committed), result))
     }
 
     /// Writes every row of this handle's version again, partitioned by `partition_by`
@@ -245,10 +235,9 @@ impl Dataset {
             scope: ConflictScope::All,
             metadata: write.metadata.clone(),
         };
-        swap_in(log, &snapshot, pending, read, read, &|_| {
-            self.url().to_string()
-        })
-        .await
+        let named = |_: &PendingCommit| self.url().to_string();
+        let (_, result) = swap_in(log, &snapshot, pending, read, read, &named).await?;
+        Ok(result)
     }
 
     /// A conflict naming the first of `paths` that a version newer than this handle's
@@ -284,7 +273,7 @@ async fn swap_in(
     read: u64,
     kept: u64,
     named: &(dyn Fn(&PendingCommit) -> String + Sync),
-) -> Result<WriteResult> {
+) -> Result<(Snapshot, WriteResult)> {
     let expected: u64 = pending.remove.iter().map(|f| f.rows).sum();
     let written: u64 = pending.add.iter().map(|f| f.rows).sum();
     if read != expected || written != kept {
@@ -298,7 +287,7 @@ async fn swap_in(
         });
     }
     let committed = commit_written(log, Some(snapshot), &pending).await?;
-    Ok(WriteResult {
+    let result = WriteResult {
         version: Some(committed.version()),
         rows_inserted: 0,
         rows_updated: 0,
@@ -307,7 +296,8 @@ async fn swap_in(
         files_added: pending.add.len() as u64,
         files_removed: pending.remove.len() as u64,
         bytes_written: pending.add.iter().map(|f| f.size).sum(),
-    })
+    };
+    Ok((committed, result))
 }
 
 /// Checks that `new` has the columns of `old`, in order, with types each value can be

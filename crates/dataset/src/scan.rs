@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
-use arrow::compute::filter_record_batch;
+use arrow::compute::{BatchCoalescer, filter_record_batch};
 use arrow::datatypes::{Schema, SchemaRef};
 use bytes::Bytes;
 use futures::stream::{self, BoxStream};
@@ -402,10 +402,17 @@ impl ScanBuilder {
             true => self.concurrency.max(SMALL_FILES_AHEAD),
             false => self.concurrency,
         };
-        let files = stream::iter(plan.files)
-            .map(move |file| {
+        let files = stream::iter(read_units(&context, plan.files))
+            .map(move |unit| {
                 let context = context.clone();
-                async move { spawn_file_reader(context, file) }
+                async move {
+                    match unit {
+                        ReadUnit::File(file) => spawn_file_reader(context, file),
+                        ReadUnit::LocalSmallFiles(files) => {
+                            spawn_local_small_reader(context, files)
+                        }
+                    }
+                }
             })
             .buffered(concurrency)
             .flatten();
@@ -795,24 +802,145 @@ fn contradicts_log(path: &str, error: Error) -> Error {
     }
 }
 
+/// What one reading task reads: a file, or a run of small files on the local disk.
+enum ReadUnit {
+    File(FileEntry),
+    LocalSmallFiles(Vec<LocalFile>),
+}
+
+/// A small file on the local disk: its entry, its location in the store and its path.
+struct LocalFile {
+    file: FileEntry,
+    location: object_store::path::Path,
+    path: std::path::PathBuf,
+}
+
+/// Small files on the local disk read by one task, at most.
+const LOCAL_SMALL_FILES_PER_TASK: usize = 64;
+
+/// Bytes of small local files read by one task, at most.
+const LOCAL_SMALL_BYTES_PER_TASK: u64 = 8 * WHOLE_FILE_BYTES;
+
+/// `files` in the order given, cut into what one task reads each: consecutive small files
+/// on the local disk go together (a thread switch, a channel and a batch of their own per
+/// file would cost more than decoding a file of a few rows), any other file alone.
+fn read_units(context: &ReadContext, files: Vec<FileEntry>) -> Vec<ReadUnit> {
+    let mut units = Vec::new();
+    let mut run: Vec<LocalFile> = Vec::new();
+    let mut run_bytes = 0u64;
+    for file in files {
+        let local = (file.size <= WHOLE_FILE_BYTES)
+            .then(|| context.log.child(&file.path).ok())
+            .flatten()
+            .and_then(|location| {
+                let path = context.log.local_path(&location)?;
+                Some((location, path))
+            });
+        let Some((location, path)) = local else {
+            if !run.is_empty() {
+                units.push(ReadUnit::LocalSmallFiles(std::mem::take(&mut run)));
+                run_bytes = 0;
+            }
+            units.push(ReadUnit::File(file));
+            continue;
+        };
+        if !run.is_empty()
+            && (run.len() >= LOCAL_SMALL_FILES_PER_TASK
+                || run_bytes + file.size > LOCAL_SMALL_BYTES_PER_TASK)
+        {
+            units.push(ReadUnit::LocalSmallFiles(std::mem::take(&mut run)));
+            run_bytes = 0;
+        }
+        run_bytes += file.size;
+        run.push(LocalFile {
+            file,
+            location,
+            path,
+        });
+    }
+    if !run.is_empty() {
+        units.push(ReadUnit::LocalSmallFiles(run));
+    }
+    units
+}
+
+/// Starts reading a run of small files on the local disk on one blocking thread; returns
+/// the stream of their batches, in order, joined up to the scan's batch size (rows of
+/// different files share a batch).
+fn spawn_local_small_reader(context: Arc<ReadContext>, files: Vec<LocalFile>) -> RecordBatchStream {
+    let (mut tx, rx) = futures::channel::mpsc::channel::<Result<RecordBatch>>(2);
+    // Batches are joined up to the rows the files hold at most, so that the joined
+    // batch's buffers have room for the rows read, not for a whole batch.
+    let rows: u64 = files.iter().map(|f| f.file.rows).sum();
+    let batch_size = context
+        .batch_size
+        .min(usize::try_from(rows).unwrap_or(usize::MAX))
+        .max(1);
+    tokio::task::spawn_blocking(move || {
+        let mut joined: Option<BatchCoalescer> = None;
+        let send = |batch: RecordBatch, tx: &mut futures::channel::mpsc::Sender<_>| {
+            futures::executor::block_on(tx.send(Ok(batch))).is_ok()
+        };
+        for local in &files {
+            let mut open = true;
+            let result = read_local_small_file(&context, local, &mut |batch| {
+                // A batch of another schema than the rows waiting (it does not happen: every
+                // batch has the scan's output schema) closes the joined batch first.
+                if joined
+                    .as_ref()
+                    .is_some_and(|j| j.schema() != batch.schema())
+                    && let Some(mut j) = joined.take()
+                {
+                    j.finish_buffered_batch()
+                        .map_err(|e| join_error(&local.location, e))?;
+                    while let Some(done) = j.next_completed_batch() {
+                        open = open && send(done, &mut tx);
+                    }
+                }
+                let j =
+                    joined.get_or_insert_with(|| BatchCoalescer::new(batch.schema(), batch_size));
+                j.push_batch(batch)
+                    .map_err(|e| join_error(&local.location, e))?;
+                while let Some(done) = j.next_completed_batch() {
+                    open = open && send(done, &mut tx);
+                }
+                Ok(open)
+            });
+            if let Err(e) = result {
+                let _ = futures::executor::block_on(tx.send(Err(e)));
+                return;
+            }
+            if !open {
+                return; // the consumer stopped reading
+            }
+        }
+        if let Some(mut j) = joined {
+            if let Err(e) = j.finish_buffered_batch() {
+                let location = files.last().map(|f| f.location.clone()).unwrap_or_default();
+                let _ = futures::executor::block_on(tx.send(Err(join_error(&location, e))));
+                return;
+            }
+            while let Some(done) = j.next_completed_batch() {
+                if !send(done, &mut tx) {
+                    return;
+                }
+            }
+        }
+    });
+    rx.boxed()
+}
+
+/// The error of joining a file's batches with others' (their schemas disagree).
+fn join_error(location: &object_store::path::Path, e: arrow::error::ArrowError) -> Error {
+    Error::CorruptFile {
+        path: location.to_string(),
+        message: format!("its rows do not join those of the files before it: {e}"),
+    }
+}
+
 /// Starts reading one file on its own task; returns the stream of its batches.
 fn spawn_file_reader(context: Arc<ReadContext>, file: FileEntry) -> RecordBatchStream {
     let (mut tx, rx) = futures::channel::mpsc::channel::<Result<RecordBatch>>(2);
-    // A small file on the local disk is read and decoded on one blocking thread: a task
-    // that awaited the store's own blocking reads would switch threads several times a
-    // file, which costs more than decoding a small file.
-    if file.size <= WHOLE_FILE_BYTES
-        && let Ok(location) = context.log.child(&file.path)
-        && let Some(path) = context.log.local_path(&location)
-    {
-        tokio::task::spawn_blocking(move || {
-            let result = read_local_small_file(&context, &file, &location, &path, &mut tx);
-            if let Err(e) = result {
-                let _ = futures::executor::block_on(tx.send(Err(e)));
-            }
-        });
-        return rx.boxed();
-    }
     tokio::spawn(async move {
         let result = read_file(&context, &file, &mut tx).await;
         if let Err(e) = result {
@@ -936,14 +1064,18 @@ async fn read_small_file(
     Ok(())
 }
 
-/// [`read_small_file`] for a file on the local disk, on a blocking thread.
+/// [`read_small_file`] for a file on the local disk, on a blocking thread: hands each
+/// batch to `keep`, which says whether to go on.
 fn read_local_small_file(
     context: &ReadContext,
-    file: &FileEntry,
-    location: &object_store::path::Path,
-    path: &std::path::Path,
-    tx: &mut futures::channel::mpsc::Sender<Result<RecordBatch>>,
+    local: &LocalFile,
+    keep: &mut dyn FnMut(RecordBatch) -> Result<bool>,
 ) -> Result<()> {
+    let LocalFile {
+        file,
+        location,
+        path,
+    } = local;
     let bytes = match std::fs::read(path) {
         Ok(bytes) => Bytes::from(bytes),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing_file(location)),
@@ -962,7 +1094,7 @@ fn read_local_small_file(
         return Ok(());
     };
     while let Some(out) = batches.next_batch()? {
-        if futures::executor::block_on(tx.send(Ok(out))).is_err() {
+        if !keep(out)? {
             return Ok(()); // the consumer stopped reading
         }
     }

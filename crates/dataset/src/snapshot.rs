@@ -72,6 +72,10 @@ impl FileEntry {
     }
 }
 
+/// Sets and maps of paths, hashed fast: a commit looks up every file of the version.
+type FastSet<T> = HashSet<T, foldhash::fast::RandomState>;
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// A dataset at one version.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -211,7 +215,7 @@ impl Snapshot {
             .iter()
             .map(|c| c.add.len() + c.remove.len())
             .sum::<usize>();
-        let mut removed: HashSet<&str> = commits
+        let mut removed: FastSet<&str> = commits
             .iter()
             .flat_map(|c| c.remove.iter().map(|r| r.path.as_str()))
             .collect();
@@ -219,7 +223,7 @@ impl Snapshot {
             let mut left = removed.clone();
             self.files
                 .retain(|f| left.is_empty() || !left.remove(f.path.as_str()));
-            let added: HashSet<&str> = commits
+            let added: FastSet<&str> = commits
                 .iter()
                 .flat_map(|c| c.add.iter().map(|a| a.path.as_str()))
                 .collect();
@@ -350,6 +354,34 @@ impl Snapshot {
     /// The files of this version, in the order their commits added them.
     pub fn files(&self) -> impl ExactSizeIterator<Item = &FileEntry> {
         self.files.iter().map(Arc::as_ref)
+    }
+
+    /// The entries of `paths`, in their order; an error names the first path this version
+    /// does not hold.
+    pub fn entries(&self, paths: &[String]) -> Result<Vec<FileEntry>> {
+        let mut wanted: FastMap<&str, Option<&FileEntry>> = FastMap::default();
+        wanted.extend(paths.iter().map(|p| (p.as_str(), None)));
+        let mut left = wanted.len();
+        for file in self.files() {
+            if left == 0 {
+                break;
+            }
+            if let Some(slot) = wanted.get_mut(file.path.as_str())
+                && slot.is_none()
+            {
+                *slot = Some(file);
+                left -= 1;
+            }
+        }
+        paths
+            .iter()
+            .map(|path| match wanted.get(path.as_str()) {
+                Some(Some(entry)) => Ok((*entry).clone()),
+                _ => Err(Error::NotFound {
+                    what: format!("{path} in version {}", self.version),
+                }),
+            })
+            .collect()
     }
 
     /// One file by its relative path (a linear search).

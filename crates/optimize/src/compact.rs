@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use dala_dataset::{
@@ -488,11 +488,33 @@ pub async fn execute_compaction(
     // Each group runs on a task of its own, so that groups encode and compress on as
     // many threads as run at once.
     let rewrite = Arc::new(rewrite);
+    // Each group starts from the newest version the job has committed, so that its commit
+    // walks past the groups still running, not past every group before it.
+    let newest = Arc::new(Mutex::new(dataset.clone()));
+    let planned = plan.version;
     let mut outcomes = stream::iter(&plan.groups)
         .map(|group| {
-            let (dataset, rewrite, files) = (dataset.clone(), rewrite.clone(), group.files.clone());
+            let base = newest
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            let (newest, rewrite, files) = (newest.clone(), rewrite.clone(), group.files.clone());
             let mut task = AbortOnDrop(tokio::spawn(async move {
-                dataset.rewrite_files(&files, &rewrite).await
+                if base.version() > planned
+                    && let Err(e) = base.snapshot().entries(&files)
+                {
+                    // Another writer removed one of the files since the plan.
+                    return Err(DatasetError::CommitConflict {
+                        version: base.version(),
+                        reason: e.to_string(),
+                    });
+                }
+                let (committed, result) = base.rewrite_files(&files, &rewrite).await?;
+                let mut newest = newest.lock().unwrap_or_else(PoisonError::into_inner);
+                if committed.version() > newest.version() {
+                    *newest = committed;
+                }
+                Ok(result)
             }));
             async move {
                 let done = match (&mut task.0).await {

@@ -385,12 +385,10 @@ pub async fn execute_dtypes(dataset: &Dataset, plan: &DtypePlan) -> Result<Dtype
         properties,
         ..RewriteOptions::default()
     };
-    let result = dataset.rewrite_files(&paths, &rewrite).await?;
+    let (after, result) = dataset.rewrite_files(&paths, &rewrite).await?;
     let Some(version) = result.version else {
         return Ok(DtypeReport::default());
     };
-    let mut after = dataset.clone();
-    after.reload().await?;
     let added: Vec<_> = after
         .snapshot()
         .files()

@@ -221,6 +221,36 @@ async fn a_group_whose_files_changed_meanwhile_is_skipped_and_the_rest_commit() 
     assert_eq!(south, 1);
 }
 
+/// One group at a time: the second group starts from the version the first committed,
+/// which already holds the other writer's change to its files.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_later_group_whose_files_changed_before_it_began_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = fragmented(&dir, 6).await;
+    let options = CompactOptions {
+        concurrency: 1,
+        ..CompactOptions::default()
+    };
+    let plan = plan_compaction(&dataset, &options).unwrap();
+    assert_eq!(plan.groups[1].partitions, vec!["region=south".to_string()]);
+    let mut other = Dataset::open(dataset.url()).await.unwrap();
+    other.delete(col("id").eq(lit(5i64))).await.unwrap();
+    let report = execute_compaction(&dataset, &plan, &|_| {}).await.unwrap();
+    assert_eq!(report.skipped, 1);
+    assert!(report.groups[0].skipped.is_none());
+    assert!(report.groups[1].skipped.is_some(), "{:?}", report.groups[1]);
+    other.reload().await.unwrap();
+    assert_eq!(Some(other.version()), report.version);
+    let (ids, _) = contents(&other).await;
+    assert_eq!(ids, (0..60).filter(|i| *i != 5).collect::<Vec<_>>());
+    let north = other
+        .snapshot()
+        .files()
+        .filter(|f| f.partition_dir() == "region=north")
+        .count();
+    assert_eq!(north, 1);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn vacuum_deletes_old_removed_files_and_old_orphans_only() {
     let dir = tempfile::tempdir().unwrap();
