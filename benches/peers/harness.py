@@ -362,9 +362,9 @@ def spawn(cmd, timeout, env=None):
 STARTED = time.time()
 
 
-def say(message, flush=True):
+def say(message):
     """Prints a progress line with the seconds since the run began."""
-    print(f"[{time.time() - STARTED:6.0f} s] {message}", flush=flush)
+    print(f"[{time.time() - STARTED:6.0f} s] {message}", flush=True)
 
 
 def drop_page_cache():
@@ -471,7 +471,7 @@ def tuning(source, sf, dala_default, options):
         raise SystemExit("P8 needs P1's output of dala-api: run P1 first")
     pyarrow_default = DATA / f"p8_pyarrow_default_sf{sf}"
     if not pyarrow_default.exists():
-        say("P8 setup: pyarrow's default writer", flush=True)
+        say("P8 setup: pyarrow's default writer")
         _, _, _, status, stderr = spawn(command("pyarrow", "write-default", [source, pyarrow_default]), 3600)
         if status != 0:
             shutil.rmtree(pyarrow_default, ignore_errors=True)
@@ -488,7 +488,7 @@ def tuning(source, sf, dala_default, options):
     ]
     took = []
     for name, cmd in steps:
-        say(f"P8 {name}", flush=True)
+        say(f"P8 {name}")
         stdout, wall, rss, status, stderr = spawn(cmd, options.timeout * 4)
         if status != 0:
             raise SystemExit(f"P8 {name} failed: {stderr}")
@@ -501,7 +501,7 @@ def tuning(source, sf, dala_default, options):
     rows, by_layout = [], {}
     for layout, path in layouts.items():
         for reader in TUNING_READERS:
-            say(f"P8 full scan: {reader} on {layout}", flush=True)
+            say(f"P8 full scan: {reader} on {layout}")
             spawn(command(reader, "fullscan", [path]), options.timeout)  # warm (dala adopts pyarrow's)
             result = measure(reader, "fullscan", [path], options.runs, options.timeout)
             result["tool"] = f"{reader} on {layout}"
@@ -764,7 +764,7 @@ def remote(sf, dataset, options):
             access_key="testing", secret_key="testing", region="us-east-1",
             endpoint_override=endpoint, scheme="http",
         )
-        say("P6 setup: uploading dala's P1 dataset", flush=True)
+        say("P6 setup: uploading dala's P1 dataset")
         pafs.copy_files(str(dataset), f"{REMOTE_BUCKET}/lineitem", destination_filesystem=s3)
         url = f"s3://{REMOTE_BUCKET}/lineitem"
         dala_scan = [str(DALA_PEER), "remote-scan"]
@@ -781,7 +781,7 @@ def remote(sf, dataset, options):
         peers = {tool: {"cold": [], "warm": []} for tool in ["duckdb", "polars"]}
         answers = {}
         for run_index in range(options.runs):
-            say(f"P6 run {run_index + 1}: dala cold and memory-warm, then SSD-warm", flush=True)
+            say(f"P6 run {run_index + 1}: dala cold and memory-warm, then SSD-warm")
             with tempfile.TemporaryDirectory(prefix="dala-p6-cache-") as cache:
                 first = run([*dala_scan, url, str(REMOTE_REPEATS)], {"DALA_CACHE_DIR": cache})
                 second = run([*dala_scan, url, "1"], {"DALA_CACHE_DIR": cache})
@@ -803,7 +803,7 @@ def remote(sf, dataset, options):
                 python = str(DUCKDB_S3_PYTHON) if tool == "duckdb" else sys.executable
                 if tool == "duckdb" and not DUCKDB_S3_PYTHON.exists():
                     raise SystemExit("P6 needs DuckDB's S3 venv: run benches/peers/setup")
-                say(f"P6 run {run_index + 1}: {tool}", flush=True)
+                say(f"P6 run {run_index + 1}: {tool}")
                 result = run([python, __file__, "remote-worker", tool, url, str(REMOTE_REPEATS), endpoint], {})
                 peers[tool]["cold"].append(result["times"][0])
                 peers[tool]["warm"].append(statistics.median(result["times"][1:]))
@@ -938,7 +938,7 @@ def main():
             def fresh(out=out):
                 shutil.rmtree(out, ignore_errors=True)
 
-            say(f"P1 write: {tool}", flush=True)
+            say(f"P1 write: {tool}")
             result = measure(tool, "write", [source, out], options.runs, options.timeout, before=fresh)
             if "error" not in result:
                 result["bytes"] = bytes_on_disk(out)
@@ -966,7 +966,7 @@ def main():
             rows = []
             for tool in TOOLS:
                 dataset = outputs["dala-api"] if tool == "dala-cli" else outputs[tool]
-                say(f"P2 scan ({temperature}): {tool}", flush=True)
+                say(f"P2 scan ({temperature}): {tool}")
                 before = drop_page_cache if temperature == "cold" else None
                 if temperature == "warm":
                     spawn(command(tool, "scan", [dataset]), options.timeout)  # warm the cache
@@ -982,7 +982,7 @@ def main():
         rows = []
         for tool in [t for t in TOOLS if t != "deltalake"]:
             target = path if tool.startswith("dala") else plain
-            say(f"P3 plan: {tool}", flush=True)
+            say(f"P3 plan: {tool}")
             # Warm: pydala2's first load writes its metadata sidecars, which takes minutes on
             # 100 000 files; one cut short leaves them half-written, so they go.
             _, _, _, status, _ = spawn(command(tool, "plan", [target]), options.timeout * 5)
@@ -1004,7 +1004,7 @@ def main():
                 raise SystemExit(f"P9 needs P1's output of {tool}: run P1 first")
 
             CLI_WORK_PATH[0] = work
-            say(f"P9 upsert: {tool}", flush=True)
+            say(f"P9 upsert: {tool}")
             rows.append(
                 measure(tool, "upsert", [work, changes], options.runs, options.timeout, before=fresh_copy(original, work))
             )
@@ -1025,7 +1025,7 @@ def main():
         for query, description in CATALOG_QUERIES.items():
             rows = []
             for tool in ["dala-catalog", "raw-duckdb"]:
-                say(f"P5 {query}: {tool}", flush=True)
+                say(f"P5 {query}: {tool}")
                 spawn(command(tool, f"engine-{query}", [dataset]), options.timeout)  # warm
                 rows.append(measure(tool, f"engine-{query}", [dataset], options.runs, options.timeout))
             check_answers(f"P5 {query}", rows)
@@ -1039,7 +1039,7 @@ def main():
             for tool in ENGINE_TOOLS:
                 if (query == "aggregate" and tool == "dala-arrow") or tool == "dala-catalog":
                     continue
-                say(f"E {query}: {tool}", flush=True)
+                say(f"E {query}: {tool}")
                 spawn(command(tool, f"engine-{query}", [dataset]), options.timeout)  # warm
                 rows.append(measure(tool, f"engine-{query}", [dataset], options.runs, options.timeout))
             check_answers(f"E {query}", rows)
@@ -1047,7 +1047,7 @@ def main():
     if "P7" in workloads:
         prepared = DATA / f"p7_lake_sf{sf}"
         if not (prepared / "catalog.json").exists():
-            say("P7 setup: source by ship date and its daily view", flush=True)
+            say("P7 setup: source by ship date and its daily view")
             shutil.rmtree(prepared, ignore_errors=True)
             prepared.mkdir(parents=True)
             _, _, _, status, stderr = spawn([str(DALA_PEER), "view-setup", str(source), str(prepared)], 3600)
@@ -1057,7 +1057,7 @@ def main():
         work = DATA / f"p7_work_sf{sf}"
         rows = []
         for tool in VIEW_TOOLS:
-            say(f"P7 refresh: {tool}", flush=True)
+            say(f"P7 refresh: {tool}")
             rows.append(
                 measure(tool, "view-refresh", [work], options.runs, options.timeout, before=fresh_copy(prepared, work))
             )
@@ -1087,7 +1087,7 @@ def main():
         for tool in COMPACT_TOOLS:
             original = {"pydala2": inputs["plain"], "deltalake": inputs["delta"]}.get(tool, inputs["dala"])
             CLI_WORK_PATH[0] = work
-            say(f"P4 compact: {tool}", flush=True)
+            say(f"P4 compact: {tool}")
             rows.append(
                 measure(tool, "compact", [work], options.runs, options.compact_timeout, before=fresh_copy(original, work))
             )

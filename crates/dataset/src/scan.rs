@@ -878,9 +878,6 @@ fn spawn_local_small_reader(context: Arc<ReadContext>, files: Vec<LocalFile>) ->
         .max(1);
     tokio::task::spawn_blocking(move || {
         let mut joined: Option<BatchCoalescer> = None;
-        let send = |batch: RecordBatch, tx: &mut futures::channel::mpsc::Sender<_>| {
-            futures::executor::block_on(tx.send(Ok(batch))).is_ok()
-        };
         for local in &files {
             let mut open = true;
             let result = read_local_small_file(&context, local, &mut |batch| {
@@ -893,17 +890,16 @@ fn spawn_local_small_reader(context: Arc<ReadContext>, files: Vec<LocalFile>) ->
                 {
                     j.finish_buffered_batch()
                         .map_err(|e| join_error(&local.location, e))?;
-                    while let Some(done) = j.next_completed_batch() {
-                        open = open && send(done, &mut tx);
+                    open = hand_on(&mut j, &mut tx);
+                    if !open {
+                        return Ok(false);
                     }
                 }
                 let j =
                     joined.get_or_insert_with(|| BatchCoalescer::new(batch.schema(), batch_size));
                 j.push_batch(batch)
                     .map_err(|e| join_error(&local.location, e))?;
-                while let Some(done) = j.next_completed_batch() {
-                    open = open && send(done, &mut tx);
-                }
+                open = hand_on(j, &mut tx);
                 Ok(open)
             });
             if let Err(e) = result {
@@ -915,19 +911,32 @@ fn spawn_local_small_reader(context: Arc<ReadContext>, files: Vec<LocalFile>) ->
             }
         }
         if let Some(mut j) = joined {
-            if let Err(e) = j.finish_buffered_batch() {
-                let location = files.last().map(|f| f.location.clone()).unwrap_or_default();
-                let _ = futures::executor::block_on(tx.send(Err(join_error(&location, e))));
-                return;
-            }
-            while let Some(done) = j.next_completed_batch() {
-                if !send(done, &mut tx) {
-                    return;
+            match j.finish_buffered_batch() {
+                Ok(()) => {
+                    hand_on(&mut j, &mut tx);
+                }
+                Err(e) => {
+                    let location = files.last().map(|f| f.location.clone()).unwrap_or_default();
+                    let _ = futures::executor::block_on(tx.send(Err(join_error(&location, e))));
                 }
             }
         }
     });
     rx.boxed()
+}
+
+/// Sends the batches `joined` has completed to `tx`; false once the consumer stopped
+/// reading.
+fn hand_on(
+    joined: &mut BatchCoalescer,
+    tx: &mut futures::channel::mpsc::Sender<Result<RecordBatch>>,
+) -> bool {
+    while let Some(done) = joined.next_completed_batch() {
+        if futures::executor::block_on(tx.send(Ok(done))).is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 /// The error of joining a file's batches with others' (their schemas disagree).
