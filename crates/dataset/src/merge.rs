@@ -13,7 +13,7 @@
 //! The input of a merge is held in memory, deduplicated by key (the last row wins); the
 //! dataset's files are streamed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{Array, BooleanArray, RecordBatch, UInt32Array};
@@ -33,10 +33,10 @@ use crate::snapshot::{FileEntry, Snapshot};
 use crate::write::FileWriter;
 
 /// Candidate files read at once while matching keys.
-const MATCH_CONCURRENCY: usize = 4;
+const MATCH_CONCURRENCY: usize = 8;
 /// Matched files compared at once; each may be kept in memory while it is (see
 /// [`READ_ONCE_FILE_BYTES`]).
-const COMPARE_CONCURRENCY: usize = 2;
+const COMPARE_CONCURRENCY: usize = 4;
 
 /// What a merge or delete removed and counted; the files it wrote are the writer's.
 #[derive(Debug, Default)]
@@ -377,11 +377,19 @@ impl RowComparer {
     }
 }
 
+/// Bits of [`IntegerKeys`]' bucket hash: 2^16 buckets, 8 KiB.
+const BUCKET_BITS: u32 = 16;
+
 /// The values of an integer key column, to find the few rows of a batch that can match
 /// before their keys are encoded.
 struct IntegerKeys {
     column: String,
-    values: std::collections::HashSet<i64>,
+    values: HashSet<i64, foldhash::fast::RandomState>,
+    /// One bit per hash bucket of the values ([`IntegerKeys::bucket`]): most values that
+    /// are not keys are told apart by one bit, before the set is asked.
+    buckets: Vec<u64>,
+    /// The smallest and largest value (none when every key is null).
+    range: Option<(i64, i64)>,
     nulls: bool,
 }
 
@@ -390,27 +398,58 @@ impl IntegerKeys {
     fn new(input: &RecordBatch, column: &str) -> Option<Self> {
         let array = input.column_by_name(column)?;
         let array = integers(array)?;
+        let values: HashSet<i64, _> = array.iter().flatten().collect();
+        let range = values
+            .iter()
+            .fold(None, |range: Option<(i64, i64)>, &v| match range {
+                None => Some((v, v)),
+                Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
+            });
+        let mut buckets = vec![0u64; 1 << (BUCKET_BITS - 6)];
+        for &v in &values {
+            let b = Self::bucket(v);
+            buckets[b >> 6] |= 1 << (b & 63);
+        }
         Some(IntegerKeys {
             column: column.to_string(),
-            values: array.iter().flatten().collect(),
+            values,
+            buckets,
+            range,
             nulls: array.null_count() > 0,
         })
+    }
+
+    /// The bucket of a value: the top [`BUCKET_BITS`] bits of a multiplicative hash.
+    fn bucket(v: i64) -> usize {
+        ((v as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - BUCKET_BITS)) as usize
     }
 
     /// The rows of `batch` whose value is one of the keys' (None: not an integer column).
     fn rows(&self, batch: &RecordBatch) -> Option<Vec<u32>> {
         let array = integers(batch.column_by_name(&self.column)?)?;
-        Some(
-            array
-                .iter()
+        let (lo, hi) = self.range.unwrap_or((1, 0));
+        let key = |v: i64| {
+            let b = Self::bucket(v);
+            v >= lo
+                && v <= hi
+                && self.buckets[b >> 6] & (1 << (b & 63)) != 0
+                && self.values.contains(&v)
+        };
+        let values = array.values().iter();
+        let rows = match array.nulls().filter(|n| n.null_count() > 0) {
+            None => values
                 .enumerate()
-                .filter(|(_, v)| match v {
-                    Some(v) => self.values.contains(v),
-                    None => self.nulls,
-                })
+                .filter(|&(_, &v)| key(v))
                 .map(|(i, _)| i as u32)
                 .collect(),
-        )
+            Some(valid) => values
+                .zip(valid.iter())
+                .enumerate()
+                .filter(|&(_, (&v, valid))| if valid { key(v) } else { self.nulls })
+                .map(|(i, _)| i as u32)
+                .collect(),
+        };
+        Some(rows)
     }
 }
 
@@ -725,4 +764,53 @@ async fn copy_kept_rows(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int32Array, Int64Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    fn batch(values: Vec<Option<i64>>) -> RecordBatch {
+        let schema = Schema::new(vec![Field::new("id", DataType::Int64, true)]);
+        RecordBatch::try_new(Arc::new(schema), vec![Arc::new(Int64Array::from(values))]).unwrap()
+    }
+
+    #[test]
+    fn integer_keys_find_exactly_the_rows_holding_a_key() {
+        let keys = batch(vec![Some(-5), Some(7), Some(1 << 40), Some(7)]);
+        let keys = IntegerKeys::new(&keys, "id").unwrap();
+        // Every other value, in and out of the keys' range, is not a key.
+        let data: Vec<Option<i64>> = (-100_000..100_000)
+            .map(Some)
+            .chain([Some(1 << 40), None, Some(i64::MIN), Some(i64::MAX)])
+            .collect();
+        let rows = keys.rows(&batch(data.clone())).unwrap();
+        let found: Vec<Option<i64>> = rows.iter().map(|&r| data[r as usize]).collect();
+        assert_eq!(found, vec![Some(-5), Some(7), Some(1 << 40)]);
+    }
+
+    #[test]
+    fn integer_keys_match_nulls_only_when_a_key_is_null() {
+        let data = batch(vec![Some(1), None, Some(2)]);
+        let without = IntegerKeys::new(&batch(vec![Some(2)]), "id").unwrap();
+        assert_eq!(without.rows(&data).unwrap(), vec![2]);
+        let with = IntegerKeys::new(&batch(vec![None, Some(1)]), "id").unwrap();
+        assert_eq!(with.rows(&data).unwrap(), vec![0, 1]);
+        let only_null = IntegerKeys::new(&batch(vec![None]), "id").unwrap();
+        assert_eq!(only_null.rows(&data).unwrap(), vec![1]);
+    }
+
+    #[test]
+    fn integer_keys_read_narrower_integer_columns() {
+        let schema = Schema::new(vec![Field::new("id", DataType::Int32, false)]);
+        let data = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![Arc::new(Int32Array::from(vec![3, 4, 5]))],
+        )
+        .unwrap();
+        let keys = IntegerKeys::new(&batch(vec![Some(4)]), "id").unwrap();
+        assert_eq!(keys.rows(&data).unwrap(), vec![1]);
+    }
 }
