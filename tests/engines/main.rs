@@ -453,9 +453,12 @@ async fn a_dropped_or_failing_stream_releases_its_connection() {
     let dir = tempfile::tempdir().unwrap();
     let ds = dataset(&dir).await;
     // One thread: with several, DuckDB may report a failure mid-stream as "Interrupted!"
-    // (the other workers' interruption) instead of the error that stopped them.
+    // (the other workers' interruption) instead of the error that stopped them. A small
+    // streaming buffer (DuckDB's own default), so that the failing query hands over some
+    // batches before its workers reach the failing row.
     let duckdb = DuckdbEngine::new(&DuckdbOptions {
         threads: Some(1),
+        streaming_buffer_size: Some("1MB".into()),
         ..DuckdbOptions::default()
     })
     .unwrap();

@@ -38,12 +38,23 @@ pub struct DuckdbOptions {
     pub memory_limit: Option<String>,
     /// Where DuckDB spills when over its memory limit.
     pub temp_directory: Option<PathBuf>,
+    /// How far DuckDB's workers may run ahead of a streamed result, e.g. `"8MB"` (dala's
+    /// default: [`STREAMING_BUFFER_SIZE`]). DuckDB's own default, about 1 MB, holds a few
+    /// dozen vectors of a narrow scan, so its workers keep waiting for the consumer.
+    pub streaming_buffer_size: Option<String>,
 }
+
+/// The result bytes DuckDB buffers ahead of a streamed scan or query unless
+/// [`DuckdbOptions::streaming_buffer_size`] says otherwise: with DuckDB's default (about
+/// 1 MB) a full scan of two columns of 6 M rows took 167 ms here, with 8 MB 97 ms.
+pub const STREAMING_BUFFER_SIZE: &str = "8MB";
 
 /// DuckDB as a dala engine. One in-memory database; each scan or query runs on its own
 /// connection to it (a DuckDB connection may move between threads but not be shared).
 pub struct DuckdbEngine {
     base: Mutex<duckdb::Connection>,
+    /// `SET` statements run on each connection a scan or query streams from.
+    session: String,
     in_use: Arc<AtomicUsize>,
 }
 
@@ -93,8 +104,17 @@ impl DuckdbEngine {
                 .map_err(engine_error)?;
         }
         let base = duckdb::Connection::open_in_memory_with_flags(config).map_err(engine_error)?;
+        let buffer = options
+            .streaming_buffer_size
+            .as_deref()
+            .unwrap_or(STREAMING_BUFFER_SIZE);
+        let session = format!("SET streaming_buffer_size = {}", quote_string(buffer));
+        // A bad size is refused now, not at the first scan.
+        base.execute_batch(&session)
+            .map_err(|e| engine_error(format!("{e} in `{session}`")))?;
         Ok(DuckdbEngine {
             base: Mutex::new(base),
+            session,
             in_use: Arc::new(AtomicUsize::new(0)),
         })
     }
@@ -127,9 +147,12 @@ impl DuckdbEngine {
     ) -> Result<RecordBatchStream> {
         let conn = self.connection()?;
         let in_use = InUse::new(&self.in_use);
+        let session = self.session.clone();
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(4);
         std::thread::spawn(move || {
             let run = || -> Result<()> {
+                conn.execute_batch(&session)
+                    .map_err(|e| engine_error(format!("{e} in `{session}`")))?;
                 for load in loads {
                     load.into_table(&conn)?;
                 }

@@ -36,6 +36,7 @@ async fn settings_apply_and_views_register_on_a_callers_connection() {
         threads: Some(1),
         memory_limit: Some("512MB".into()),
         temp_directory: Some(dir.path().join("spill")),
+        ..DuckdbOptions::default()
     })
     .unwrap();
     let conn = engine.connection().unwrap();
@@ -66,4 +67,43 @@ async fn settings_apply_and_views_register_on_a_callers_connection() {
         )
         .unwrap();
     assert_eq!((rows, years), (2, 1));
+}
+
+#[tokio::test]
+async fn streamed_results_use_the_streaming_buffer_size_asked_for() {
+    use arrow::array::AsArray;
+    use dala_dataset::ScanEngine;
+    use futures::TryStreamExt;
+    let setting = |engine: &DuckdbEngine| {
+        let stream = engine
+            .sql(
+                Vec::new(),
+                "SELECT current_setting('streaming_buffer_size') AS size",
+                &[],
+            )
+            .unwrap();
+        async move {
+            let batches: Vec<arrow::array::RecordBatch> = stream.try_collect().await.unwrap();
+            let column = arrow::compute::cast(batches[0].column(0), &DataType::Utf8).unwrap();
+            column.as_string::<i32>().value(0).to_string()
+        }
+    };
+    let default = DuckdbEngine::new(&DuckdbOptions::default()).unwrap();
+    let four = DuckdbEngine::new(&DuckdbOptions {
+        streaming_buffer_size: Some("4MB".into()),
+        ..DuckdbOptions::default()
+    })
+    .unwrap();
+    assert_eq!(setting(&default).await, "7.6 MiB");
+    assert_eq!(setting(&four).await, "3.8 MiB");
+
+    let error = DuckdbEngine::new(&DuckdbOptions {
+        streaming_buffer_size: Some("lots".into()),
+        ..DuckdbOptions::default()
+    })
+    .unwrap_err();
+    assert!(
+        error.to_string().contains("streaming_buffer_size"),
+        "{error}"
+    );
 }
