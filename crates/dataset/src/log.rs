@@ -22,6 +22,7 @@ use serde_json::{Map, Value};
 use crate::error::{Error, Result};
 use crate::layout::{LOG_DIR, PartitionField};
 use crate::snapshot::Snapshot;
+use crate::stats::LogColumnStats;
 
 /// What a commit did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,9 +81,9 @@ pub struct AddFile {
     pub rows: u64,
     /// Bytes on storage.
     pub size: u64,
-    /// Column statistics by column name: `{"min": .., "max": .., "nulls": ..}`.
+    /// Column statistics by column name.
     #[serde(default)]
-    pub stats: Map<String, Value>,
+    pub stats: BTreeMap<String, LogColumnStats>,
 }
 
 /// A file removed by a commit.

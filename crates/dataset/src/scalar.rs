@@ -438,8 +438,28 @@ pub fn has_statistics(data_type: &DataType) -> bool {
 
 /// Days since the epoch for a `YYYY-MM-DD` text.
 pub fn parse_date(text: &str) -> Option<i32> {
-    let date = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok()?;
+    let text = text.trim();
+    let date = match plain_date(text) {
+        Some(date) => date,
+        None => NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?,
+    };
     Some(chrono::Datelike::num_days_from_ce(&date) - UNIX_EPOCH_DAYS_FROM_CE)
+}
+
+/// A date written with exactly four, two and two digits (what dala writes), without a
+/// format parser; `None` for anything else.
+fn plain_date(text: &str) -> Option<NaiveDate> {
+    let b = text.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let number = |digits: &[u8]| -> Option<u32> {
+        digits.iter().try_fold(0u32, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    let year = i32::try_from(number(&b[0..4])?).ok()?;
+    NaiveDate::from_ymd_opt(year, number(&b[5..7])?, number(&b[8..10])?)
 }
 
 fn date_from_days(days: i32) -> Option<NaiveDate> {
@@ -689,6 +709,33 @@ pub fn scalars_to_array(values: &[Option<&Scalar>], data_type: &DataType) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_parse_the_same_with_and_without_the_fast_path() {
+        for text in [
+            "1970-01-01",
+            "1992-01-02",
+            "2024-02-29",
+            "0001-01-01",
+            "9999-12-31",
+        ] {
+            let slow = NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap();
+            assert_eq!(plain_date(text), Some(slow), "{text}");
+        }
+        assert_eq!(parse_date("1970-01-02"), Some(1));
+        assert_eq!(parse_date(" 1969-12-31 "), Some(-1));
+        assert_eq!(parse_date("2024-3-5"), parse_date("2024-03-05"));
+        for bad in [
+            "2023-02-29",
+            "2024-13-01",
+            "2024-00-10",
+            "2024/01/01",
+            "20x4-01-01",
+            "",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn json_round_trip_by_type() {

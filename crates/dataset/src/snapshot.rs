@@ -267,7 +267,7 @@ impl Snapshot {
                     context: Some("in file statistics".into()),
                 });
             };
-            stats[i] = Some(ColumnStats::from_json(
+            stats[i] = Some(ColumnStats::from_log(
                 value,
                 self.schema.field(i).data_type(),
             )?);
@@ -468,11 +468,11 @@ pub(crate) fn add_file_as(
         .zip(&entry.partition_values)
         .map(|(f, v)| (f.name.clone(), v.to_json()))
         .collect();
-    let stats: Map<String, Value> = schema
+    let stats = schema
         .fields()
         .iter()
         .zip(&entry.stats)
-        .filter_map(|(f, s)| Some((f.name().clone(), s.as_ref()?.to_json())))
+        .filter_map(|(f, s)| Some((f.name().clone(), s.as_ref()?.to_log())))
         .collect();
     AddFile {
         path: entry.path.clone(),

@@ -9,9 +9,10 @@ use arrow::array::Array;
 use arrow::datatypes::Schema;
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use parquet::file::metadata::{ParquetMetaData, RowGroupMetaData};
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::filter::StatsSource;
 use crate::layout::PartitionField;
 use crate::scalar::{Scalar, has_statistics};
@@ -27,44 +28,47 @@ pub struct ColumnStats {
     pub null_count: Option<u64>,
 }
 
+/// Statistics of one column as the log stores them: `{"max": .., "min": .., "nulls": ..}`,
+/// each optional, the values in the JSON form of the column's type.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogColumnStats {
+    /// The largest non-null value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<Value>,
+    /// The smallest non-null value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<Value>,
+    /// How many values are null.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nulls: Option<u64>,
+}
+
 impl ColumnStats {
-    /// The statistics as a JSON object for the log.
-    pub fn to_json(&self) -> Value {
-        let mut map = Map::new();
-        if let Some(min) = &self.min {
-            map.insert("min".into(), min.to_json());
+    /// The statistics in the log's form.
+    pub fn to_log(&self) -> LogColumnStats {
+        LogColumnStats {
+            max: self.max.as_ref().map(Scalar::to_json),
+            min: self.min.as_ref().map(Scalar::to_json),
+            nulls: self.null_count,
         }
-        if let Some(max) = &self.max {
-            map.insert("max".into(), max.to_json());
-        }
-        if let Some(n) = self.null_count {
-            map.insert("nulls".into(), Value::from(n));
-        }
-        Value::Object(map)
     }
 
-    /// Reads statistics written by [`ColumnStats::to_json`] for a column of `schema`.
-    pub fn from_json(value: &Value, data_type: &arrow::datatypes::DataType) -> Result<Self> {
-        let bad = || Error::InvalidArgument(format!("malformed column statistics {value}"));
-        let object = value.as_object().ok_or_else(bad)?;
-        let scalar = |key: &str| -> Result<Option<Scalar>> {
-            match object.get(key) {
+    /// Reads statistics written by [`ColumnStats::to_log`] for a column of `data_type`.
+    pub fn from_log(
+        stats: &LogColumnStats,
+        data_type: &arrow::datatypes::DataType,
+    ) -> Result<Self> {
+        let scalar = |value: &Option<Value>| -> Result<Option<Scalar>> {
+            match value {
                 None | Some(Value::Null) => Ok(None),
                 Some(v) => Scalar::from_json(v, data_type).map(Some),
             }
         };
-        for key in object.keys() {
-            if !matches!(key.as_str(), "min" | "max" | "nulls") {
-                return Err(bad());
-            }
-        }
         Ok(ColumnStats {
-            min: scalar("min")?,
-            max: scalar("max")?,
-            null_count: match object.get("nulls") {
-                None => None,
-                Some(v) => Some(v.as_u64().ok_or_else(bad)?),
-            },
+            min: scalar(&stats.min)?,
+            max: scalar(&stats.max)?,
+            null_count: stats.nulls,
         })
     }
 }
