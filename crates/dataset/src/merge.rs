@@ -401,10 +401,9 @@ impl IntegerKeys {
         let values: HashSet<i64, _> = array.iter().flatten().collect();
         let range = values
             .iter()
-            .fold(None, |range: Option<(i64, i64)>, &v| match range {
-                None => Some((v, v)),
-                Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
-            });
+            .min()
+            .copied()
+            .zip(values.iter().max().copied());
         let mut buckets = vec![0u64; 1 << (BUCKET_BITS - 6)];
         for &v in &values {
             let b = Self::bucket(v);
