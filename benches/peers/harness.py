@@ -966,7 +966,7 @@ def main():
         help="seconds before a run is given up and reported as timed out",
     )
     parser.add_argument(
-        "--compact-timeout", type=float, default=60,
+        "--compact-timeout", type=float, default=90,
         help="seconds before a P4 compaction is given up (pydala2's is, on 100 000 files)",
     )
     parser.add_argument(
