@@ -1190,10 +1190,18 @@ def main():
     print(report)
 
 
+def report_and_exit(result):
+    """Prints a worker's result and exits at once: the interpreter's teardown is no part of
+    what is measured, and a peer's native threads have aborted it (deltalake, once:
+    `terminate called without an active exception`), which failed a run already done."""
+    print(json.dumps(result), flush=True)
+    os._exit(0)
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "worker":
-        print(json.dumps(worker(sys.argv[2], sys.argv[3], sys.argv[4:])))
+        report_and_exit(worker(sys.argv[2], sys.argv[3], sys.argv[4:]))
     elif len(sys.argv) > 1 and sys.argv[1] == "remote-worker":
-        print(json.dumps(remote_worker(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])))
+        report_and_exit(remote_worker(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]))
     else:
         main()
