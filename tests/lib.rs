@@ -7,10 +7,13 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Where `scripts/fetch-s3-server.sh` installs the server.
-const SERVER: &str = ".s3-server/venv/bin/moto_server";
+/// The Python of the environment `scripts/fetch-s3-server.sh` installs moto into.
+const SERVER_PYTHON: &str = ".s3-server/venv/bin/python";
+/// The script that runs moto's server with atomic conditional writes.
+const SERVER_SCRIPT: &str = "scripts/s3-server.py";
 
-/// An S3-protocol server (moto's, installed by `scripts/fetch-s3-server.sh`) running on a
+/// An S3-protocol server (moto's, installed by `scripts/fetch-s3-server.sh` and run by
+/// `scripts/s3-server.py`, which makes conditional writes atomic as on S3) running on a
 /// free port of 127.0.0.1 until it is dropped or [stopped](S3Server::stop). It keeps its
 /// objects in memory.
 #[derive(Debug)]
@@ -20,16 +23,15 @@ pub struct S3Server {
 }
 
 impl S3Server {
-    /// Starts a server and waits until it answers. `DALA_S3_SERVER` may name the server
-    /// program; by default it is the one the fetch script installs.
+    /// Starts a server and waits until it answers. `DALA_S3_SERVER` may name another
+    /// server program (started with `-H 127.0.0.1 -p PORT`); by default it is
+    /// `scripts/s3-server.py` under the Python the fetch script installs.
     pub fn start() -> Result<Self, String> {
-        let program = std::env::var_os("DALA_S3_SERVER")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                    .join("..")
-                    .join(SERVER)
-            });
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let (program, script) = match std::env::var_os("DALA_S3_SERVER") {
+            Some(program) => (PathBuf::from(program), None),
+            None => (root.join(SERVER_PYTHON), Some(root.join(SERVER_SCRIPT))),
+        };
         if !program.exists() {
             return Err(format!(
                 "{} is missing: run scripts/fetch-s3-server.sh (scripts/test.sh does)",
@@ -38,6 +40,7 @@ impl S3Server {
         }
         let port = free_port()?;
         let child = Command::new(&program)
+            .args(script)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

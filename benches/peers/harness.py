@@ -71,7 +71,8 @@ CATALOG_QUERIES = {"q1": "TPC-H Q1", "q6": "TPC-H Q6"}
 COMPACT_TOOLS = ["dala-api", "dala-cli", "pydala2", "deltalake"]
 TUNING_READERS = ["pyarrow", "dala-api"]
 COMPACT_TARGET = 128 * 1024 * 1024
-S3_SERVER = ROOT / ".s3-server" / "venv" / "bin" / "moto_server"
+S3_SERVER_PYTHON = ROOT / ".s3-server" / "venv" / "bin" / "python"
+S3_SERVER = ROOT / "scripts" / "s3-server.py"  # moto's server, as the tests run it
 # DuckDB's S3 reader (httpfs) comes from PyPI only for DuckDB 1.5.5, so P6's DuckDB runs in
 # a venv of its own (made by `setup`).
 DUCKDB_S3_PYTHON = Path(__file__).resolve().parent / ".venv-duckdb-s3" / "bin" / "python"
@@ -771,13 +772,14 @@ def start_s3_server():
     import urllib.error
     import urllib.request
 
-    if not S3_SERVER.exists():
+    if not S3_SERVER_PYTHON.exists():
         raise SystemExit("P6 needs the S3 server: run scripts/fetch-s3-server.sh")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     proc = subprocess.Popen(
-        [str(S3_SERVER), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [str(S3_SERVER_PYTHON), str(S3_SERVER), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     endpoint = f"http://127.0.0.1:{port}"
     for _ in range(300):

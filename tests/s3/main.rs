@@ -333,3 +333,53 @@ async fn a_server_stopped_mid_scan_fails_clearly_and_leaves_the_cache_whole() {
     assert!(whole > 0, "the blocks read before the stop are kept");
     assert_eq!(broken, 0);
 }
+
+/// dala commits a version by creating its log entry with a conditional put; of writers
+/// racing for one entry, exactly one may win, as on S3. This holds the test server to it.
+#[tokio::test(flavor = "multi_thread")]
+async fn racing_conditional_creates_have_one_winner() {
+    use object_store::aws::AmazonS3Builder;
+    use object_store::path::Path;
+    use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions};
+
+    let server = S3Server::start().unwrap();
+    server.create_bucket("race").unwrap();
+    let mut builder = AmazonS3Builder::new().with_bucket_name("race");
+    for (key, value) in server.storage_options() {
+        // The others (retries, timeouts) are the client's, not the store's.
+        if let Ok(key) = key.parse() {
+            builder = builder.with_config(key, value);
+        }
+    }
+    let store = Arc::new(builder.build().unwrap());
+    for entry in 0..40 {
+        let path = Path::from(format!("_log/{entry:020}.json"));
+        let tasks: Vec<_> = (0..16)
+            .map(|writer| {
+                let store = store.clone();
+                let path = path.clone();
+                tokio::spawn(async move {
+                    let options = PutOptions {
+                        mode: PutMode::Create,
+                        ..Default::default()
+                    };
+                    match store
+                        .put_opts(&path, format!("writer {writer}").into(), options)
+                        .await
+                    {
+                        Ok(_) => Some(writer),
+                        Err(object_store::Error::AlreadyExists { .. }) => None,
+                        Err(e) => panic!("writer {writer}: {e}"),
+                    }
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for task in tasks {
+            winners.extend(task.await.unwrap());
+        }
+        assert_eq!(winners.len(), 1, "entry {entry}: winners {winners:?}");
+        let stored = store.get(&path).await.unwrap().bytes().await.unwrap();
+        assert_eq!(stored, format!("writer {}", winners[0]).as_bytes());
+    }
+}

@@ -92,6 +92,15 @@ impl CatalogLog {
         }
     }
 
+    /// Whether the object at `path` exists and holds exactly `bytes`.
+    async fn holds(&self, path: &Path, bytes: &Bytes) -> Result<bool> {
+        match self.store.get(path).await {
+            Ok(result) => Ok(result.bytes().await? == *bytes),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The versions in the log, ascending.
     async fn entries(&self) -> Result<Vec<u64>> {
         use futures::TryStreamExt;
@@ -188,7 +197,13 @@ impl CatalogLog {
                 .await
             {
                 Ok(_) => {}
-                Err(object_store::Error::AlreadyExists { .. }) => continue,
+                // The refused put may be the store's retry of ours, which landed: then
+                // the entry holds our bytes.
+                Err(object_store::Error::AlreadyExists { .. }) => {
+                    if !self.holds(&self.entry(state.version), &bytes).await? {
+                        continue;
+                    }
+                }
                 Err(e) => return Err(e.into()),
             }
             if let Some(base) = current.as_ref().filter(|_| from_log) {

@@ -457,6 +457,10 @@ impl LogStore {
 
     /// Writes `commit` if no commit of its version exists. Returns `Ok(false)` when
     /// another writer got there first.
+    ///
+    /// The store may retry a conditional put after a server error, and the retry of a put
+    /// that landed the first time is refused as if another writer had won. So a refused
+    /// put reads the entry back: the same bytes as ours mean the commit is ours.
     pub async fn try_write_commit(&self, commit: &Commit) -> Result<bool> {
         let path = self.commit_path(commit.version);
         let bytes = serde_json::to_vec(commit).map_err(|e| Error::CorruptLog {
@@ -467,13 +471,16 @@ impl LogStore {
             mode: PutMode::Create,
             ..Default::default()
         };
+        let bytes = bytes::Bytes::from(bytes);
         match self
             .store
-            .put_opts(&path, PutPayload::from(bytes), options)
+            .put_opts(&path, PutPayload::from(bytes.clone()), options)
             .await
         {
             Ok(_) => Ok(true),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                Ok(self.read_bytes(&path).await? == bytes)
+            }
             Err(e) => Err(Error::store(&path, e)),
         }
     }

@@ -13,7 +13,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult,
+    PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
 
 use crate::common::{self, batches, ids, location, partitioned};
@@ -264,6 +264,9 @@ struct CountingStore {
     data_listings: Arc<AtomicUsize>,
     log_listings: Arc<AtomicUsize>,
     log_requests: Arc<AtomicUsize>,
+    /// Conditional puts still to answer as refused after they landed, as a store does
+    /// when it retries a put whose first reply was lost.
+    lost_create_replies: Arc<AtomicUsize>,
 }
 
 impl fmt::Display for CountingStore {
@@ -290,7 +293,20 @@ impl ObjectStore for CountingStore {
         p: PutPayload,
         o: PutOptions,
     ) -> object_store::Result<PutResult> {
-        self.inner.put_opts(l, p, o).await
+        let create = matches!(o.mode, PutMode::Create);
+        let result = self.inner.put_opts(l, p, o).await?;
+        let lose = || {
+            self.lost_create_replies
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        };
+        if create && lose() {
+            return Err(object_store::Error::AlreadyExists {
+                path: l.to_string(),
+                source: "the retry of a put that landed".into(),
+            });
+        }
+        Ok(result)
     }
     async fn put_multipart_opts(
         &self,
@@ -346,6 +362,7 @@ async fn open_and_scan_never_list_data_directories() {
         data_listings: listings.clone(),
         log_listings: Arc::default(),
         log_requests: Arc::default(),
+        lost_create_replies: Arc::default(),
     });
     let root = Path::from_absolute_path(dir.path().join("ds")).unwrap();
     let ds = Dataset::builder(&path)
@@ -368,6 +385,43 @@ async fn open_and_scan_never_list_data_directories() {
     );
 }
 
+/// A store retries a conditional put whose reply was lost; the retry is refused because
+/// the first attempt landed. The writer must see its own commit, not a rival's, and must
+/// not commit the same rows again at the next version.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_commit_whose_reply_was_lost_is_not_committed_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    common::write(&path, 0, 100, &partitioned()).await;
+    let lost = Arc::new(AtomicUsize::new(1));
+    let store = Arc::new(CountingStore {
+        inner: LocalFileSystem::new(),
+        data_listings: Arc::default(),
+        log_listings: Arc::default(),
+        log_requests: Arc::default(),
+        lost_create_replies: lost.clone(),
+    });
+    let root = Path::from_absolute_path(dir.path().join("ds")).unwrap();
+    let mut ds = Dataset::builder(&path)
+        .with_store(store, root)
+        .without_cache()
+        .open()
+        .await
+        .unwrap();
+    let result = ds
+        .write(batches(100, 50, 50), &WriteOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(lost.load(Ordering::SeqCst), 0, "no reply was lost");
+    assert_eq!(result.version, Some(1));
+    let reopened = Dataset::open(&path).await.unwrap();
+    assert_eq!(reopened.version(), 1, "the rows were committed twice");
+    assert_eq!(
+        ids(&reopened.scan().collect().await.unwrap()),
+        (0..150).collect::<Vec<_>>()
+    );
+}
+
 /// The dataset `ds` in a temporary folder over a [`CountingStore`], read through a cache
 /// that trusts a check for `revalidate_after`.
 struct Counted {
@@ -387,6 +441,7 @@ impl Counted {
             data_listings: Arc::default(),
             log_listings: Arc::clone(&log_listings),
             log_requests: Arc::clone(&log_requests),
+            lost_create_replies: Arc::default(),
         });
         let options = dala_cache::CacheOptions {
             revalidate_after,
