@@ -283,8 +283,21 @@ async fn run_simple(args: &[String]) -> Result<(u64, Option<String>)> {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+#[path = "../../crates/cli/src/malloc.rs"]
+mod malloc;
+
+fn main() -> ExitCode {
+    malloc::cap_arenas();
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(async_main()),
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn async_main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let started = Instant::now();
     match run(&args).await {

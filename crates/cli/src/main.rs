@@ -7,6 +7,7 @@ mod cache;
 mod catalog;
 mod demo;
 mod input;
+mod malloc;
 mod optimize;
 mod output;
 
@@ -198,8 +199,19 @@ struct ScanArgs {
     engine: Option<Engine>,
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    malloc::cap_arenas();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    runtime.block_on(async_main());
+}
+
+async fn async_main() {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("DALA_LOG"))
         .with_writer(std::io::stderr)

@@ -28,6 +28,9 @@ use crate::stats::ColumnStats;
 
 const METADATA_KEY: &str = "dala.snapshot";
 
+/// Index entries per row group of a checkpoint, and per batch its writer holds.
+const CHUNK_FILES: usize = 8192;
+
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CheckpointMeta {
@@ -47,7 +50,6 @@ fn stats_type(data_type: &DataType) -> DataType {
 
 /// Writes the checkpoint of `snapshot` and updates the `_last_checkpoint` hint.
 pub async fn write_checkpoint(log: &LogStore, snapshot: &Snapshot) -> Result<()> {
-    let batch = to_batch(snapshot)?;
     let meta = CheckpointMeta {
         version: snapshot.version(),
         timestamp: snapshot.timestamp(),
@@ -59,11 +61,18 @@ pub async fn write_checkpoint(log: &LogStore, snapshot: &Snapshot) -> Result<()>
         .map_err(|e| Error::InvalidArgument(format!("cannot encode checkpoint: {e}")))?;
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_row_count(Some(CHUNK_FILES))
         .set_key_value_metadata(Some(vec![KeyValue::new(METADATA_KEY.to_string(), meta)]))
         .build();
+    // The index goes out a chunk of entries at a time, each chunk one row group, so
+    // that a checkpoint of many files holds one chunk in Arrow form, not all of them.
+    let files: Vec<&FileEntry> = snapshot.files().collect();
+    let schema = to_batch(snapshot, &[])?.schema();
     let mut buffer = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut buffer, batch.schema(), Some(props))?;
-    writer.write(&batch)?;
+    let mut writer = ArrowWriter::try_new(&mut buffer, schema, Some(props))?;
+    for chunk in files.chunks(CHUNK_FILES) {
+        writer.write(&to_batch(snapshot, chunk)?)?;
+    }
     writer.close()?;
     let path = log.checkpoint_path(snapshot.version());
     log.store()
@@ -74,8 +83,8 @@ pub async fn write_checkpoint(log: &LogStore, snapshot: &Snapshot) -> Result<()>
     log.write_last_checkpoint_hint(snapshot.version()).await
 }
 
-fn to_batch(snapshot: &Snapshot) -> Result<RecordBatch> {
-    let files: Vec<&FileEntry> = snapshot.files().collect();
+/// The entries of `files` (of `snapshot`) as rows of the checkpoint.
+fn to_batch(snapshot: &Snapshot, files: &[&FileEntry]) -> Result<RecordBatch> {
     let mut fields = vec![
         Field::new("path", DataType::Utf8, false),
         Field::new("rows", DataType::UInt64, false),

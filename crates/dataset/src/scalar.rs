@@ -61,6 +61,15 @@ pub enum Scalar {
 }
 
 impl Scalar {
+    /// Bytes this value holds on the heap (a string's or binary's buffer).
+    pub fn heap_size(&self) -> usize {
+        match self {
+            Scalar::Utf8(s) => s.capacity(),
+            Scalar::Binary(b) => b.capacity(),
+            _ => 0,
+        }
+    }
+
     /// Whether this is [`Scalar::Null`].
     pub fn is_null(&self) -> bool {
         matches!(self, Scalar::Null)

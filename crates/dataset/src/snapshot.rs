@@ -70,6 +70,35 @@ impl FileEntry {
     pub fn partition_dir(&self) -> &str {
         self.path.rsplit_once('/').map(|(d, _)| d).unwrap_or("")
     }
+
+    /// About how many bytes of memory this entry takes (itself, its path, partition
+    /// values and statistics, with an allocator's overhead per allocation).
+    pub fn memory_size(&self) -> usize {
+        use std::mem::size_of;
+        const PER_ALLOCATION: usize = 16;
+        let scalars: usize = self
+            .partition_values
+            .iter()
+            .chain(
+                self.stats
+                    .iter()
+                    .flatten()
+                    .flat_map(|s| s.min.iter().chain(s.max.iter())),
+            )
+            .map(|v| match v.heap_size() {
+                0 => 0,
+                n => n + PER_ALLOCATION,
+            })
+            .sum();
+        // The entry, its `Arc` counts and the three vectors.
+        size_of::<FileEntry>()
+            + 2 * size_of::<usize>()
+            + 3 * PER_ALLOCATION
+            + self.path.capacity()
+            + self.partition_values.capacity() * size_of::<Scalar>()
+            + self.stats.capacity() * size_of::<Option<ColumnStats>>()
+            + scalars
+    }
 }
 
 /// Sets and maps of paths, hashed fast: a commit looks up every file of the version.
@@ -324,6 +353,13 @@ impl Snapshot {
     /// The dataset properties.
     pub fn properties(&self) -> &BTreeMap<String, String> {
         &self.properties
+    }
+
+    /// About how many bytes of memory the file index of this version takes: the sum of
+    /// [`FileEntry::memory_size`], shared with the snapshots of the versions around it.
+    pub fn index_memory(&self) -> usize {
+        self.files.capacity() * std::mem::size_of::<Arc<FileEntry>>()
+            + self.files.iter().map(|f| f.memory_size()).sum::<usize>()
     }
 
     /// Commits between checkpoints.

@@ -450,6 +450,31 @@ impl fmt::Display for CompactionReport {
     }
 }
 
+/// Memory a running group holds beside its writer's buffers: the small files it reads
+/// ahead and their decoded batches, its encoders' state, and its commit (a checkpoint
+/// holds one chunk of the index at a time in Arrow form).
+const GROUP_OVERHEAD: usize = 48 << 20;
+
+/// The least memory a group's writer is given: a few row groups of wide rows.
+const MIN_WRITER_MEMORY: usize = 32 << 20;
+
+/// How many groups run at once (at most `wanted`) and how much each one's writer may
+/// buffer. The file index, which every group shares, comes off the budget first; the
+/// rest is divided among the groups, each charged [`GROUP_OVERHEAD`] too. Fewer groups
+/// run at once rather than any writer getting less than [`MIN_WRITER_MEMORY`]; a
+/// budget below the index and one group's needs still runs one group at that minimum.
+fn share_budget(budget: usize, index: usize, wanted: usize) -> (usize, usize) {
+    let left = budget.saturating_sub(index);
+    let mut running = wanted.max(1);
+    while running > 1 && left / running < GROUP_OVERHEAD + MIN_WRITER_MEMORY {
+        running -= 1;
+    }
+    let writer = (left / running)
+        .saturating_sub(GROUP_OVERHEAD)
+        .max(MIN_WRITER_MEMORY);
+    (running, writer)
+}
+
 /// A task that stops when its handle is dropped (when the compaction is).
 struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
@@ -472,14 +497,18 @@ pub async fn execute_compaction(
     let started = Instant::now();
     check_plan_version(dataset, plan.version)?;
     let options = &plan.options;
-    let running = options.concurrency.min(plan.groups.len()).max(1);
+    let (running, writer_memory) = share_budget(
+        options.memory_budget,
+        dataset.snapshot().index_memory(),
+        options.concurrency.min(plan.groups.len()),
+    );
     let rewrite = RewriteOptions {
         write: WriteOptions {
             target_file_size: options.target_file_size,
             max_rows_per_file: options.max_rows_per_file,
             sort_by: Vec::new(),
             unique: options.unique.clone(),
-            max_buffered_bytes: (options.memory_budget / running).max(1 << 20),
+            max_buffered_bytes: writer_memory,
             ..options.write.clone()
         },
         cluster: options.clustering(),
@@ -559,4 +588,22 @@ pub async fn execute_compaction(
     }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: usize = 1 << 20;
+
+    #[test]
+    fn the_index_comes_off_the_budget_before_the_groups_share_it() {
+        // 1 GiB, a 224 MiB index, two groups: 400 MiB each, 352 of it for the writer.
+        assert_eq!(share_budget(1024 * MIB, 224 * MIB, 2), (2, 352 * MIB));
+        // Nothing to share: one group, at the writer's minimum.
+        assert_eq!(share_budget(64 * MIB, 224 * MIB, 2), (1, MIN_WRITER_MEMORY));
+        // Room for two groups of 80 MiB but not three.
+        assert_eq!(share_budget(400 * MIB, 224 * MIB, 4), (2, 40 * MIB));
+        assert_eq!(share_budget(1024 * MIB, 0, 0), (1, 976 * MIB));
+    }
 }
