@@ -144,7 +144,8 @@ pub(crate) async fn commit(
             }
         };
         let path = log.commit_path(commit.version).to_string();
-        if log.try_write_commit(&commit).await? {
+        // `Some`: another writer committed this version first.
+        let Some(theirs) = log.try_write_commit(&commit).await? else {
             let Some(mut next) = empty.or(state) else {
                 return Err(Error::InvalidArgument("no state to commit on".into()));
             };
@@ -152,9 +153,7 @@ pub(crate) async fn commit(
             next.apply(&commit, &path)?;
             maybe_checkpoint(log, &mut next, &deferred, &commit).await;
             return Ok(next);
-        }
-        // Another writer committed this version first: see what it did.
-        let theirs = log.read_commit(commit.version).await?;
+        };
         state = Some(match state {
             None => {
                 if pending.scope != ConflictScope::Append {

@@ -455,13 +455,13 @@ impl LogStore {
         Commit::parse(&bytes, version, path.as_ref())
     }
 
-    /// Writes `commit` if no commit of its version exists. Returns `Ok(false)` when
-    /// another writer got there first.
+    /// Writes `commit` if no commit of its version exists. Returns `Ok(None)` when it
+    /// landed, and the commit another writer got there first with otherwise.
     ///
     /// The store may retry a conditional put after a server error, and the retry of a put
     /// that landed the first time is refused as if another writer had won. So a refused
     /// put reads the entry back: the same bytes as ours mean the commit is ours.
-    pub async fn try_write_commit(&self, commit: &Commit) -> Result<bool> {
+    pub async fn try_write_commit(&self, commit: &Commit) -> Result<Option<Commit>> {
         let path = self.commit_path(commit.version);
         let bytes = serde_json::to_vec(commit).map_err(|e| Error::CorruptLog {
             path: path.to_string(),
@@ -477,9 +477,13 @@ impl LogStore {
             .put_opts(&path, PutPayload::from(bytes.clone()), options)
             .await
         {
-            Ok(_) => Ok(true),
+            Ok(_) => Ok(None),
             Err(object_store::Error::AlreadyExists { .. }) => {
-                Ok(self.read_bytes(&path).await? == bytes)
+                let theirs = self.read_bytes(&path).await?;
+                if theirs == bytes {
+                    return Ok(None);
+                }
+                Commit::parse(&theirs, commit.version, path.as_ref()).map(Some)
             }
             Err(e) => Err(Error::store(&path, e)),
         }

@@ -258,7 +258,7 @@ async fn set_properties_commits_a_default_engine_without_touching_data() {
 
 /// A store that counts listings outside the log directory and of the log directory, and
 /// requests for objects in the log directory.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct CountingStore {
     inner: LocalFileSystem,
     data_listings: Arc<AtomicUsize>,
@@ -358,11 +358,8 @@ async fn open_and_scan_never_list_data_directories() {
     common::write(&path, 0, 2000, &partitioned()).await;
     let listings = Arc::new(AtomicUsize::new(0));
     let store = Arc::new(CountingStore {
-        inner: LocalFileSystem::new(),
         data_listings: listings.clone(),
-        log_listings: Arc::default(),
-        log_requests: Arc::default(),
-        lost_create_replies: Arc::default(),
+        ..CountingStore::default()
     });
     let root = Path::from_absolute_path(dir.path().join("ds")).unwrap();
     let ds = Dataset::builder(&path)
@@ -395,11 +392,8 @@ async fn a_commit_whose_reply_was_lost_is_not_committed_twice() {
     common::write(&path, 0, 100, &partitioned()).await;
     let lost = Arc::new(AtomicUsize::new(1));
     let store = Arc::new(CountingStore {
-        inner: LocalFileSystem::new(),
-        data_listings: Arc::default(),
-        log_listings: Arc::default(),
-        log_requests: Arc::default(),
         lost_create_replies: lost.clone(),
+        ..CountingStore::default()
     });
     let root = Path::from_absolute_path(dir.path().join("ds")).unwrap();
     let mut ds = Dataset::builder(&path)
@@ -437,11 +431,9 @@ impl Counted {
     fn new(dir: &tempfile::TempDir, revalidate_after: std::time::Duration) -> Self {
         let (log_listings, log_requests) = (Arc::default(), Arc::default());
         let store = Arc::new(CountingStore {
-            inner: LocalFileSystem::new(),
-            data_listings: Arc::default(),
             log_listings: Arc::clone(&log_listings),
             log_requests: Arc::clone(&log_requests),
-            lost_create_replies: Arc::default(),
+            ..CountingStore::default()
         });
         let options = dala_cache::CacheOptions {
             revalidate_after,
