@@ -27,6 +27,9 @@ use crate::snapshot::{FileEntry, Snapshot};
 use crate::stats::ColumnStats;
 
 const METADATA_KEY: &str = "dala.snapshot";
+/// The key of [`Snapshot::schema_since`], apart from [`METADATA_KEY`] so that checkpoints
+/// stay readable by versions of dala that do not know it (they read it as unknown).
+const SCHEMA_SINCE_KEY: &str = "dala.schema_since";
 
 /// Index entries per row group of a checkpoint, and per batch its writer holds.
 const CHUNK_FILES: usize = 8192;
@@ -62,7 +65,15 @@ pub async fn write_checkpoint(log: &LogStore, snapshot: &Snapshot) -> Result<()>
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_row_count(Some(CHUNK_FILES))
-        .set_key_value_metadata(Some(vec![KeyValue::new(METADATA_KEY.to_string(), meta)]))
+        .set_key_value_metadata(Some(
+            std::iter::once(KeyValue::new(METADATA_KEY.to_string(), meta))
+                .chain(
+                    snapshot
+                        .schema_since()
+                        .map(|v| KeyValue::new(SCHEMA_SINCE_KEY.to_string(), v.to_string())),
+                )
+                .collect(),
+        ))
         .build();
     // The index goes out a chunk of entries at a time, each chunk one row group, so
     // that a checkpoint of many files holds one chunk in Arrow form, not all of them.
@@ -162,13 +173,22 @@ pub async fn read_checkpoint(log: &LogStore, version: u64) -> Result<Snapshot> {
     };
     let builder =
         ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| corrupt(e.to_string()))?;
-    let meta_text = builder
-        .metadata()
-        .file_metadata()
-        .key_value_metadata()
-        .and_then(|kv| kv.iter().find(|k| k.key == METADATA_KEY))
-        .and_then(|k| k.value.clone())
-        .ok_or_else(|| corrupt("no snapshot metadata".into()))?;
+    let value_of = |key: &str| {
+        builder
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .and_then(|kv| kv.iter().find(|k| k.key == key))
+            .and_then(|k| k.value.clone())
+    };
+    let meta_text = value_of(METADATA_KEY).ok_or_else(|| corrupt("no snapshot metadata".into()))?;
+    let schema_since = match value_of(SCHEMA_SINCE_KEY) {
+        Some(text) => Some(
+            text.parse::<u64>()
+                .map_err(|_| corrupt(format!("{SCHEMA_SINCE_KEY} is {text:?}, not a version")))?,
+        ),
+        None => None,
+    };
     let meta: CheckpointMeta =
         serde_json::from_str(&meta_text).map_err(|e| corrupt(e.to_string()))?;
     if meta.version != version {
@@ -190,6 +210,7 @@ pub async fn read_checkpoint(log: &LogStore, version: u64) -> Result<Snapshot> {
         meta.partitioning,
         meta.properties,
         files,
+        schema_since,
     ))
 }
 

@@ -108,6 +108,9 @@ pub struct ScanRequest {
     pub local: bool,
     /// The files that may hold matching rows.
     pub files: Vec<ScanFile>,
+    /// The version from which every file added holds exactly `data_schema` (see
+    /// [`crate::Snapshot::schema_since`]); `None` when unknown.
+    pub schema_since: Option<u64>,
     /// The dataset's data columns (those stored in the files).
     pub data_schema: SchemaRef,
     /// The partition columns, typed, in order.
@@ -141,6 +144,19 @@ impl ScanRequest {
     /// cannot read the files themselves, such as DuckDB on an object store.
     pub fn native_stream(&self) -> Result<RecordBatchStream> {
         self.native.stream()
+    }
+
+    /// Whether `file` holds exactly `data_schema` (its columns, in order, with their
+    /// types), because dala wrote it under this schema.
+    pub fn holds_schema(&self, file: &ScanFile) -> bool {
+        self.schema_since
+            .is_some_and(|since| file.entry.added_version >= since)
+    }
+
+    /// Whether every file holds exactly `data_schema`, so that an engine can read them as
+    /// one schema instead of unifying theirs by name.
+    pub fn files_match_schema(&self) -> bool {
+        self.files.iter().all(|f| self.holds_schema(f))
     }
 
     /// Whether the scan uses a partition column (returns it or filters on it); when not,

@@ -194,6 +194,7 @@ impl ScanBuilder {
             local: local_root.is_some(),
             dataset,
             files,
+            schema_since: self.snapshot.schema_since(),
             data_schema: self.snapshot.data_schema().clone(),
             partitioning: self.snapshot.partitioning().to_vec(),
             output_schema: plan.schema,

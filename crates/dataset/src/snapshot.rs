@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::layout::{PartitionField, full_schema, partition_dir};
-use crate::log::{AddFile, Commit, RemoveFile};
+use crate::log::{AddFile, Commit, Operation, RemoveFile};
 use crate::scalar::Scalar;
 use crate::stats::{ColumnStats, FileStats, StatsView};
 
@@ -120,6 +120,9 @@ pub struct Snapshot {
     /// Files added or removed by the log entries applied since the checkpoint this
     /// snapshot was read from (or since version 0).
     log_actions: usize,
+    /// The version from which every added file holds exactly the data schema (dala
+    /// wrote it under this schema); `None` when unknown.
+    schema_since: Option<u64>,
 }
 
 impl Snapshot {
@@ -135,6 +138,7 @@ impl Snapshot {
             files: Vec::new(),
             columns,
             log_actions: 0,
+            schema_since: Some(0),
         }
     }
 
@@ -164,6 +168,7 @@ impl Snapshot {
     }
 
     /// Restores a snapshot from checkpointed parts.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn from_parts(
         version: u64,
         timestamp: i64,
@@ -171,6 +176,7 @@ impl Snapshot {
         partitioning: Vec<PartitionField>,
         properties: BTreeMap<String, String>,
         files: Vec<FileEntry>,
+        schema_since: Option<u64>,
     ) -> Self {
         let columns = column_positions(&schema);
         Snapshot {
@@ -182,7 +188,15 @@ impl Snapshot {
             files: files.into_iter().map(Arc::new).collect(),
             columns,
             log_actions: 0,
+            schema_since,
         }
+    }
+
+    /// The version from which every file added holds exactly [`Snapshot::data_schema`]
+    /// (its columns, in order, with their types), because dala wrote it under this schema;
+    /// `None` when unknown (a checkpoint written before dala recorded it).
+    pub fn schema_since(&self) -> Option<u64> {
+        self.schema_since
     }
 
     /// Files added or removed by the log entries since this snapshot's last checkpoint.
@@ -220,6 +234,12 @@ impl Snapshot {
         {
             self.schema = Arc::new(schema.clone());
             self.columns = column_positions(&self.schema);
+            // The commit's own files were written under its new schema.
+            self.schema_since = Some(commit.version);
+        }
+        if matches!(commit.operation, Operation::Adopt | Operation::Sync) {
+            // Files dala did not write may lack columns or have other types.
+            self.schema_since = self.schema_since.map(|v| v.max(commit.version + 1));
         }
         if let Some(partitioning) = &commit.partitioning {
             self.partitioning = partitioning.clone();

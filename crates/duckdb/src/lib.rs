@@ -346,16 +346,21 @@ fn scan_sql(request: &ScanRequest) -> Result<String> {
         .iter()
         .map(|f| quote_string(&f.location))
         .collect();
+    // Files written under other schemas are unified by name (a missing column reads as
+    // nulls), which has DuckDB read every file's footer before it starts; files that all
+    // hold the dataset's schema are read as they are.
+    let union_by_name = !request.files_match_schema();
     let source = if !request.needs_partition_values() {
         format!(
-            "SELECT * FROM read_parquet([{}], union_by_name = true, hive_partitioning = false)",
+            "SELECT * FROM read_parquet([{}], union_by_name = {union_by_name}, \
+             hive_partitioning = false)",
             files.join(", ")
         )
     } else if let Some(types) = plain_hive_types(request)? {
         // The folders spell every value as it is: DuckDB reads them, typed by dala.
         format!(
-            "SELECT * FROM read_parquet([{}], union_by_name = true, hive_partitioning = true, \
-             hive_types_autocast = false, hive_types = {{{types}}})",
+            "SELECT * FROM read_parquet([{}], union_by_name = {union_by_name}, \
+             hive_partitioning = true, hive_types_autocast = false, hive_types = {{{types}}})",
             files.join(", ")
         )
     } else {
@@ -385,7 +390,7 @@ fn scan_sql(request: &ScanRequest) -> Result<String> {
             .collect();
         format!(
             "SELECT * EXCLUDE (filename) FROM read_parquet([{}], filename = true, hive_partitioning = false, \
-             union_by_name = true) JOIN (VALUES {}) AS dala_partitions({}) USING (filename)",
+             union_by_name = {union_by_name}) JOIN (VALUES {}) AS dala_partitions({}) USING (filename)",
             files.join(", "),
             rows.join(", "),
             names.join(", ")

@@ -1,12 +1,14 @@
 //! # dala-polars
 //!
 //! Polars as a dala engine. dala plans a scan (partitions and files pruned by its index);
-//! Polars scans exactly the files left (a list, never a glob), the partition columns added
-//! from dala's index with their recorded types, and the projection, filter and limit run
-//! in Polars (through its SQL, which reads dala's SQL-like filters as they are). Results
-//! stream out of Polars' streaming engine in batches, cross to arrow-rs through the Arrow C
-//! Data Interface without a copy (`ffi`), and are cast to the dataset's own types, so
-//! every engine returns the same schema.
+//! Polars scans exactly the files left (a list, never a glob), with the partition columns
+//! typed as dala's index records them (read by Polars from folders named as dala writes
+//! them, else attached from the index), files written under older schemas conformed to
+//! the dataset's, and the projection, filter and limit run in Polars (through its SQL,
+//! which reads dala's SQL-like filters as they are). Results stream out of Polars'
+//! streaming engine in batches, cross to arrow-rs through the Arrow C Data Interface
+//! without a copy (`ffi`), and are cast to the dataset's own types, so every engine
+//! returns the same schema.
 //!
 //! - [`PolarsEngine`] implements [`dala_dataset::ScanEngine`]: `scan` and `sql`.
 //! - [`lazy_frame`] gives a dataset scan as a Polars [`LazyFrame`] for native use.
@@ -23,17 +25,19 @@ mod ffi;
 pub use polars;
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
 use dala_dataset::{
-    Engine, Error, Expr as DalaExpr, RecordBatchStream, Result, Scalar, ScanEngine, ScanRequest,
-    cast_to_schema, receiver_stream,
+    Engine, Error, Expr as DalaExpr, RecordBatchStream, Result, Scalar, ScanEngine, ScanFile,
+    ScanRequest, cast_to_schema, receiver_stream,
 };
 use futures::StreamExt;
 use polars::prelude::{
-    CompatLevel, DataFrame, DataType, Expr, HiveOptions, IntoColumn, IntoLazy, LazyFrame,
-    PlRefPath, PlanCallback, ScanArgsParquet, Series, UnionArgs, concat, lit,
+    CompatLevel, DataFrame, DataType, Expr, Field as PolarsField, HiveOptions, IntoColumn,
+    IntoLazy, LazyFrame, PlRefPath, PlanCallback, ScanArgsParquet, Schema as PolarsSchema, Series,
+    UnionArgs, col, concat, lit,
 };
 use polars::sql::SQLContext;
 
@@ -84,20 +88,11 @@ impl ScanEngine for PolarsEngine {
 
 /// A scan as a [`LazyFrame`]: its files, projection, filter and limit.
 fn scan_frame(request: &ScanRequest) -> Result<LazyFrame> {
+    request.require_local(Engine::Polars)?;
     if request.files.is_empty() {
         return empty_frame(&request.output_schema);
     }
-    let frame = if request.needs_partition_values() {
-        lazy_frame(request)?
-    } else {
-        // One scan over every file: no partition values to attach.
-        let paths: Vec<PlRefPath> = request
-            .files
-            .iter()
-            .map(|f| PlRefPath::new(f.location.as_str()))
-            .collect();
-        LazyFrame::scan_parquet_files(paths.into(), scan_args()).map_err(engine_error)?
-    };
+    let frame = dataset_frame(request, request.needs_partition_values())?;
     let mut context = SQLContext::new();
     context.register("dala_scan", frame);
     let query = request.select_sql("dala_scan", filter_sql);
@@ -114,10 +109,171 @@ pub fn lazy_frame(request: &ScanRequest) -> Result<LazyFrame> {
     if request.files.is_empty() {
         return empty_frame(&request.output_schema);
     }
+    dataset_frame(request, true)
+}
+
+/// The files of a scan as one frame: the data columns in the dataset's schema, then the
+/// partition columns when `partitions`. Files that all hold the dataset's schema are one
+/// scan. Files written under older schemas (before a merging write added a column or
+/// widened a type) or not by dala are grouped by the schema their footers hold, each
+/// group scanned on its own and conformed to the dataset's: columns cast to its types,
+/// those missing read as nulls.
+fn dataset_frame(request: &ScanRequest, partitions: bool) -> Result<LazyFrame> {
+    let hive = hive_start(request);
+    let all: Vec<&ScanFile> = request.files.iter().collect();
+    if request.files_match_schema() {
+        return files_frame(request, &all, hive, partitions);
+    }
+    let mut groups: Vec<(Option<Schema>, Vec<&ScanFile>)> = Vec::new();
+    for file in all {
+        let schema = if request.holds_schema(file) {
+            None
+        } else {
+            Some(file_schema(&file.location)?)
+        };
+        match groups.iter_mut().find(|(s, _)| *s == schema) {
+            Some((_, files)) => files.push(file),
+            None => groups.push((schema, vec![file])),
+        }
+    }
+    // The dataset's column types, as Polars has them.
+    let targets = to_data_frame(&request.data_schema, &[])?.schema().clone();
+    let mut frames = Vec::with_capacity(groups.len());
+    for (schema, files) in groups {
+        let frame = files_frame(request, &files, hive, partitions)?;
+        let Some(schema) = schema else {
+            frames.push(frame);
+            continue;
+        };
+        let mut columns = Vec::with_capacity(targets.len() + request.partitioning.len());
+        for (name, dtype) in targets.iter() {
+            columns.push(if schema.field_with_name(name).is_ok() {
+                col(name.clone()).strict_cast(dtype.clone())
+            } else {
+                lit(polars::prelude::Null {})
+                    .cast(dtype.clone())
+                    .alias(name.clone())
+            });
+        }
+        if partitions {
+            columns.extend(request.partitioning.iter().map(|p| col(p.name.as_str())));
+        }
+        frames.push(frame.select(columns));
+    }
+    if frames.len() == 1 {
+        return frames.pop().ok_or_else(|| engine_error("no frame"));
+    }
+    concat(frames, UnionArgs::default()).map_err(engine_error)
+}
+
+/// The Arrow schema in a data file's footer.
+fn file_schema(location: &str) -> Result<Schema> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let failed = |e: &dyn std::fmt::Display| {
+        engine_error(format!("cannot read the schema of {location}: {e}"))
+    };
+    let file = std::fs::File::open(location).map_err(|e| failed(&e))?;
+    let reader = SerializedFileReader::new(file).map_err(|e| failed(&e))?;
+    let metadata = reader.metadata().file_metadata();
+    parquet::arrow::parquet_to_arrow_schema(metadata.schema_descr(), metadata.key_value_metadata())
+        .map(|schema| Schema::new(schema.fields().clone()))
+        .map_err(|e| failed(&e))
+}
+
+/// `files` as one frame: their data columns as the files hold them, then the partition
+/// columns when `partitions` (read by Polars from the folder names when `hive` gives
+/// where they start, else attached from dala's index).
+fn files_frame(
+    request: &ScanRequest,
+    files: &[&ScanFile],
+    hive: Option<usize>,
+    partitions: bool,
+) -> Result<LazyFrame> {
+    let paths: Vec<PlRefPath> = files
+        .iter()
+        .map(|f| PlRefPath::new(f.location.as_str()))
+        .collect();
+    match hive {
+        Some(start) if partitions => hive_scan(request, paths, start),
+        _ if partitions && !request.partitioning.is_empty() => frames_by_partition(request, files),
+        // No partition values to attach.
+        _ => LazyFrame::scan_parquet_files(paths.into(), scan_args()).map_err(engine_error),
+    }
+}
+
+/// `paths` as one scan, with Polars reading the partition values from the folder names
+/// (from byte `start` of each path on), typed by dala's partitioning. Only for folders
+/// named as dala writes them, so that Polars reads back exactly the values in dala's
+/// index (see [`hive_start`]). One scan is faster than a scan per partition.
+fn hive_scan(request: &ScanRequest, paths: Vec<PlRefPath>, start: usize) -> Result<LazyFrame> {
+    let schema = request
+        .partitioning
+        .iter()
+        .map(|p| {
+            Ok(PolarsField::new(
+                p.name.as_str().into(),
+                polars_type(&p.data_type)?,
+            ))
+        })
+        .collect::<Result<PolarsSchema>>()?;
+    let args = ScanArgsParquet {
+        hive_options: HiveOptions {
+            enabled: Some(true),
+            hive_start_idx: start,
+            schema: Some(std::sync::Arc::new(schema)),
+            try_parse_dates: true,
+        },
+        ..scan_args()
+    };
+    LazyFrame::scan_parquet_files(paths.into(), args).map_err(engine_error)
+}
+
+/// Where the partition folders start in every file's location (the length of the
+/// dataset root), when Polars can read the partition values from the folder names:
+/// every partition column named without escapes, of a type Polars parses from text (not
+/// boolean), and every file directly in the folder dala names after its values, with no
+/// empty string among them (written as the null folder). `None` otherwise.
+fn hive_start(request: &ScanRequest) -> Option<usize> {
+    use dala_dataset::layout::{escape, partition_dir};
+    if request.partitioning.is_empty() {
+        return None;
+    }
+    let readable = request.partitioning.iter().all(|p| {
+        !p.name.is_empty()
+            && escape(&p.name) == p.name
+            && p.data_type != ArrowType::Boolean
+            && polars_type(&p.data_type).is_ok()
+    });
+    if !readable {
+        return None;
+    }
+    let mut start = None;
+    for file in &request.files {
+        let entry = &file.entry;
+        let root = file.location.strip_suffix(entry.path.as_str())?;
+        if *start.get_or_insert(root.len()) != root.len() {
+            return None;
+        }
+        let empty_text = entry
+            .partition_values
+            .iter()
+            .any(|v| v.to_partition_text().is_some_and(|t| t.is_empty()));
+        let folder = partition_dir(&request.partitioning, &entry.partition_values).ok()?;
+        let name = entry.path.strip_prefix(&folder)?.strip_prefix('/')?;
+        if empty_text || name.contains('/') {
+            return None;
+        }
+    }
+    start
+}
+
+/// `files`, a Polars scan per partition with its values attached as literals from
+/// dala's index, concatenated (for folders Polars cannot read).
+fn frames_by_partition(request: &ScanRequest, files: &[&ScanFile]) -> Result<LazyFrame> {
     // Files grouped by partition, in the order the index lists them.
     let mut groups: Vec<(Vec<Scalar>, Vec<PlRefPath>)> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
-    for file in &request.files {
+    for file in files {
         let dir = file.entry.partition_dir().to_string();
         let at = *index.entry(dir).or_insert_with(|| {
             groups.push((file.entry.partition_values.clone(), Vec::new()));
@@ -248,6 +404,13 @@ pub fn to_record_batches(df: DataFrame) -> Result<Vec<RecordBatch>> {
     record_batches(df, None).into_iter().collect()
 }
 
+/// Rows Polars' streaming engine gathers before it hands them to dala (as arrow-rs
+/// batches, one per morsel it read). Polars runs each hand-off on a thread of its own,
+/// one at a time, while its readers wait: a full scan of two columns of 6 M rows, handed
+/// over morsel by morsel (about 25 000 rows each), took 8 % longer than gathered 131 072
+/// rows at a time. Memory stays bounded by this many rows, dala's default row group size.
+const SINK_ROWS: usize = 131_072;
+
 /// Runs `frame` on Polars' streaming engine on a thread of its own, handing each batch to
 /// arrow-rs (cast to `schema` when given).
 fn stream(frame: LazyFrame, schema: Option<SchemaRef>) -> Result<RecordBatchStream> {
@@ -268,15 +431,34 @@ fn stream(frame: LazyFrame, schema: Option<SchemaRef>) -> Result<RecordBatchStre
                 Ok(stop)
             }),
             true,
-            None,
+            NonZeroUsize::new(SINK_ROWS),
         )
         .map_err(engine_error)?;
     std::thread::spawn(move || {
-        if let Err(e) = frame.collect_with_engine(polars::prelude::Engine::Streaming) {
-            let _ = tx.blocking_send(Err(engine_error(e)));
-        }
+        // A panic in Polars must reach the consumer as an error, not as an early end of rows.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            frame.collect_with_engine(polars::prelude::Engine::Streaming)
+        }));
+        let error = match outcome {
+            Ok(Ok(_)) => return,
+            Ok(Err(e)) => engine_error(e),
+            Err(panic) => engine_error(format!(
+                "the query failed inside Polars: {}",
+                panic_message(panic.as_ref())
+            )),
+        };
+        let _ = tx.blocking_send(Err(error));
     });
     Ok(receiver_stream(rx))
+}
+
+/// The message of a caught panic.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
 }
 
 /// A Polars frame as arrow-rs batches, one per chunk (cast to `schema` when given).

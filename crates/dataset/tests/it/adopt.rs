@@ -44,6 +44,9 @@ async fn adopts_a_foreign_hive_tree_and_syncs_new_files_only_on_request() {
     assert_eq!(partitioning[0].data_type, DataType::Int32);
     assert_eq!(partitioning[1].data_type, DataType::Utf8);
     assert_eq!(ds.history().await.unwrap()[0].operation, Operation::Adopt);
+    // Files dala did not write are not taken to hold its schema exactly.
+    assert_eq!(ds.snapshot().schema_since(), Some(1));
+    assert!(!ds.scan().request().unwrap().files_match_schema());
     assert_eq!(
         ids(&ds.scan().collect().await.unwrap()),
         (0..300).collect::<Vec<_>>()
@@ -68,6 +71,7 @@ async fn adopts_a_foreign_hive_tree_and_syncs_new_files_only_on_request() {
     let result = ds.refresh().await.unwrap();
     assert_eq!(result.version, Some(1));
     assert_eq!(result.files_added, 1);
+    assert_eq!(ds.snapshot().schema_since(), Some(2));
     assert_eq!(
         ids(&ds.scan().collect().await.unwrap()),
         (0..350).collect::<Vec<_>>()
