@@ -108,6 +108,17 @@ async fn dataset(dir: &tempfile::TempDir) -> Dataset {
         .0
 }
 
+/// A dataset at `path` of two batches of `rows` rows, partitioned by `columns`.
+async fn dataset_by(path: &str, columns: &[&str], rows: usize) -> Dataset {
+    let options = WriteOptions::default().with_partition_by(columns.iter().copied());
+    let input: Vec<_> = (0..2).map(|i| Ok(batch(i * rows as i64, rows))).collect();
+    Dataset::builder(path)
+        .write(input, &options)
+        .await
+        .unwrap()
+        .0
+}
+
 /// Every row as text, sorted.
 fn rows(batches: &[RecordBatch]) -> Vec<String> {
     dala_tests::rows_as_text(batches, false)
@@ -546,13 +557,7 @@ async fn plainly_named_partitions_give_the_same_rows() {
     // the rows and types must not change.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("by_year").display().to_string();
-    let options = WriteOptions::default().with_partition_by(["year"]);
-    let input: Vec<_> = (0..2).map(|i| Ok(batch(i * 1000, 1000))).collect();
-    let ds = Dataset::builder(&path)
-        .write(input, &options)
-        .await
-        .unwrap()
-        .0;
+    let ds = dataset_by(&path, &["year"], 1000).await;
     let duckdb = DuckdbEngine::new(&DuckdbOptions::default()).unwrap();
     for filter in ["TRUE", "year = 2021", "year IN (2020, 2023) AND qty < 5"] {
         let scan = ds
@@ -646,6 +651,32 @@ async fn files_under_older_schemas_give_the_same_rows_on_every_engine() {
             vec![(400 + nulls_in_new).to_string()],
             "{}",
             engine.kind()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_root_folder_named_like_a_partition_gives_the_same_rows() {
+    // Folders above the dataset are not partitions, whatever their names.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir
+        .path()
+        .join("region=eu")
+        .join("year=1999")
+        .join("ds")
+        .display()
+        .to_string();
+    let ds = dataset_by(&path, &["year", "day"], 500).await;
+    let duckdb = DuckdbEngine::new(&DuckdbOptions::default()).unwrap();
+    for filter in ["TRUE", "year = 2021", "day < DATE '2022-06-01' AND qty < 9"] {
+        let scan = ds
+            .scan()
+            .with_filter_str(filter)
+            .unwrap()
+            .with_columns(["id", "year", "day", "region"]);
+        assert!(
+            assert_engines_agree(&scan, &duckdb, filter).await > 0,
+            "{filter}"
         );
     }
 }

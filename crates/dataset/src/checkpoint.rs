@@ -182,13 +182,14 @@ pub async fn read_checkpoint(log: &LogStore, version: u64) -> Result<Snapshot> {
             .and_then(|k| k.value.clone())
     };
     let meta_text = value_of(METADATA_KEY).ok_or_else(|| corrupt("no snapshot metadata".into()))?;
-    let schema_since = match value_of(SCHEMA_SINCE_KEY) {
-        Some(text) => Some(
-            text.parse::<u64>()
-                .map_err(|_| corrupt(format!("{SCHEMA_SINCE_KEY} is {text:?}, not a version")))?,
-        ),
-        None => None,
-    };
+    // Advisory: a value this version cannot read is taken as unknown, not as corruption.
+    let schema_since = value_of(SCHEMA_SINCE_KEY).and_then(|text| {
+        let version = text.parse::<u64>().ok();
+        if version.is_none() {
+            tracing::warn!(path = %path, value = %text, "checkpoint's {SCHEMA_SINCE_KEY} ignored");
+        }
+        version
+    });
     let meta: CheckpointMeta =
         serde_json::from_str(&meta_text).map_err(|e| corrupt(e.to_string()))?;
     if meta.version != version {

@@ -146,9 +146,16 @@ impl Snapshot {
     /// possibly widened, then new ones (what a schema-merging write commits).
     pub(crate) fn with_data_schema(&self, schema: SchemaRef) -> Snapshot {
         let columns = column_positions(&schema);
+        // Its files were written under the old schema: which hold the new one is unknown.
+        let schema_since = if schema == self.schema {
+            self.schema_since
+        } else {
+            None
+        };
         Snapshot {
             schema,
             columns,
+            schema_since,
             ..self.clone()
         }
     }

@@ -119,7 +119,7 @@ pub fn lazy_frame(request: &ScanRequest) -> Result<LazyFrame> {
 /// group scanned on its own and conformed to the dataset's: columns cast to its types,
 /// those missing read as nulls.
 fn dataset_frame(request: &ScanRequest, partitions: bool) -> Result<LazyFrame> {
-    let hive = hive_start(request);
+    let hive = hive_readable(request);
     let all: Vec<&ScanFile> = request.files.iter().collect();
     if request.files_match_schema() {
         return files_frame(request, &all, hive, partitions);
@@ -181,12 +181,12 @@ fn file_schema(location: &str) -> Result<Schema> {
 }
 
 /// `files` as one frame: their data columns as the files hold them, then the partition
-/// columns when `partitions` (read by Polars from the folder names when `hive` gives
-/// where they start, else attached from dala's index).
+/// columns when `partitions` (read by Polars from the folder names when `hive`, else
+/// attached from dala's index).
 fn files_frame(
     request: &ScanRequest,
     files: &[&ScanFile],
-    hive: Option<usize>,
+    hive: bool,
     partitions: bool,
 ) -> Result<LazyFrame> {
     let paths: Vec<PlRefPath> = files
@@ -194,18 +194,18 @@ fn files_frame(
         .map(|f| PlRefPath::new(f.location.as_str()))
         .collect();
     match hive {
-        Some(start) if partitions => hive_scan(request, paths, start),
+        true if partitions => hive_scan(request, paths),
         _ if partitions && !request.partitioning.is_empty() => frames_by_partition(request, files),
         // No partition values to attach.
         _ => LazyFrame::scan_parquet_files(paths.into(), scan_args()).map_err(engine_error),
     }
 }
 
-/// `paths` as one scan, with Polars reading the partition values from the folder names
-/// (from byte `start` of each path on), typed by dala's partitioning. Only for folders
-/// named as dala writes them, so that Polars reads back exactly the values in dala's
-/// index (see [`hive_start`]). One scan is faster than a scan per partition.
-fn hive_scan(request: &ScanRequest, paths: Vec<PlRefPath>, start: usize) -> Result<LazyFrame> {
+/// `paths` as one scan, with Polars reading the partition values from the folder names,
+/// typed by dala's partitioning. Only for folders named as dala writes them, so that
+/// Polars reads back exactly the values in dala's index (see [`hive_readable`]). One scan
+/// is faster than a scan per partition.
+fn hive_scan(request: &ScanRequest, paths: Vec<PlRefPath>) -> Result<LazyFrame> {
     let schema = request
         .partitioning
         .iter()
@@ -219,7 +219,7 @@ fn hive_scan(request: &ScanRequest, paths: Vec<PlRefPath>, start: usize) -> Resu
     let args = ScanArgsParquet {
         hive_options: HiveOptions {
             enabled: Some(true),
-            hive_start_idx: start,
+            hive_start_idx: 0,
             schema: Some(std::sync::Arc::new(schema)),
             try_parse_dates: true,
         },
@@ -228,43 +228,44 @@ fn hive_scan(request: &ScanRequest, paths: Vec<PlRefPath>, start: usize) -> Resu
     LazyFrame::scan_parquet_files(paths.into(), args).map_err(engine_error)
 }
 
-/// Where the partition folders start in every file's location (the length of the
-/// dataset root), when Polars can read the partition values from the folder names:
-/// every partition column named without escapes, of a type Polars parses from text (not
-/// boolean), and every file directly in the folder dala names after its values, with no
-/// empty string among them (written as the null folder). `None` otherwise.
-fn hive_start(request: &ScanRequest) -> Option<usize> {
+/// Whether Polars can read the partition values from the folder names: every partition
+/// column named without escapes and of a type Polars parses from text (not boolean); every
+/// file directly in the folder dala names after its values, with no empty string among them
+/// (written as the null folder) and dates written as `YYYY-MM-DD`; and no `=` in the
+/// dataset's root, since Polars parses every folder of a listed file's path (it starts at
+/// the first for explicit files, whatever `hive_start_idx` says).
+fn hive_readable(request: &ScanRequest) -> bool {
     use dala_dataset::layout::{escape, partition_dir};
-    if request.partitioning.is_empty() {
-        return None;
-    }
     let readable = request.partitioning.iter().all(|p| {
         !p.name.is_empty()
             && escape(&p.name) == p.name
             && p.data_type != ArrowType::Boolean
             && polars_type(&p.data_type).is_ok()
     });
-    if !readable {
-        return None;
+    if request.partitioning.is_empty() || !readable {
+        return false;
     }
-    let mut start = None;
-    for file in &request.files {
+    request.files.iter().all(|file| {
         let entry = &file.entry;
-        let root = file.location.strip_suffix(entry.path.as_str())?;
-        if *start.get_or_insert(root.len()) != root.len() {
-            return None;
-        }
-        let empty_text = entry
-            .partition_values
-            .iter()
-            .any(|v| v.to_partition_text().is_some_and(|t| t.is_empty()));
-        let folder = partition_dir(&request.partitioning, &entry.partition_values).ok()?;
-        let name = entry.path.strip_prefix(&folder)?.strip_prefix('/')?;
-        if empty_text || name.contains('/') {
-            return None;
-        }
-    }
-    start
+        let Some(root) = file.location.strip_suffix(entry.path.as_str()) else {
+            return false;
+        };
+        let plain_values = entry.partition_values.iter().all(|v| match v {
+            Scalar::Date(_) => v.to_string().len() == "YYYY-MM-DD".len(),
+            _ => v.to_partition_text().is_none_or(|t| !t.is_empty()),
+        });
+        let in_its_folder = partition_dir(&request.partitioning, &entry.partition_values)
+            .ok()
+            .and_then(|folder| {
+                entry
+                    .path
+                    .strip_prefix(&folder)
+                    .and_then(|rest| rest.strip_prefix('/'))
+                    .map(|name| !name.contains('/'))
+            })
+            .unwrap_or(false);
+        !root.contains('=') && plain_values && in_its_folder
+    })
 }
 
 /// `files`, a Polars scan per partition with its values attached as literals from
