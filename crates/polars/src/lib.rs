@@ -119,7 +119,8 @@ pub fn lazy_frame(request: &ScanRequest) -> Result<LazyFrame> {
 /// group scanned on its own and conformed to the dataset's: columns cast to its types,
 /// those missing read as nulls.
 fn dataset_frame(request: &ScanRequest, partitions: bool) -> Result<LazyFrame> {
-    let hive = hive_readable(request);
+    // Checking the folders walks every file: only worth it when partitions are attached.
+    let hive = partitions && hive_readable(request);
     let all: Vec<&ScanFile> = request.files.iter().collect();
     if request.files_match_schema() {
         return files_frame(request, &all, hive, partitions);
@@ -181,8 +182,8 @@ fn file_schema(location: &str) -> Result<Schema> {
 }
 
 /// `files` as one frame: their data columns as the files hold them, then the partition
-/// columns when `partitions` (read by Polars from the folder names when `hive`, else
-/// attached from dala's index).
+/// columns when `partitions` (read by Polars from the folder names when `hive`, which
+/// implies `partitions`, else attached from dala's index).
 fn files_frame(
     request: &ScanRequest,
     files: &[&ScanFile],
@@ -194,8 +195,10 @@ fn files_frame(
         .map(|f| PlRefPath::new(f.location.as_str()))
         .collect();
     match hive {
-        true if partitions => hive_scan(request, paths),
-        _ if partitions && !request.partitioning.is_empty() => frames_by_partition(request, files),
+        true => hive_scan(request, paths),
+        false if partitions && !request.partitioning.is_empty() => {
+            frames_by_partition(request, files)
+        }
         // No partition values to attach.
         _ => LazyFrame::scan_parquet_files(paths.into(), scan_args()).map_err(engine_error),
     }
