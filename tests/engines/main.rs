@@ -680,3 +680,46 @@ async fn a_root_folder_named_like_a_partition_gives_the_same_rows() {
         );
     }
 }
+
+#[tokio::test]
+async fn engines_run_inside_a_current_thread_runtime() {
+    // Polars blocks on its own runtime while it plans, which tokio refuses on a
+    // current-thread runtime (it panicked there); every engine must work on one.
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dataset(&dir).await;
+    let duckdb = DuckdbEngine::new(&DuckdbOptions::default()).unwrap();
+    let scan = ds
+        .scan()
+        .with_filter_str("year = 2021 AND qty < 10")
+        .unwrap();
+    let rows = assert_engines_agree(&scan, &duckdb, "current thread").await;
+    assert!(rows > 0);
+    for engine in [&duckdb as &dyn ScanEngine, &PolarsEngine] {
+        assert_eq!(
+            sql_rows(engine, &ds, "SELECT count(*) FROM t WHERE year = 2021").await,
+            vec!["1000"],
+            "{}",
+            engine.kind()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scans_larger_than_one_hand_off_give_the_same_rows() {
+    // Polars runs scans of at most 131 072 rows in memory and larger ones on its
+    // streaming engine; DuckDB hands its results over in groups. Both paths must agree.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("large").display().to_string();
+    let ds = dataset_by(&path, &["year"], 80_000).await;
+    assert!(ds.snapshot().rows() > 131_072);
+    let duckdb = DuckdbEngine::new(&DuckdbOptions::default()).unwrap();
+    for filter in ["TRUE", "qty < 10 AND year >= 2021"] {
+        let scan = ds.scan().with_filter_str(filter).unwrap();
+        let rows = assert_engines_agree(&scan, &duckdb, filter).await;
+        assert!(rows > 20_000, "{filter}: {rows}");
+    }
+    assert_eq!(
+        sql_rows(&PolarsEngine, &ds, "SELECT count(*) FROM t").await,
+        vec!["160000"]
+    );
+}

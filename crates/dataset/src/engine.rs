@@ -204,6 +204,26 @@ pub fn receiver_stream(
     .boxed()
 }
 
+/// The groups of batches an engine's worker thread sends, as a [`RecordBatchStream`] of
+/// their batches. A worker that sends its batches in groups wakes the consumer once per
+/// group instead of once per batch.
+pub fn grouped_receiver_stream(
+    receiver: tokio::sync::mpsc::Receiver<Result<Vec<RecordBatch>>>,
+) -> RecordBatchStream {
+    use futures::StreamExt;
+    futures::stream::unfold(receiver, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+    .flat_map(|group| {
+        let batches: Vec<Result<RecordBatch>> = match group {
+            Ok(batches) => batches.into_iter().map(Ok).collect(),
+            Err(e) => vec![Err(e)],
+        };
+        futures::stream::iter(batches)
+    })
+    .boxed()
+}
+
 /// An engine that executes dala's scans, and SQL if it has it. Object safe: callers hold a
 /// `Box<dyn ScanEngine>` or `Arc<dyn ScanEngine>` picked by [`Engine`].
 pub trait ScanEngine: Send + Sync {

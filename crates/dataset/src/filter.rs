@@ -354,6 +354,19 @@ impl Expr {
         parser.parse_all()
     }
 
+    /// The conditions that must all hold: the operands of nested `AND`s, in order (the
+    /// expression itself when it is no `AND`).
+    pub fn conjuncts(&self) -> Vec<&Expr> {
+        match self {
+            Expr::And(left, right) => {
+                let mut all = left.conjuncts();
+                all.extend(right.conjuncts());
+                all
+            }
+            other => vec![other],
+        }
+    }
+
     /// The names of all columns the expression refers to.
     pub fn columns(&self) -> BTreeSet<String> {
         let mut names = BTreeSet::new();

@@ -179,6 +179,9 @@ impl ScanBuilder {
         } else {
             None
         };
+        let filter = plan
+            .filter
+            .and_then(|filter| self.engine_filter(&filter, &plan.files));
         let files = plan
             .files
             .into_iter()
@@ -198,10 +201,31 @@ impl ScanBuilder {
             data_schema: self.snapshot.data_schema().clone(),
             partitioning: self.snapshot.partitioning().to_vec(),
             output_schema: plan.schema,
-            filter: plan.filter,
+            filter,
             limit: self.limit,
             native: self.clone(),
         })
+    }
+
+    /// What an engine still has to apply of the bound `filter` to `files`: the conditions
+    /// on partition columns alone that the partition values of every file satisfy are
+    /// dropped (`year = 1995` once only that year's files are left), so that the engine
+    /// neither evaluates them nor reads partition values for them. `None` when nothing is
+    /// left to apply.
+    fn engine_filter(&self, filter: &Expr, files: &[FileEntry]) -> Option<Expr> {
+        let partitioning = self.snapshot.partitioning();
+        let decided = |condition: &Expr| {
+            let on_partitions =
+                (condition.columns().iter()).all(|c| partitioning.iter().any(|p| &p.name == c));
+            on_partitions
+                && files
+                    .iter()
+                    .all(|f| condition.must_match(&self.snapshot.stats_view(f, true)))
+        };
+        (filter.conjuncts().into_iter())
+            .filter(|condition| !decided(condition))
+            .cloned()
+            .reduce(Expr::and)
     }
 
     /// Runs the scan on `engine`.

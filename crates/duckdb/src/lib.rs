@@ -24,8 +24,8 @@ use std::sync::{Arc, Mutex};
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use dala_dataset::{
-    Engine, Error, RecordBatchStream, Result, Scalar, ScanEngine, ScanRequest, cast_to_schema, lit,
-    quote_identifier, receiver_stream,
+    Engine, Error, RecordBatchStream, Result, Scalar, ScanEngine, ScanRequest, cast_to_schema,
+    grouped_receiver_stream, lit, quote_identifier,
 };
 use futures::StreamExt;
 
@@ -148,7 +148,7 @@ impl DuckdbEngine {
         let conn = self.connection()?;
         let in_use = InUse::new(&self.in_use);
         let session = self.session.clone();
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(4);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<RecordBatch>>>(4);
         std::thread::spawn(move || {
             let run = || -> Result<()> {
                 conn.execute_batch(&session)
@@ -167,6 +167,7 @@ impl DuckdbEngine {
                     stmt.stream_arrow(duckdb::params_from_iter(params.iter()))
                         .map_err(|e| engine_error(format!("{e} in `{query}`")))?,
                 );
+                let mut pending = HandOff::default();
                 while let Some(rows) = stmt.step().map_err(engine_error)? {
                     let batch = RecordBatch::from(&rows);
                     let batch = match &schema {
@@ -178,9 +179,15 @@ impl DuckdbEngine {
                         )?,
                         None => batch,
                     };
-                    if tx.blocking_send(Ok(batch)).is_err() {
-                        break; // the consumer stopped reading
+                    if let Some(batches) = pending.push(batch)
+                        && tx.blocking_send(Ok(batches)).is_err()
+                    {
+                        return Ok(()); // the consumer stopped reading
                     }
+                }
+                let rest = pending.take();
+                if !rest.is_empty() {
+                    let _ = tx.blocking_send(Ok(rest));
                 }
                 Ok(())
             };
@@ -193,7 +200,35 @@ impl DuckdbEngine {
             drop(conn);
             drop(in_use);
         });
-        Ok(receiver_stream(rx))
+        Ok(grouped_receiver_stream(rx))
+    }
+}
+
+/// Rows of a result gathered before they cross to the consumer's thread. DuckDB returns
+/// a result in chunks of 2 048 rows; handing each over on its own woke the consumer about
+/// 3 000 times for a full scan of two columns of 6 M rows. The chunks cross in groups
+/// instead, as they are (no copy); memory stays bounded by a group.
+const HAND_OFF_ROWS: usize = 65_536;
+
+/// The batches gathered for the next hand-off.
+#[derive(Default)]
+struct HandOff {
+    batches: Vec<RecordBatch>,
+    rows: usize,
+}
+
+impl HandOff {
+    /// Adds `batch`; returns the group once it holds [`HAND_OFF_ROWS`] rows.
+    fn push(&mut self, batch: RecordBatch) -> Option<Vec<RecordBatch>> {
+        self.rows += batch.num_rows();
+        self.batches.push(batch);
+        (self.rows >= HAND_OFF_ROWS).then(|| self.take())
+    }
+
+    /// The batches gathered so far.
+    fn take(&mut self) -> Vec<RecordBatch> {
+        self.rows = 0;
+        std::mem::take(&mut self.batches)
     }
 }
 

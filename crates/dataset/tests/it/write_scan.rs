@@ -654,3 +654,41 @@ async fn small_files_are_read_into_batches_of_their_size() {
     let bytes: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
     assert!(bytes < 64 * 1024, "{bytes} bytes held for 10 rows");
 }
+
+/// The filter an engine is asked to apply to a scan's files.
+fn engine_filter(ds: &Dataset, filter: &str) -> Option<String> {
+    let request = ds
+        .scan()
+        .with_filter_str(filter)
+        .unwrap()
+        .request()
+        .unwrap();
+    request.filter.map(|f| f.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn engines_are_not_asked_for_conditions_the_partitions_decide() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    let ds = common::write(&path, 0, 400, &partitioned()).await;
+    let qty = engine_filter(&ds, "qty < 10").unwrap();
+
+    // Every file left holds year 2021 and region 'north': only `qty < 10` is left.
+    assert_eq!(
+        engine_filter(&ds, "year = 2021 AND region = 'north' AND qty < 10").as_deref(),
+        Some(qty.as_str())
+    );
+    // Every file left is from 2021 on, whatever its region.
+    assert_eq!(
+        engine_filter(&ds, "qty < 10 AND year >= 2021").as_deref(),
+        Some(qty.as_str())
+    );
+    assert_eq!(engine_filter(&ds, "year IN (2020, 2023)"), None);
+    // Conditions the partition values do not decide for every file left stay.
+    let kept = engine_filter(&ds, "year = 2021 OR qty < 10").unwrap();
+    assert!(kept.contains("year"), "{kept}");
+    let kept = engine_filter(&ds, "region IS NULL OR region = 'south'").unwrap();
+    assert!(kept.contains("region"), "{kept}");
+    // A condition on a data column is the engine's, even when the statistics decide it.
+    assert!(engine_filter(&ds, "id >= 0").is_some());
+}
