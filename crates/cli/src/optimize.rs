@@ -51,7 +51,8 @@ pub struct CompactArgs {
     /// Partitions per commit.
     #[arg(long, default_value_t = 1)]
     partitions_per_commit: usize,
-    /// Memory for the whole job, e.g. 1GiB.
+    /// Memory for the whole job, e.g. 1GiB: the file index, then the groups running at
+    /// once. A budget too small for the index and one group is refused.
     #[arg(long, default_value = "1GiB")]
     memory: bytesize::ByteSize,
     /// Print the plan and change nothing.

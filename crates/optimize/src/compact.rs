@@ -44,7 +44,9 @@ pub struct CompactOptions {
     pub partitions_per_commit: usize,
     /// Groups rewritten at once (default: the rayon pool's threads).
     pub concurrency: usize,
-    /// Memory for the whole job (default 1 GiB), shared among the groups running at once.
+    /// Memory for the whole job (default 1 GiB): the file index first, the rest shared
+    /// among the groups running at once. A budget below the index and one group's least
+    /// needs is refused ([`Error::MemoryBudget`]) rather than exceeded.
     pub memory_budget: usize,
     /// Writer settings of the new files (compression, row-group size, statistics...);
     /// the fields above take precedence.
@@ -363,6 +365,9 @@ pub fn plan_compaction(dataset: &Dataset, options: &CompactOptions) -> Result<Co
         }
         groups.push(group);
     }
+    if !groups.is_empty() {
+        check_budget(options.memory_budget, dataset)?;
+    }
     Ok(CompactionPlan {
         version: snapshot.version(),
         groups,
@@ -458,11 +463,27 @@ const GROUP_OVERHEAD: usize = 48 << 20;
 /// The least memory a group's writer is given: a few row groups of wide rows.
 const MIN_WRITER_MEMORY: usize = 32 << 20;
 
+/// Fails with [`Error::MemoryBudget`] when `budget` cannot hold `dataset`'s file index
+/// and one group at its writer's minimum.
+fn check_budget(budget: usize, dataset: &Dataset) -> Result<()> {
+    let index = dataset.snapshot().index_memory();
+    let needed = index + GROUP_OVERHEAD + MIN_WRITER_MEMORY;
+    if budget < needed {
+        return Err(Error::MemoryBudget {
+            budget,
+            needed,
+            index,
+            files: dataset.snapshot().files().len(),
+        });
+    }
+    Ok(())
+}
+
 /// How many groups run at once (at most `wanted`) and how much each one's writer may
 /// buffer. The file index, which every group shares, comes off the budget first; the
 /// rest is divided among the groups, each charged [`GROUP_OVERHEAD`] too. Fewer groups
-/// run at once rather than any writer getting less than [`MIN_WRITER_MEMORY`]; a
-/// budget below the index and one group's needs still runs one group at that minimum.
+/// run at once rather than any writer getting less than [`MIN_WRITER_MEMORY`] (a budget
+/// that cannot hold one such group was refused when the plan was made).
 fn share_budget(budget: usize, index: usize, wanted: usize) -> (usize, usize) {
     let left = budget.saturating_sub(index);
     let mut running = wanted.max(1);
@@ -600,8 +621,11 @@ mod tests {
     fn the_index_comes_off_the_budget_before_the_groups_share_it() {
         // 1 GiB, a 224 MiB index, two groups: 400 MiB each, 352 of it for the writer.
         assert_eq!(share_budget(1024 * MIB, 224 * MIB, 2), (2, 352 * MIB));
-        // Nothing to share: one group, at the writer's minimum.
-        assert_eq!(share_budget(64 * MIB, 224 * MIB, 2), (1, MIN_WRITER_MEMORY));
+        // Room for one group at the writer's minimum.
+        assert_eq!(
+            share_budget(304 * MIB, 224 * MIB, 2),
+            (1, MIN_WRITER_MEMORY)
+        );
         // Room for two groups of 80 MiB but not three.
         assert_eq!(share_budget(400 * MIB, 224 * MIB, 4), (2, 40 * MIB));
         assert_eq!(share_budget(1024 * MIB, 0, 0), (1, 976 * MIB));

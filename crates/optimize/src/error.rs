@@ -19,6 +19,28 @@ pub enum Error {
     /// An option is not valid.
     #[error("invalid option: {0}")]
     InvalidOption(String),
+    /// The memory budget is smaller than the least the job needs: the file index, which
+    /// every group shares, and one group with its writer's minimum. Nothing was changed.
+    #[error(
+        "a memory budget of {} is below the {} this compaction needs at least \
+         (the file index of {files} files takes {}, one group {}): raise the budget",
+        mib(*budget), mib(*needed), mib(*index), mib(*needed - *index)
+    )]
+    MemoryBudget {
+        /// The budget asked for, in bytes.
+        budget: usize,
+        /// The least budget that can be met, in bytes.
+        needed: usize,
+        /// The part of it the file index takes, in bytes.
+        index: usize,
+        /// Files in the index.
+        files: usize,
+    },
+}
+
+/// `bytes` in MiB, rounded up, for messages.
+fn mib(bytes: usize) -> String {
+    format!("{} MiB", bytes.div_ceil(1 << 20))
 }
 
 /// A result with [`Error`].

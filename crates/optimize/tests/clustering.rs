@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use arrow::array::{AsArray, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema};
-use dala_dataset::{Dataset, Expr, WriteOptions, col, lit};
-use dala_optimize::{CompactOptions, execute_compaction, plan_compaction};
+use dala_dataset::{Clustering, Dataset, Expr, RewriteOptions, WriteOptions, col, lit};
+use dala_optimize::{CompactOptions, Error, execute_compaction, plan_compaction};
 
 fn schema() -> Arc<Schema> {
     Arc::new(Schema::new(vec![
@@ -105,15 +105,13 @@ fn ids_per_file(dir: &tempfile::TempDir, dataset: &Dataset) -> Vec<Vec<i64>> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn sorting_orders_rows_within_and_across_files_beyond_the_memory_budget() {
+async fn sorting_orders_rows_within_and_across_files() {
     let dir = tempfile::tempdir().unwrap();
     let mut dataset = scattered(&dir, 10, 6000).await;
     let before = contents(&dataset).await;
-    // A 1 MiB budget holds a fraction of the 60 000 rows: sorted runs are spilled and merged.
     let options = CompactOptions {
         sort_by: vec!["id".parse().unwrap()],
         max_rows_per_file: Some(7000),
-        memory_budget: 1 << 20,
         concurrency: 1,
         ..CompactOptions::default()
     };
@@ -122,9 +120,65 @@ async fn sorting_orders_rows_within_and_across_files_beyond_the_memory_budget() 
     execute_compaction(&dataset, &plan, &|_| {}).await.unwrap();
     dataset.reload().await.unwrap();
     assert_eq!(contents(&dataset).await, before);
-    let files = ids_per_file(&dir, &dataset);
-    assert_eq!(files.len(), 9, "60 000 rows in files of at most 7 000");
-    for ids in &files {
+    assert_sorted_across_files(&ids_per_file(&dir, &dataset), 9);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rows_beyond_the_writers_memory_are_sorted_in_spilled_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = scattered(&dir, 10, 6000).await;
+    let before = contents(&dataset).await;
+    // 64 KiB of writer memory sorts 32 KiB of rows at a time: the 60 000 rows (1.4 MB)
+    // are spilled in runs and merged.
+    let options = RewriteOptions {
+        write: WriteOptions {
+            max_rows_per_file: Some(7000),
+            max_buffered_bytes: 64 << 10,
+            ..WriteOptions::default()
+        },
+        cluster: Some(Clustering::Sort(vec!["id".parse().unwrap()])),
+        ..RewriteOptions::default()
+    };
+    let paths: Vec<String> = dataset.snapshot().files().map(|f| f.path.clone()).collect();
+    let (dataset, _) = dataset.rewrite_files(&paths, &options).await.unwrap();
+    assert_eq!(contents(&dataset).await, before);
+    assert_sorted_across_files(&ids_per_file(&dir, &dataset), 9);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_budget_below_the_index_and_one_group_is_refused_with_nothing_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = scattered(&dir, 10, 600).await;
+    let options = CompactOptions {
+        memory_budget: 1 << 20,
+        ..CompactOptions::default()
+    };
+    let error = plan_compaction(&dataset, &options).unwrap_err();
+    let Error::MemoryBudget { budget, needed, .. } = error else {
+        panic!("expected a memory budget error, got {error}");
+    };
+    assert_eq!(budget, 1 << 20);
+    assert!(needed > budget);
+    assert!(error.to_string().contains("1 MiB"), "{error}");
+
+    let reopened = Dataset::open(dir.path().join("points").display().to_string())
+        .await
+        .unwrap();
+    assert_eq!(reopened.version(), dataset.version());
+
+    // The least budget it names is enough.
+    let options = CompactOptions {
+        memory_budget: needed,
+        ..CompactOptions::default()
+    };
+    let plan = plan_compaction(&dataset, &options).unwrap();
+    execute_compaction(&dataset, &plan, &|_| {}).await.unwrap();
+}
+
+/// Each file sorted, files in order and not overlapping, `count` of them.
+fn assert_sorted_across_files(files: &[Vec<i64>], count: usize) {
+    assert_eq!(files.len(), count, "60 000 rows in files of at most 7 000");
+    for ids in files {
         assert!(ids.is_sorted(), "a file is not sorted");
     }
     for pair in files.windows(2) {
