@@ -100,7 +100,9 @@ pub(crate) async fn index_files(
     schema: Option<SchemaRef>,
 ) -> Result<(SchemaRef, Vec<FileEntry>)> {
     let reader = log.clone();
-    let footers: Vec<_> = stream::iter(paths.to_vec())
+    // Each footer becomes its index entry as it arrives, so that only the footers being
+    // read are held at once (a footer in memory is several times its entry).
+    let mut footers = stream::iter(paths.to_vec())
         .map(move |(path, size)| {
             let log = reader.clone();
             async move {
@@ -109,13 +111,12 @@ pub(crate) async fn index_files(
                 Ok::<_, Error>((path, size, metadata))
             }
         })
-        .buffered(FOOTER_CONCURRENCY)
-        .try_collect()
-        .await?;
+        .buffered(FOOTER_CONCURRENCY);
     let partition_names: Vec<&str> = partitioning.iter().map(|f| f.name.as_str()).collect();
     let mut schema = schema;
-    let mut entries = Vec::with_capacity(footers.len());
-    for (path, size, metadata) in footers {
+    let mut entries = Vec::with_capacity(paths.len());
+    while let Some(footer) = footers.next().await {
+        let (path, size, metadata) = footer?;
         // Some writers keep the partition columns in the files too; dala reads them from paths.
         let file_schema = crate::write::data_schema(
             metadata.schema(),
