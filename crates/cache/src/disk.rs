@@ -10,13 +10,16 @@
 //! entry or none, and two processes writing the same block both leave a whole one. Each
 //! entry carries its key and an xxh3 checksum of key and payload; an entry that fails
 //! either check is deleted and counted as corrupt, and the block is fetched again. Each
-//! process keeps its own index of the entries (a moka cache weighted by bytes, filled from
-//! the directory when the process starts), which evicts entries beyond the budget by
-//! deleting their files. An entry another process deleted is simply a miss.
+//! process keeps its own index of the entries (a moka cache weighted by bytes), which evicts
+//! entries beyond the budget by deleting their files. The entries earlier processes left are
+//! added to it by a thread of its own when the process starts, so that a start does not wait
+//! for a walk over every entry (a full 10 GiB tier holds over 10 000); meanwhile reads are
+//! served as usual, and each entry read or written is indexed as it is. An entry another
+//! process deleted is simply a miss.
 
 use std::hash::Hasher as _;
 use std::path::{Path as FsPath, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -47,6 +50,8 @@ pub(crate) enum DiskRead {
 pub(crate) struct DiskTier {
     dir: PathBuf,
     index: moka::sync::Cache<String, u32>,
+    /// Set once the entries found in the directory at the start are all indexed.
+    indexed: Arc<OnceLock<()>>,
 }
 
 impl std::fmt::Debug for DiskTier {
@@ -59,7 +64,8 @@ impl std::fmt::Debug for DiskTier {
 }
 
 impl DiskTier {
-    /// Opens (creating when missing) the tier in `options.dir` and indexes its entries.
+    /// Opens (creating when missing) the tier in `options.dir`, and starts indexing the
+    /// entries already there on a thread of its own.
     pub fn open(options: &DiskOptions) -> Result<Self> {
         let dir = options.dir.clone();
         for sub in ["blocks", "tmp"] {
@@ -78,9 +84,18 @@ impl DiskTier {
                 }
             })
             .build();
-        let tier = Self { dir, index };
-        tier.index_existing()?;
-        tier.remove_stale_temporaries();
+        let tier = Self {
+            dir,
+            index,
+            indexed: Arc::new(OnceLock::new()),
+        };
+        let walker = tier.clone();
+        let spawned = std::thread::Builder::new()
+            .name("dala-cache-index".into())
+            .spawn(move || walker.index_existing());
+        if spawned.is_err() {
+            tier.index_existing();
+        }
         Ok(tier)
     }
 
@@ -160,8 +175,10 @@ impl DiskTier {
         Ok(())
     }
 
-    /// Bytes and entries this process counts in the tier.
+    /// Bytes and entries this process counts in the tier (once the entries found at the
+    /// start are indexed).
     pub fn usage(&self) -> (u64, u64) {
+        self.indexed.wait();
         self.index.run_pending_tasks();
         (self.index.weighted_size(), self.index.entry_count())
     }
@@ -171,32 +188,45 @@ impl DiskTier {
         &self.dir
     }
 
-    /// Adds the entries already in the directory (left by earlier processes) to the index;
-    /// those beyond the budget are evicted, which deletes them.
-    fn index_existing(&self) -> Result<()> {
+    /// Adds the entries already in the directory (left by earlier processes) to the index,
+    /// evicting (deleting) those beyond the budget, and removes stale temporary files.
+    fn index_existing(&self) {
+        /// Marks the indexing done however it ends.
+        struct Done<'a>(&'a OnceLock<()>);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                let _ = self.0.set(());
+            }
+        }
+        let _done = Done(&self.indexed);
         let blocks = self.dir.join("blocks");
-        let read_dir = |path: &FsPath| {
-            std::fs::read_dir(path).map_err(|source| Error::Disk {
-                path: path.to_path_buf(),
-                source,
-            })
+        let shards = match std::fs::read_dir(&blocks) {
+            Ok(shards) => shards,
+            Err(e) => {
+                tracing::warn!(path = %blocks.display(), error = %e, "cache directory unreadable");
+                return;
+            }
         };
-        for shard in read_dir(&blocks)? {
-            let Ok(shard) = shard else { continue };
+        for shard in shards.flatten() {
             if !shard.file_type().is_ok_and(|t| t.is_dir()) {
                 continue;
             }
-            for entry in read_dir(&shard.path())? {
-                let Ok(entry) = entry else { continue };
+            let Ok(entries) = std::fs::read_dir(shard.path()) else {
+                continue;
+            };
+            for entry in entries.flatten() {
                 let Ok(metadata) = entry.metadata() else {
                     continue;
                 };
                 let name = entry.file_name().to_string_lossy().into_owned();
-                self.index.insert(name, weight(metadata.len()));
+                // An entry this process has read or written meanwhile is indexed already.
+                self.index
+                    .entry(name)
+                    .or_insert_with(|| weight(metadata.len()));
             }
         }
         self.index.run_pending_tasks();
-        Ok(())
+        self.remove_stale_temporaries();
     }
 
     fn remove_stale_temporaries(&self) {
@@ -397,6 +427,25 @@ mod tests {
         let path = entry_path(&dir.path().join("blocks"), &entry_name("k"));
         std::fs::write(&path, data).expect("write");
         assert!(matches!(disk.read("k", Some(7)), DiskRead::Corrupt));
+    }
+
+    #[test]
+    fn entries_left_by_an_earlier_process_are_indexed_and_kept_to_the_budget() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let block = vec![7u8; 4096];
+        let first = tier(dir.path(), 1 << 20);
+        for i in 0..20 {
+            first.write(&format!("k{i}"), &block).expect("write");
+        }
+        drop(first);
+        let (_, entries) = tier(dir.path(), 1 << 20).usage();
+        assert_eq!(entries, 20);
+        // A smaller budget in a later process deletes the entries beyond it.
+        let (bytes, _) = tier(dir.path(), 32 * 1024).usage();
+        assert!(bytes <= 32 * 1024, "{bytes} bytes indexed");
+        let (on_disk, _) = dir_usage(dir.path());
+        assert!(on_disk <= 32 * 1024 + 8 * 4096, "{on_disk} bytes on disk");
+        assert!(on_disk > 0, "every entry was deleted");
     }
 
     #[test]
