@@ -166,6 +166,8 @@ impl DiskTier {
 
     /// Forgets every entry and recreates the directory's folders (after a clear).
     pub fn reopen(&self) -> Result<()> {
+        // The walk over the entries found at the start must not index cleared ones.
+        self.indexed.wait();
         self.index.invalidate_all();
         self.index.run_pending_tasks();
         for sub in ["blocks", "tmp"] {
