@@ -168,9 +168,9 @@ impl CacheMode {
     }
 }
 
-/// dala's own write-once objects: Parquet files (data files and checkpoints are never
-/// rewritten under the same name) and numbered JSON log entries (created with a conditional
-/// put). Hints such as `_last_checkpoint` and a catalog's `catalog.json` are mutable.
+/// dala's own write-once objects: Parquet files and checkpoints (never rewritten under the
+/// same name) and numbered JSON log entries (created with a conditional put). Hints such as
+/// `_last_checkpoint` and a catalog's `catalog.json` are mutable.
 pub fn written_once(path: &Path) -> bool {
     let Some(name) = path.filename() else {
         return false;
@@ -178,8 +178,10 @@ pub fn written_once(path: &Path) -> bool {
     if name.ends_with(".parquet") {
         return true;
     }
+    let numbered = |stem: &str| !stem.is_empty() && stem.bytes().all(|b| b.is_ascii_digit());
     name.strip_suffix(".json")
-        .is_some_and(|stem| !stem.is_empty() && stem.bytes().all(|b| b.is_ascii_digit()))
+        .or_else(|| name.strip_suffix(".checkpoint"))
+        .is_some_and(numbered)
 }
 
 fn env_value(name: &str) -> Option<String> {
@@ -222,8 +224,12 @@ mod tests {
             "t/_dala/00000000000000000007.json"
         )));
         assert!(written_once(&Path::from(
+            "t/_dala/00000000000000000100.checkpoint"
+        )));
+        assert!(written_once(&Path::from(
             "t/_dala/00000000000000000100.checkpoint.parquet"
         )));
+        assert!(!written_once(&Path::from("t/notes.checkpoint")));
         assert!(!written_once(&Path::from("t/_dala/_last_checkpoint")));
         assert!(!written_once(&Path::from("catalog/catalog.json")));
         assert!(!written_once(&Path::from("x/.json")));

@@ -129,7 +129,7 @@ fn drop_checkpoints(dir: &Path) {
     for entry in std::fs::read_dir(dir.join("ds/_dala")).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name.ends_with(".checkpoint.parquet") || name == "_last_checkpoint" {
+        if name.ends_with(".checkpoint") || name == "_last_checkpoint" {
             std::fs::remove_file(path).unwrap();
         }
     }
@@ -395,11 +395,11 @@ const CORPUS: &[Entry] = &[
             // The checkpoint of version 2 put where version 3's belongs.
             let log = dir.join("ds/_dala");
             std::fs::copy(
-                log.join(format!("{:020}.checkpoint.parquet", 2)),
-                log.join(format!("{:020}.checkpoint.parquet", 3)),
+                log.join(format!("{:020}.checkpoint", 2)),
+                log.join(format!("{:020}.checkpoint", 3)),
             )
             .unwrap();
-            vec![format!("{:020}.checkpoint.parquet", 3)]
+            vec![format!("{:020}.checkpoint", 3)]
         },
         args: &["write", "changes.csv", "ds"],
     },

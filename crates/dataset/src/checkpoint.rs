@@ -163,10 +163,16 @@ fn to_batch(snapshot: &Snapshot, files: &[&FileEntry]) -> Result<RecordBatch> {
     )?)
 }
 
-/// Reads the checkpoint of `version`.
+/// Reads the checkpoint of `version` (under its present name, else its former one).
 pub async fn read_checkpoint(log: &LogStore, version: u64) -> Result<Snapshot> {
-    let path = log.checkpoint_path(version);
-    let bytes = log.read_bytes(&path).await?;
+    let mut path = log.checkpoint_path(version);
+    let bytes = match log.read_bytes(&path).await {
+        Err(Error::NotFound { .. }) => {
+            path = log.legacy_checkpoint_path(version);
+            log.read_bytes(&path).await?
+        }
+        read => read?,
+    };
     let corrupt = |message: String| Error::CorruptLog {
         path: path.to_string(),
         message,

@@ -2,11 +2,16 @@
 //! conditional put so that two writers can never both commit the same version.
 //!
 //! ```text
-//! _dala/00000000000000000000.json              version 0 (creates the dataset)
-//! _dala/00000000000000000001.json              version 1
-//! _dala/00000000000000000100.checkpoint.parquet the file index at version 100
-//! _dala/_last_checkpoint                        a hint: the newest checkpoint's version
+//! _dala/00000000000000000000.json        version 0 (creates the dataset)
+//! _dala/00000000000000000001.json        version 1
+//! _dala/00000000000000000100.checkpoint  the file index at version 100 (Parquet)
+//! _dala/_last_checkpoint                 a hint: the newest checkpoint's version
 //! ```
+//!
+//! A checkpoint is a Parquet file whose name does not end in `.parquet`, so that another
+//! engine's recursive glob over the dataset (`**/*.parquet`) does not read it as data.
+//! Checkpoints named `<version>.checkpoint.parquet`, as they were first written, are still
+//! read.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,6 +23,11 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+/// The name of a checkpoint after its version.
+const CHECKPOINT_SUFFIX: &str = ".checkpoint";
+/// The name checkpoints had before: other engines' globs took them for data files.
+const LEGACY_CHECKPOINT_SUFFIX: &str = ".checkpoint.parquet";
 
 use crate::error::{Error, Result};
 use crate::layout::{LOG_DIR, PartitionField};
@@ -313,10 +323,16 @@ impl LogStore {
         self.log_dir().join(format!("{version:020}.json"))
     }
 
-    /// Where the checkpoint of `version` lives.
+    /// Where the checkpoint of `version` is written.
     pub fn checkpoint_path(&self, version: u64) -> Path {
         self.log_dir()
-            .join(format!("{version:020}.checkpoint.parquet"))
+            .join(format!("{version:020}{CHECKPOINT_SUFFIX}"))
+    }
+
+    /// Where the checkpoint of `version` was written before it got its present name.
+    pub fn legacy_checkpoint_path(&self, version: u64) -> Path {
+        self.log_dir()
+            .join(format!("{version:020}{LEGACY_CHECKPOINT_SUFFIX}"))
     }
 
     fn last_checkpoint_path(&self) -> Path {
@@ -345,7 +361,8 @@ impl LogStore {
             if let Some(v) = name.strip_suffix(".json").and_then(|n| n.parse().ok()) {
                 listing.commits.push(v);
             } else if let Some(v) = name
-                .strip_suffix(".checkpoint.parquet")
+                .strip_suffix(CHECKPOINT_SUFFIX)
+                .or_else(|| name.strip_suffix(LEGACY_CHECKPOINT_SUFFIX))
                 .and_then(|n| n.parse().ok())
             {
                 listing.checkpoints.push(v);
@@ -357,6 +374,7 @@ impl LogStore {
         }
         listing.commits.sort_unstable();
         listing.checkpoints.sort_unstable();
+        listing.checkpoints.dedup();
         Ok(listing)
     }
 

@@ -36,7 +36,7 @@ async fn eight_writers_append_two_hundred_commits() {
     assert_eq!(history.len(), 201);
     assert!(
         dir.path()
-            .join("ds/_dala/00000000000000000200.checkpoint.parquet")
+            .join("ds/_dala/00000000000000000200.checkpoint")
             .exists()
     );
 }

@@ -82,11 +82,7 @@ async fn checkpoints_bound_what_opening_reads() {
         ds.write(batches(i * 10, 10, 10), &options).await.unwrap();
     }
     let log_dir = dir.path().join("ds/_dala");
-    assert!(
-        log_dir
-            .join("00000000000000000100.checkpoint.parquet")
-            .exists()
-    );
+    assert!(log_dir.join("00000000000000000100.checkpoint").exists());
     // Opening needs the checkpoint and the commits after it only: remove the older ones.
     for v in 0..100 {
         std::fs::remove_file(log_dir.join(format!("{v:020}.json"))).unwrap();
@@ -110,23 +106,65 @@ async fn a_commit_of_many_files_is_followed_by_a_checkpoint() {
     let ds = common::write(&path, 0, 999, &small).await;
     let log_dir = dir.path().join("ds/_dala");
     assert_eq!(ds.snapshot().files().len(), 999);
-    assert!(
-        !log_dir
-            .join("00000000000000000000.checkpoint.parquet")
-            .exists()
-    );
+    assert!(!log_dir.join("00000000000000000000.checkpoint").exists());
     let mut ds = ds;
     ds.write(batches(999, 1000, 100), &small).await.unwrap();
     // 1 000 files in one commit: the next open reads a checkpoint, not the JSON.
-    assert!(
-        log_dir
-            .join("00000000000000000001.checkpoint.parquet")
-            .exists()
-    );
+    assert!(log_dir.join("00000000000000000001.checkpoint").exists());
     // Without version 0's entry, only the checkpoint can tell what version 1 holds.
     std::fs::remove_file(log_dir.join("00000000000000000000.json")).unwrap();
     let reopened = Dataset::open(&path).await.unwrap();
     assert_eq!((reopened.version(), reopened.snapshot().rows()), (1, 1999));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recursive_glob_finds_data_files_only_and_former_checkpoints_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    let options = WriteOptions::default();
+    let mut ds = common::write(&path, 0, 10, &options).await;
+    ds.write(batches(10, 10, 10), &options).await.unwrap();
+    ds.checkpoint().await.unwrap();
+    // Every `.parquet` file under the root is a data file of the latest version, so that
+    // another engine's `**/*.parquet` reads the data and nothing else.
+    let mut parquet: Vec<String> = walk(&dir.path().join("ds"))
+        .into_iter()
+        .filter(|p| p.ends_with(".parquet"))
+        .collect();
+    parquet.sort();
+    let mut data: Vec<String> = ds.snapshot().files().map(|f| f.path.clone()).collect();
+    data.sort();
+    assert_eq!(parquet, data);
+
+    // A checkpoint under the name checkpoints had before is still read: without version
+    // 0's entry only the checkpoint can tell what version 1 holds.
+    let log_dir = dir.path().join("ds/_dala");
+    std::fs::rename(
+        log_dir.join("00000000000000000001.checkpoint"),
+        log_dir.join("00000000000000000001.checkpoint.parquet"),
+    )
+    .unwrap();
+    std::fs::remove_file(log_dir.join("00000000000000000000.json")).unwrap();
+    let reopened = Dataset::open(&path).await.unwrap();
+    assert_eq!((reopened.version(), reopened.snapshot().rows()), (1, 20));
+}
+
+/// The paths of the files under `root`, relative to it, with `/` between folders.
+fn walk(root: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut folders = vec![root.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                let relative = path.strip_prefix(root).unwrap();
+                found.push(relative.to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+    found
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -139,7 +177,7 @@ async fn checkpoints_follow_the_file_actions_the_log_accumulates() {
         let mut found: Vec<String> = std::fs::read_dir(&log_dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|name| name.ends_with(".checkpoint.parquet"))
+            .filter(|name| name.ends_with(".checkpoint"))
             .map(|name| name[..20].trim_start_matches('0').to_string())
             .collect();
         found.sort();
@@ -186,7 +224,7 @@ async fn properties_set_the_checkpoint_interval_and_keep_removed_files() {
     }
     assert!(
         dir.path()
-            .join("ds/_dala/00000000000000000003.checkpoint.parquet")
+            .join("ds/_dala/00000000000000000003.checkpoint")
             .exists()
     );
     let reopened = Dataset::open(&path).await.unwrap();
