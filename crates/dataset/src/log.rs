@@ -24,15 +24,15 @@ use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// The name of a checkpoint after its version.
-const CHECKPOINT_SUFFIX: &str = ".checkpoint";
-/// The name checkpoints had before: other engines' globs took them for data files.
-const LEGACY_CHECKPOINT_SUFFIX: &str = ".checkpoint.parquet";
-
 use crate::error::{Error, Result};
 use crate::layout::{LOG_DIR, PartitionField};
 use crate::snapshot::Snapshot;
 use crate::stats::LogColumnStats;
+
+/// The name of a checkpoint after its version.
+const CHECKPOINT_SUFFIX: &str = ".checkpoint";
+/// The name checkpoints had before: other engines' globs took them for data files.
+const LEGACY_CHECKPOINT_SUFFIX: &str = ".checkpoint.parquet";
 
 /// What a commit did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -108,14 +108,7 @@ fn rows_at_most(request: &ScanRequest) -> u64 {
 /// `block_in_place`, which panics on a current-thread tokio runtime; there `plan` runs on
 /// a thread of its own. A panic in Polars becomes an engine error.
 fn off_runtime<T: Send>(plan: impl FnOnce() -> Result<T> + Send) -> Result<T> {
-    let guarded = || {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(plan)).unwrap_or_else(|panic| {
-            Err(engine_error(format!(
-                "planning the query failed inside Polars: {}",
-                panic_message(panic.as_ref())
-            )))
-        })
-    };
+    let guarded = || inside_polars("planning the query", plan);
     let current_thread = tokio::runtime::Handle::try_current()
         .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread);
     if !current_thread {
@@ -481,16 +474,8 @@ fn stream(
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<RecordBatch>>>(4);
     if collect == Collect::InMemory {
         std::thread::spawn(move || {
-            let outcome =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| frame.collect()));
-            let batches = match outcome {
-                Ok(Ok(df)) => record_batches(df, schema.as_ref()).into_iter().collect(),
-                Ok(Err(e)) => Err(engine_error(e)),
-                Err(panic) => Err(engine_error(format!(
-                    "the query failed inside Polars: {}",
-                    panic_message(panic.as_ref())
-                ))),
-            };
+            let batches = inside_polars("the query", || frame.collect().map_err(engine_error))
+                .and_then(|df| record_batches(df, schema.as_ref()).into_iter().collect());
             let _ = tx.blocking_send(batches); // fails only when the consumer stopped
         });
         return Ok(grouped_receiver_stream(rx));
@@ -509,21 +494,25 @@ fn stream(
         )
         .map_err(engine_error)?;
     std::thread::spawn(move || {
-        // A panic in Polars must reach the consumer as an error, not as an early end of rows.
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            frame.collect_with_engine(polars::prelude::Engine::Streaming)
-        }));
-        let error = match outcome {
-            Ok(Ok(_)) => return,
-            Ok(Err(e)) => engine_error(e),
-            Err(panic) => engine_error(format!(
-                "the query failed inside Polars: {}",
-                panic_message(panic.as_ref())
-            )),
-        };
-        let _ = tx.blocking_send(Err(error));
+        let run = inside_polars("the query", || {
+            (frame.collect_with_engine(polars::prelude::Engine::Streaming)).map_err(engine_error)
+        });
+        if let Err(error) = run {
+            let _ = tx.blocking_send(Err(error));
+        }
     });
     Ok(grouped_receiver_stream(rx))
+}
+
+/// Runs `work` (`what` Polars does, for the message), turning a panic inside Polars into an
+/// engine error: a panic must reach the consumer as an error, not as an early end of rows.
+fn inside_polars<T>(what: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|panic| {
+        Err(engine_error(format!(
+            "{what} failed inside Polars: {}",
+            panic_message(panic.as_ref())
+        )))
+    })
 }
 
 /// The message of a caught panic.
