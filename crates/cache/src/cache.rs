@@ -3,6 +3,7 @@
 //! [`CachedStore`](crate::CachedStore) wrappers.
 
 use std::any::Any;
+use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -11,7 +12,7 @@ use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore};
 use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 
-use crate::disk::{DiskRead, DiskTier};
+use crate::disk::{DiskRead, DiskTier, SEGMENT};
 use crate::error::Result;
 use crate::options::{CacheMode, CacheOptions};
 use crate::stats::{CacheStats, Counters, Counts};
@@ -296,30 +297,76 @@ impl Cache {
         }
     }
 
-    /// A block from memory, else from the SSD tier (promoted to memory).
-    pub(crate) fn lookup_memory(&self, key: &str) -> Option<Bytes> {
-        let block = self.memory.get(key)?;
+    /// Bytes `within` of a block from memory: the block, or (after a partial read from the
+    /// SSD tier) the segments of it that cover `within`.
+    pub(crate) fn lookup_memory(&self, key: &str, within: Range<usize>) -> Option<Bytes> {
+        let piece = match self.memory.get(key) {
+            Some(block) if within.end <= block.len() => block.slice(within),
+            _ if self.disk.is_none() || within.is_empty() => return None,
+            _ => {
+                let first = within.start / SEGMENT;
+                let segments = (first..within.end.div_ceil(SEGMENT))
+                    .map(|s| self.memory.get(&segment_key(key, s)))
+                    .collect::<Option<Vec<Bytes>>>()?;
+                let within = within.start - first * SEGMENT..within.end - first * SEGMENT;
+                let joined = match segments.as_slice() {
+                    [only] => only.clone(),
+                    _ => Bytes::from(concat(&segments)),
+                };
+                if within.end > joined.len() {
+                    return None;
+                }
+                joined.slice(within)
+            }
+        };
         Counters::add(&self.counters.memory_hits, 1);
-        Counters::add(&self.counters.memory_bytes, block.len() as u64);
-        Some(block)
+        Counters::add(&self.counters.memory_bytes, piece.len() as u64);
+        Some(piece)
     }
 
-    /// Reads blocks from the SSD tier; found blocks are promoted to memory.
-    pub(crate) fn lookup_disk(&self, key: &str, len: usize) -> Option<Bytes> {
+    /// Bytes `parts` of the `len`-byte block `key` from the SSD tier, reading and checking
+    /// only the segments that cover them; what was read is promoted to memory (the block,
+    /// or its segments).
+    pub(crate) fn lookup_disk(
+        &self,
+        key: &str,
+        len: usize,
+        parts: &[Range<usize>],
+    ) -> Option<Vec<Bytes>> {
         let disk = self.disk.as_ref()?;
-        match disk.read(key, Some(len)) {
-            DiskRead::Hit(block) => {
-                Counters::add(&self.counters.disk_hits, 1);
-                Counters::add(&self.counters.disk_bytes, block.len() as u64);
-                self.memory.insert(key.to_string(), block.clone());
-                Some(block)
-            }
+        let runs = match disk.read_parts(key, len, parts) {
+            DiskRead::Hit(runs) => runs,
             DiskRead::Corrupt => {
                 Counters::add(&self.counters.disk_corrupt, 1);
-                None
+                return None;
             }
-            DiskRead::Miss => None,
+            DiskRead::Miss => return None,
+        };
+        Counters::add(&self.counters.disk_hits, 1);
+        let read: usize = runs.iter().map(|(_, run)| run.len()).sum();
+        Counters::add(&self.counters.disk_bytes, read as u64);
+        if let [(0, whole)] = runs.as_slice()
+            && whole.len() == len
+        {
+            self.memory.insert(key.to_string(), whole.clone());
+        } else {
+            for (from, run) in &runs {
+                for at in (0..run.len()).step_by(SEGMENT) {
+                    let segment = run.slice(at..(at + SEGMENT).min(run.len()));
+                    self.memory
+                        .insert(segment_key(key, (from + at) / SEGMENT), segment);
+                }
+            }
         }
+        parts
+            .iter()
+            .map(|part| {
+                let (from, run) = runs
+                    .iter()
+                    .find(|(from, run)| *from <= part.start && part.end <= from + run.len())?;
+                Some(run.slice(part.start - from..part.end - from))
+            })
+            .collect()
     }
 
     /// Whether the cache knows, without asking the store, that the write-once object at
@@ -461,6 +508,20 @@ struct StoredMeta {
     e_tag: Option<String>,
     version: Option<String>,
     modified_ns: i64,
+}
+
+/// The memory tier's key of segment `index` of the block `block_key`, read alone from the
+/// SSD tier.
+fn segment_key(block_key: &str, index: usize) -> String {
+    format!("{block_key}\nsegment {index}")
+}
+
+fn concat(parts: &[Bytes]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(parts.iter().map(Bytes::len).sum());
+    for part in parts {
+        out.extend_from_slice(part);
+    }
+    out
 }
 
 fn meta_key(store: &str, path: &Path) -> String {

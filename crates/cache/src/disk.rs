@@ -8,8 +8,18 @@
 //!
 //! An entry is written to a temporary name and renamed into place, so a reader sees a whole
 //! entry or none, and two processes writing the same block both leave a whole one. Each
-//! entry carries its key and an xxh3 checksum of key and payload; an entry that fails
-//! either check is deleted and counted as corrupt, and the block is fetched again. Each
+//! entry carries its key, an xxh3 checksum of each 64 KiB segment of its payload, and one of
+//! its header (lengths, key and segment checksums):
+//!
+//! ```text
+//! magic "DALACB02" | header checksum u64 | key length u32 | payload length u64
+//! | key | segment checksums (u64 each) | payload
+//! ```
+//!
+//! A read of part of a block reads and checks only the header and the segments it needs,
+//! so a selective scan does not read (or hash) the rest of each 1 MiB block. An entry that
+//! fails a check is deleted and counted as corrupt, and the block is fetched again; an
+//! entry of the format before this one is deleted as a miss. Each
 //! process keeps its own index of the entries (a moka cache weighted by bytes), which evicts
 //! entries beyond the budget by deleting their files. The entries earlier processes left are
 //! added to it by a thread of its own when the process starts, so that a start does not wait
@@ -17,7 +27,8 @@
 //! served as usual, and each entry read or written is indexed as it is. An entry another
 //! process deleted is simply a miss.
 
-use std::hash::Hasher as _;
+use std::ops::Range;
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
@@ -29,16 +40,22 @@ use twox_hash::{XxHash3_64, XxHash3_128};
 use crate::error::{Error, Result};
 use crate::options::DiskOptions;
 
-const MAGIC: &[u8; 8] = b"DALACB01";
+const MAGIC: &[u8; 8] = b"DALACB02";
+/// The magic of the entries written before segment checksums; read as misses.
+const FORMER_MAGIC: &[u8; 8] = b"DALACB01";
+/// Magic, header checksum, key length, payload length.
 const HEADER: usize = 8 + 8 + 4 + 8;
+/// The payload is checked in segments of this many bytes, so that part of it can be read
+/// alone.
+pub(crate) const SEGMENT: usize = 64 * 1024;
 /// Temporary files older than this are left over from a crash and are removed.
 const STALE_TEMP: Duration = Duration::from_secs(600);
 
 /// What reading an entry found.
 #[derive(Debug)]
-pub(crate) enum DiskRead {
-    /// The entry, checked.
-    Hit(Bytes),
+pub(crate) enum DiskRead<T = Bytes> {
+    /// The entry's payload (or the parts of it asked for), checked.
+    Hit(T),
     /// No entry.
     Miss,
     /// An entry that failed its checks; it has been deleted.
@@ -100,33 +117,72 @@ impl DiskTier {
     }
 
     /// Reads the entry stored under `key`, checking key, length (when one is expected) and
-    /// checksum.
+    /// checksums.
     pub fn read(&self, key: &str, expected_len: Option<usize>) -> DiskRead {
         let name = entry_name(key);
         let path = entry_path(&self.dir.join("blocks"), &name);
         let data = match std::fs::read(&path) {
             Ok(data) => data,
-            Err(e) => {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(path = %path.display(), error = %e, "cache entry unreadable");
-                }
-                self.index.invalidate(&name);
-                return DiskRead::Miss;
-            }
+            Err(e) => return self.unreadable(&name, &path, &e),
         };
         let file_len = data.len() as u64;
-        match decode(data, key, expected_len) {
-            Some(payload) => {
+        let found = decode(data, key, expected_len);
+        self.checked(name, &path, file_len, found)
+    }
+
+    /// Reads bytes `parts` of the `len`-byte payload stored under `key`: the header, and the
+    /// segments around the parts (one read per run of adjacent segments), each checked. The
+    /// hit holds the runs read, each with its offset in the payload.
+    pub fn read_parts(
+        &self,
+        key: &str,
+        len: usize,
+        parts: &[Range<usize>],
+    ) -> DiskRead<Vec<(usize, Bytes)>> {
+        let name = entry_name(key);
+        let path = entry_path(&self.dir.join("blocks"), &name);
+        let file = match std::fs::File::open(&path) {
+            Ok(file) => file,
+            Err(e) => return self.unreadable(&name, &path, &e),
+        };
+        let found = read_segments(&file, key, len, parts);
+        let file_len = payload_start(key, len) + len;
+        self.checked(name, &path, file_len as u64, found)
+    }
+
+    fn unreadable<T>(&self, name: &str, path: &FsPath, e: &std::io::Error) -> DiskRead<T> {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(path = %path.display(), error = %e, "cache entry unreadable");
+        }
+        self.index.invalidate(name);
+        DiskRead::Miss
+    }
+
+    /// Indexes a sound entry; deletes one that is not.
+    fn checked<T>(
+        &self,
+        name: String,
+        path: &FsPath,
+        file_len: u64,
+        found: Found<T>,
+    ) -> DiskRead<T> {
+        match found {
+            Found::Sound(payload) => {
                 // Touch the index so that eviction follows this process's use.
                 if self.index.get(&name).is_none() {
                     self.index.insert(name, weight(file_len));
                 }
                 DiskRead::Hit(payload)
             }
-            None => {
+            Found::Former => {
+                self.index.invalidate(&name);
+                let _ = std::fs::remove_file(path);
+                DiskRead::Miss
+            }
+            Found::Broken => {
                 tracing::warn!(path = %path.display(), "corrupt cache entry removed");
                 self.index.invalidate(&name);
-                let _ = std::fs::remove_file(&path);
+                let _ = std::fs::remove_file(path);
                 DiskRead::Corrupt
             }
         }
@@ -285,7 +341,8 @@ pub(crate) fn verify_dir(dir: &FsPath) -> (u64, u64) {
     let (mut whole, mut broken) = (0, 0);
     for path in entry_files(dir) {
         let sound = std::fs::read(&path).ok().is_some_and(|data| {
-            stored_key(&data).is_some_and(|key| decode(data.clone(), &key, None).is_some())
+            stored_key(&data)
+                .is_some_and(|key| matches!(decode(data.clone(), &key, None), Found::Sound(_)))
         });
         if sound {
             whole += 1;
@@ -339,44 +396,171 @@ fn entry_path(blocks: &FsPath, name: &str) -> PathBuf {
     blocks.join(&name[..2]).join(name)
 }
 
-fn checksum(key: &[u8], payload: &[u8]) -> u64 {
-    let mut hasher = XxHash3_64::new();
-    hasher.write(key);
-    hasher.write(payload);
-    hasher.finish()
+/// What an entry's bytes turned out to be.
+enum Found<T = Bytes> {
+    /// The payload (or the segments asked for), every check passed.
+    Sound(T),
+    /// An entry of the format before this one.
+    Former,
+    /// Not a whole, sound entry for the key.
+    Broken,
+}
+
+fn segment_count(payload_len: usize) -> usize {
+    payload_len.div_ceil(SEGMENT)
+}
+
+/// Where the payload of an entry for `key` with `payload_len` bytes starts.
+fn payload_start(key: &str, payload_len: usize) -> usize {
+    HEADER + key.len() + segment_count(payload_len) * 8
+}
+
+/// The checksum of segment `index` of a payload (seeded with its index, so that segments
+/// cannot trade places).
+fn segment_sum(index: usize, segment: &[u8]) -> u64 {
+    XxHash3_64::oneshot_with_seed(index as u64, segment)
 }
 
 fn encode(key: &str, payload: &[u8]) -> Vec<u8> {
     let key = key.as_bytes();
-    let mut out = Vec::with_capacity(HEADER + key.len() + payload.len());
+    let sums_len = segment_count(payload.len()) * 8;
+    let mut out = Vec::with_capacity(HEADER + key.len() + sums_len + payload.len());
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&checksum(key, payload).to_le_bytes());
+    out.extend_from_slice(&[0; 8]);
     out.extend_from_slice(&(key.len() as u32).to_le_bytes());
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     out.extend_from_slice(key);
+    for (index, segment) in payload.chunks(SEGMENT).enumerate() {
+        out.extend_from_slice(&segment_sum(index, segment).to_le_bytes());
+    }
+    let header_sum = XxHash3_64::oneshot(&out[16..]);
+    out[8..16].copy_from_slice(&header_sum.to_le_bytes());
     out.extend_from_slice(payload);
     out
 }
 
-/// The payload of an entry whose magic, key, lengths and checksum are all right.
-fn decode(data: Vec<u8>, key: &str, expected_len: Option<usize>) -> Option<Bytes> {
-    if data.len() < HEADER || &data[..8] != MAGIC {
-        return None;
+/// The segment checksums of an entry whose header (`head`: everything before the payload)
+/// is sound for `key` and, when expected, a payload of `expected_len` bytes; with the
+/// payload's length.
+fn check_header<T>(
+    head: &[u8],
+    key: &str,
+    expected_len: Option<usize>,
+) -> Result<(usize, Vec<u64>), Found<T>> {
+    if head.len() < HEADER {
+        return Err(Found::Broken);
     }
-    let sum = u64::from_le_bytes(data[8..16].try_into().ok()?);
-    let key_len = u32::from_le_bytes(data[16..20].try_into().ok()?) as usize;
-    let payload_len = usize::try_from(u64::from_le_bytes(data[20..28].try_into().ok()?)).ok()?;
-    let key_end = HEADER.checked_add(key_len)?;
-    if expected_len.is_some_and(|len| len != payload_len)
-        || data.len() != key_end.checked_add(payload_len)?
+    if &head[..8] == FORMER_MAGIC {
+        return Err(Found::Former);
+    }
+    let field = |range: Range<usize>| head.get(range).ok_or(Found::Broken);
+    let u64_at = |at: usize| -> Result<u64, Found<T>> {
+        Ok(u64::from_le_bytes(
+            field(at..at + 8)?.try_into().map_err(|_| Found::Broken)?,
+        ))
+    };
+    let key_len = u32::from_le_bytes(field(16..20)?.try_into().map_err(|_| Found::Broken)?);
+    let payload_len = usize::try_from(u64_at(20)?).map_err(|_| Found::Broken)?;
+    if &head[..8] != MAGIC
+        || key_len as usize != key.len()
+        || expected_len.is_some_and(|len| len != payload_len)
     {
-        return None;
+        return Err(Found::Broken);
     }
-    let (stored_key, payload) = (&data[HEADER..key_end], &data[key_end..]);
-    if stored_key != key.as_bytes() || checksum(stored_key, payload) != sum {
-        return None;
+    let key_end = HEADER + key.len();
+    let sums_end = key_end
+        .checked_add(
+            segment_count(payload_len)
+                .checked_mul(8)
+                .ok_or(Found::Broken)?,
+        )
+        .ok_or(Found::Broken)?;
+    if field(HEADER..key_end)? != key.as_bytes()
+        || XxHash3_64::oneshot(field(16..sums_end)?) != u64_at(8)?
+    {
+        return Err(Found::Broken);
     }
-    Some(Bytes::from(data).slice(key_end..))
+    let sums = head[key_end..sums_end]
+        .chunks_exact(8)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+        .collect();
+    Ok((payload_len, sums))
+}
+
+/// Whether `data`, segments `first..` of a payload, matches their checksums.
+fn segments_sound(data: &[u8], first: usize, sums: &[u64]) -> bool {
+    data.chunks(SEGMENT)
+        .enumerate()
+        .all(|(n, segment)| sums.get(first + n) == Some(&segment_sum(first + n, segment)))
+}
+
+/// The payload of an entry whose header, key, lengths and checksums are all right.
+fn decode(data: Vec<u8>, key: &str, expected_len: Option<usize>) -> Found {
+    let (payload_len, sums) = match check_header(&data, key, expected_len) {
+        Ok(header) => header,
+        Err(found) => return found,
+    };
+    let start = payload_start(key, payload_len);
+    if data.len() != start + payload_len || !segments_sound(&data[start..], 0, &sums) {
+        return Found::Broken;
+    }
+    Found::Sound(Bytes::from(data).slice(start..))
+}
+
+/// The segments around bytes `parts` of the `len`-byte payload of the entry in `file`,
+/// checked, read without the rest of the payload: one read per run of adjacent segments,
+/// each with its offset in the payload.
+fn read_segments(
+    file: &std::fs::File,
+    key: &str,
+    len: usize,
+    parts: &[Range<usize>],
+) -> Found<Vec<(usize, Bytes)>> {
+    if parts.iter().any(|part| part.is_empty() || part.end > len) {
+        return Found::Broken;
+    }
+    let start = payload_start(key, len);
+    let mut head = vec![0; start];
+    if file.read_exact_at(&mut head, 0).is_err() {
+        return Found::Broken;
+    }
+    let sums = match check_header(&head, key, Some(len)) {
+        Ok((_, sums)) => sums,
+        Err(found) => return found,
+    };
+    if file
+        .metadata()
+        .map_or(true, |m| m.len() != (start + len) as u64)
+    {
+        return Found::Broken;
+    }
+    let mut wanted: Vec<Range<usize>> = parts
+        .iter()
+        .map(|part| part.start / SEGMENT..part.end.div_ceil(SEGMENT))
+        .collect();
+    wanted.sort_unstable_by_key(|segments| segments.start);
+    let mut runs: Vec<Range<usize>> = Vec::with_capacity(wanted.len());
+    for segments in wanted {
+        match runs.last_mut() {
+            Some(run) if segments.start <= run.end => run.end = run.end.max(segments.end),
+            _ => runs.push(segments),
+        }
+    }
+    let mut read = Vec::with_capacity(runs.len());
+    for run in runs {
+        let from = run.start * SEGMENT;
+        let to = (run.end * SEGMENT).min(len);
+        let mut data = vec![0; to - from];
+        if file
+            .read_exact_at(&mut data, (start + from) as u64)
+            .is_err()
+            || !segments_sound(&data, run.start, &sums)
+        {
+            return Found::Broken;
+        }
+        read.push((from, Bytes::from(data)));
+    }
+    Found::Sound(read)
 }
 
 #[cfg(test)]
@@ -416,6 +600,55 @@ mod tests {
         assert!(matches!(disk.read("k", Some(7)), DiskRead::Corrupt));
         assert!(!path.exists());
         assert!(matches!(disk.read("k", Some(7)), DiskRead::Miss));
+    }
+
+    #[test]
+    fn parts_are_read_in_runs_of_adjacent_segments() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let disk = tier(dir.path(), 1 << 20);
+        let payload: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        disk.write("k", &payload).expect("write");
+        let parts = [250_000..250_001, 0..10, 70_000..70_010];
+        let DiskRead::Hit(runs) = disk.read_parts("k", payload.len(), &parts) else {
+            panic!("expected a hit");
+        };
+        // Segments 0 and 1 in one read, segment 3 in another; segments 2 and 4 are not read.
+        let shape: Vec<(usize, usize)> = runs.iter().map(|(at, run)| (*at, run.len())).collect();
+        assert_eq!(shape, [(0, 2 * SEGMENT), (3 * SEGMENT, SEGMENT)]);
+        for (at, run) in &runs {
+            assert_eq!(&run[..], &payload[*at..at + run.len()]);
+        }
+    }
+
+    #[test]
+    fn a_damaged_header_is_detected() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let disk = tier(dir.path(), 1 << 20);
+        let payload = vec![3u8; 100_000];
+        disk.write("k", &payload).expect("write");
+        let path = entry_path(&dir.path().join("blocks"), &entry_name("k"));
+        let mut data = std::fs::read(&path).expect("read");
+        // The second segment's checksum, just after the key.
+        data[HEADER + 1 + 8] ^= 0x01;
+        std::fs::write(&path, data).expect("write");
+        assert!(matches!(
+            disk.read_parts("k", payload.len(), std::slice::from_ref(&(0..10))),
+            DiskRead::Corrupt
+        ));
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn an_entry_of_the_former_format_is_a_miss_and_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let disk = tier(dir.path(), 1 << 20);
+        disk.write("k", b"payload").expect("write");
+        let path = entry_path(&dir.path().join("blocks"), &entry_name("k"));
+        let mut data = std::fs::read(&path).expect("read");
+        data[..8].copy_from_slice(FORMER_MAGIC);
+        std::fs::write(&path, data).expect("write");
+        assert!(matches!(disk.read("k", Some(7)), DiskRead::Miss));
+        assert!(!path.exists());
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //!   scan does not flush the blocks that are read often (moka counts reads once the tier is
 //!   half full; until then there is room for everything).
 //! - **L2 SSD** (optional): a directory with a byte budget; entries are written to a
-//!   temporary name and renamed, carry a checksum that is verified on every read, and
-//!   survive restarts. A block found on the SSD is promoted to memory.
+//!   temporary name and renamed, carry a checksum of each 64 KiB segment that is verified
+//!   on every read, and survive restarts. A read takes only the segments it needs from an
+//!   entry, and what it read is promoted to memory.
 //! - **Ranges as blocks**: reads are cut into aligned blocks, so a selective scan caches
 //!   only the blocks it touched.
 //! - **Footers**: decoded Parquet metadata of write-once files, in its own memory budget.

@@ -61,11 +61,12 @@ impl Counters {
 pub struct Counts {
     /// Blocks served from memory.
     pub memory_hits: u64,
-    /// Bytes served from memory.
+    /// Bytes served from memory (the parts of blocks that reads asked for).
     pub memory_hit_bytes: u64,
-    /// Blocks served from the SSD tier (and promoted to memory).
+    /// Blocks served from the SSD tier, whole or in part (and promoted to memory).
     pub disk_hits: u64,
-    /// Bytes served from the SSD tier.
+    /// Bytes read from the SSD tier: the 64 KiB segments around the parts of blocks that
+    /// reads asked for.
     pub disk_hit_bytes: u64,
     /// SSD entries that failed their checksum and were fetched again.
     pub disk_corrupt: u64,

@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use futures::stream::{BoxStream, StreamExt};
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetRange, GetResult, GetResultPayload, ListResult, MultipartUpload,
@@ -32,6 +32,24 @@ use crate::cache::{Cache, ObjectEntry};
 use crate::stats::Counters;
 
 const STORE: &str = "dala-cache";
+/// Requests for missing blocks of one read sent at once.
+const FETCHES_AT_ONCE: usize = 10;
+
+/// The parts of one block to look for on the SSD tier, for the pieces `members`.
+struct DiskAsk {
+    members: Vec<usize>,
+    key: String,
+    len: usize,
+    parts: Vec<Range<usize>>,
+}
+
+/// The part of one block that a read wants, and its bytes once found.
+struct Piece {
+    index: u64,
+    /// Relative to the block's start.
+    within: Range<usize>,
+    data: Option<Bytes>,
+}
 
 /// An object store whose reads are served from a [`Cache`] when it can.
 #[derive(Debug)]
@@ -238,84 +256,137 @@ impl CachedStore {
         })
     }
 
-    /// Bytes `range` of the object `meta`, from the tiers where they are, the rest from the
-    /// store. `Ok(None)` means the object changed since `meta` was taken.
-    async fn read_known(&self, meta: &ObjectMeta, range: Range<u64>) -> Result<Option<Bytes>> {
-        if range.is_empty() {
-            return Ok(Some(Bytes::new()));
-        }
+    /// Bytes `ranges` of the object `meta`, from the tiers where they are, the rest from the
+    /// store: the memory tier first, then the SSD tier (all its reads in one trip to the
+    /// blocking pool), then one request per run of adjacent missing blocks, sent together.
+    /// `Ok(None)` means the object changed since `meta` was taken.
+    async fn read_known(
+        &self,
+        meta: &ObjectMeta,
+        ranges: &[Range<u64>],
+    ) -> Result<Option<Vec<Bytes>>> {
         let block = self.cache.options.block_size;
-        let first = range.start / block;
-        let last = (range.end - 1) / block;
-        let mut blocks: Vec<Option<Bytes>> = (first..=last)
-            .map(|i| self.cache.lookup_memory(&self.block_key(meta, i)))
-            .collect();
-        if self.cache.disk.is_some() && blocks.iter().any(Option::is_none) {
-            let wanted: Vec<(usize, String, usize)> = blocks
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| b.is_none())
-                .map(|(n, _)| {
-                    let index = first + n as u64;
+        // One piece per block of each range: the part of the block within the range.
+        let mut pieces: Vec<Piece> = Vec::new();
+        let mut firsts = Vec::with_capacity(ranges.len());
+        for range in ranges {
+            firsts.push(pieces.len());
+            if range.is_empty() {
+                continue;
+            }
+            for index in range.start / block..=(range.end - 1) / block {
+                let span = self.block_range(index, meta.size);
+                let part =
+                    range.start.max(span.start) - span.start..range.end.min(span.end) - span.start;
+                let within = part.start as usize..part.end as usize;
+                let data = self
+                    .cache
+                    .lookup_memory(&self.block_key(meta, index), within.clone());
+                pieces.push(Piece {
+                    index,
+                    within,
+                    data,
+                });
+            }
+        }
+        firsts.push(pieces.len());
+        if self.cache.disk.is_some() && pieces.iter().any(|p| p.data.is_none()) {
+            // The missing pieces of each block, read from the SSD tier together.
+            let mut by_block: Vec<(u64, Vec<usize>)> = Vec::new();
+            for (n, piece) in pieces.iter().enumerate().filter(|(_, p)| p.data.is_none()) {
+                match by_block.iter_mut().find(|(index, _)| *index == piece.index) {
+                    Some((_, members)) => members.push(n),
+                    None => by_block.push((piece.index, vec![n])),
+                }
+            }
+            let wanted: Vec<DiskAsk> = by_block
+                .into_iter()
+                .map(|(index, members)| {
                     let span = self.block_range(index, meta.size);
-                    (
-                        n,
-                        self.block_key(meta, index),
-                        (span.end - span.start) as usize,
-                    )
+                    DiskAsk {
+                        parts: members.iter().map(|&n| pieces[n].within.clone()).collect(),
+                        members,
+                        key: self.block_key(meta, index),
+                        len: (span.end - span.start) as usize,
+                    }
                 })
                 .collect();
             let cache = self.cache.clone();
             let found = blocking(move || {
                 wanted
                     .into_iter()
-                    .filter_map(|(n, key, len)| cache.lookup_disk(&key, len).map(|b| (n, b)))
+                    .filter_map(|ask| {
+                        let data = cache.lookup_disk(&ask.key, ask.len, &ask.parts)?;
+                        Some(ask.members.into_iter().zip(data).collect::<Vec<_>>())
+                    })
+                    .flatten()
                     .collect::<Vec<_>>()
             })
             .await
             .unwrap_or_default();
-            for (n, bytes) in found {
-                blocks[n] = Some(bytes);
+            for (n, data) in found {
+                pieces[n].data = Some(data);
             }
         }
-        // Fetch each run of missing blocks with one request.
-        let mut n = 0;
-        while n < blocks.len() {
-            if blocks[n].is_some() {
-                n += 1;
-                continue;
+        // The missing blocks, in runs of adjacent ones: one request each, sent together.
+        let mut missing: Vec<u64> = pieces
+            .iter()
+            .filter(|p| p.data.is_none())
+            .map(|p| p.index)
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        let mut runs: Vec<Range<u64>> = Vec::new();
+        for index in missing {
+            match runs.last_mut() {
+                Some(run) if run.end == index => run.end += 1,
+                _ => runs.push(index..index + 1),
             }
-            let start = n;
-            while n < blocks.len() && blocks[n].is_none() {
-                n += 1;
-            }
-            let span = self.block_range(first + start as u64, meta.size).start
-                ..self.block_range(first + n as u64 - 1, meta.size).end;
-            let Some(data) = self.fetch(meta, span.clone()).await? else {
+        }
+        let fetched: Vec<Option<(Range<u64>, Bytes)>> = futures::stream::iter(runs)
+            .map(|run| async move {
+                let span = self.block_range(run.start, meta.size).start
+                    ..self.block_range(run.end - 1, meta.size).end;
+                let data = self.fetch(meta, span.clone()).await?;
+                if let Some(data) = &data {
+                    self.keep_blocks(meta, span.clone(), data).await;
+                }
+                Ok::<_, object_store::Error>(data.map(|data| (span, data)))
+            })
+            .buffered(FETCHES_AT_ONCE)
+            .try_collect()
+            .await?;
+        for run in fetched {
+            let Some((span, data)) = run else {
                 return Ok(None);
             };
-            self.keep_blocks(meta, span.clone(), &data).await;
-            for (offset, slot) in blocks[start..n].iter_mut().enumerate() {
-                let b = self.block_range(first + (start + offset) as u64, meta.size);
-                *slot = Some(
-                    data.slice((b.start - span.start) as usize..(b.end - span.start) as usize),
-                );
+            for piece in pieces.iter_mut().filter(|p| p.data.is_none()) {
+                let start = self.block_range(piece.index, meta.size).start;
+                if span.contains(&start) {
+                    let at = (start - span.start) as usize;
+                    piece.data = Some(data.slice(at + piece.within.start..at + piece.within.end));
+                }
             }
         }
-        let blocks: Vec<Bytes> = blocks.into_iter().flatten().collect();
-        let offset = (range.start - first * block) as usize;
-        let len = (range.end - range.start) as usize;
-        if let [only] = blocks.as_slice() {
-            return Ok(Some(only.slice(offset..offset + len)));
+        let mut out = Vec::with_capacity(ranges.len());
+        for (n, range) in ranges.iter().enumerate() {
+            let parts: Vec<Bytes> = pieces[firsts[n]..firsts[n + 1]]
+                .iter()
+                .filter_map(|p| p.data.clone())
+                .collect();
+            out.push(match parts.as_slice() {
+                [] => Bytes::new(),
+                [only] => only.clone(),
+                _ => {
+                    let mut joined = BytesMut::with_capacity((range.end - range.start) as usize);
+                    for part in &parts {
+                        joined.extend_from_slice(part);
+                    }
+                    joined.freeze()
+                }
+            });
         }
-        let mut out = BytesMut::with_capacity(len);
-        let mut skip = offset;
-        for b in &blocks {
-            let take = (b.len() - skip).min(len - out.len());
-            out.extend_from_slice(&b[skip..skip + take]);
-            skip = 0;
-        }
-        Ok(Some(out.freeze()))
+        Ok(Some(out))
     }
 
     /// Bytes `span` of the object `meta` from the store, on the condition that it still
@@ -369,9 +440,13 @@ impl CachedStore {
                 .as_range(meta.size)
                 .map_err(|e| generic(location, e))?,
         };
-        let Some(data) = self.read_known(&meta, wanted.clone()).await? else {
+        let Some(mut data) = self
+            .read_known(&meta, std::slice::from_ref(&wanted))
+            .await?
+        else {
             return Ok(None);
         };
+        let data = data.pop().unwrap_or_default();
         Ok(Some(GetResult {
             payload: single(data),
             meta,
@@ -439,6 +514,33 @@ impl ObjectStore for CachedStore {
             Some(result) => Ok(result),
             None => Err(changed(location, "a changing object")),
         }
+    }
+
+    async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        let Some(first) = ranges.first() else {
+            return Ok(Vec::new());
+        };
+        for _ in 0..2 {
+            let meta = match self.known_meta(location) {
+                Some(meta) => meta,
+                // A read of the first range tells the metadata without a HEAD request.
+                None => {
+                    self.read(location, Some(GetRange::Bounded(first.clone())))
+                        .await?;
+                    self.meta(location).await?
+                }
+            };
+            let wanted = ranges
+                .iter()
+                .map(|r| clamp(location, r.clone(), meta.size))
+                .collect::<Result<Vec<_>>>()?;
+            if let Some(data) = self.read_known(&meta, &wanted).await? {
+                return Ok(data);
+            }
+            // The object changed since the cache saw it: forget it and read it afresh.
+            self.forget(location);
+        }
+        Err(changed(location, "a changing object"))
     }
 
     fn delete_stream(

@@ -259,6 +259,109 @@ async fn a_corrupt_ssd_entry_is_refetched() {
     assert_eq!(probe.gets(), gets + 1);
 }
 
+/// Blocks of four of the SSD tier's 64 KiB segments.
+const LARGE_BLOCK: u64 = 256 * 1024;
+const SEGMENT: u64 = 64 * 1024;
+
+fn large_block_options(disk: &std::path::Path) -> CacheOptions {
+    CacheOptions {
+        block_size: LARGE_BLOCK,
+        memory_bytes: 16 << 20,
+        disk: Some(DiskOptions {
+            dir: disk.to_path_buf(),
+            bytes: 16 << 20,
+        }),
+        ..CacheOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn a_new_process_reads_only_the_segments_it_needs_from_the_ssd_tier() {
+    let (_dir, probe, path, data) = store_with(600_000, "t/part-0.parquet").await;
+    let ssd = tempfile::tempdir().expect("ssd");
+    {
+        let cache = Cache::new(large_block_options(ssd.path())).expect("cache");
+        assert_eq!(whole(&cache.wrap(probe.clone()), &path).await, data);
+    }
+    let gets = probe.gets();
+    let cache = Cache::new(large_block_options(ssd.path())).expect("cache");
+    let store = cache.wrap(probe.clone());
+    // Two column chunks in block 0 (segments 1 and 2) and one in block 2 (its segment 0),
+    // asked for together as the Parquet reader does.
+    let ranges = [70_000..71_000, 140_000..150_000, 530_000..540_000];
+    let slices = |ranges: &[Range<u64>]| -> Vec<Bytes> {
+        ranges
+            .iter()
+            .map(|r| data.slice(r.start as usize..r.end as usize))
+            .collect()
+    };
+    let got = store.get_ranges(&path, &ranges).await.expect("get_ranges");
+    assert_eq!(got, slices(&ranges));
+    assert_eq!(probe.gets(), gets);
+    let counts = cache.stats().counts;
+    assert_eq!(counts.disk_hits, 2, "{counts:?}");
+    assert_eq!(counts.disk_hit_bytes, 3 * SEGMENT, "{counts:?}");
+    // What was read is promoted: the same ranges again come from memory.
+    let got = store.get_ranges(&path, &ranges).await.expect("get_ranges");
+    assert_eq!(got, slices(&ranges));
+    let counts = cache.stats().counts;
+    assert_eq!((counts.memory_hits, counts.disk_hits), (3, 2), "{counts:?}");
+    // A segment not read yet is read from the SSD tier; still no request to the store.
+    assert_eq!(
+        range(&store, &path, 200_000..201_000).await,
+        data.slice(200_000..201_000)
+    );
+    let counts = cache.stats().counts;
+    assert_eq!(
+        (counts.disk_hits, counts.disk_hit_bytes),
+        (3, 4 * SEGMENT),
+        "{counts:?}"
+    );
+    assert_eq!(probe.gets(), gets);
+}
+
+#[tokio::test]
+async fn a_corrupt_segment_is_found_when_it_is_read() {
+    let (_dir, probe, path, data) = store_with(300_000, "t/part-0.parquet").await;
+    let ssd = tempfile::tempdir().expect("ssd");
+    {
+        let cache = Cache::new(large_block_options(ssd.path())).expect("cache");
+        whole(&cache.wrap(probe.clone()), &path).await;
+    }
+    // Block 0's entry is the one file over 256 KiB; flip its last byte (in segment 3).
+    let mut flipped = 0;
+    for shard in std::fs::read_dir(ssd.path().join("blocks")).expect("blocks") {
+        for entry in std::fs::read_dir(shard.expect("shard").path()).expect("shard") {
+            let entry_path = entry.expect("entry").path();
+            let mut bytes = std::fs::read(&entry_path).expect("read");
+            if bytes.len() as u64 > LARGE_BLOCK {
+                let last = bytes.len() - 1;
+                bytes[last] ^= 0x55;
+                std::fs::write(&entry_path, bytes).expect("write");
+                flipped += 1;
+            }
+        }
+    }
+    assert_eq!(flipped, 1);
+    let gets = probe.gets();
+    let cache = Cache::new(large_block_options(ssd.path())).expect("cache");
+    let store = cache.wrap(probe.clone());
+    // Segment 0 is sound and served.
+    assert_eq!(
+        range(&store, &path, 1000..2000).await,
+        data.slice(1000..2000)
+    );
+    assert_eq!(cache.stats().counts.disk_corrupt, 0);
+    assert_eq!(probe.gets(), gets);
+    // Segment 3 fails its checksum: the block is fetched again and the answer is right.
+    assert_eq!(
+        range(&store, &path, 250_000..251_000).await,
+        data.slice(250_000..251_000)
+    );
+    assert_eq!(cache.stats().counts.disk_corrupt, 1);
+    assert_eq!(probe.gets(), gets + 1);
+}
+
 #[tokio::test]
 async fn a_read_that_fails_half_way_leaves_nothing_cached() {
     let (_dir, probe, path, data) = store_with(30_000, "t/part-0.parquet").await;
