@@ -190,9 +190,20 @@ pub struct RepartitionArgs {
     dry_run: bool,
 }
 
+/// Opens the dataset at `location`; for a dry run, a folder without a dala log is indexed
+/// in memory rather than adopted, so that the dry run writes nothing.
+async fn open(location: &str, dry_run: bool) -> Result<Dataset> {
+    let builder = Dataset::builder(location);
+    let builder = match dry_run {
+        true => builder.adopt_in_memory(),
+        false => builder,
+    };
+    Ok(builder.open().await?)
+}
+
 /// Runs `dala repartition`.
 pub async fn repartition(args: RepartitionArgs) -> Result<()> {
-    let dataset = Dataset::open(&args.dataset).await?;
+    let dataset = open(&args.dataset, args.dry_run).await?;
     let options = RepartitionOptions {
         partition_by: args.partition_by,
         write: WriteOptions {
@@ -248,7 +259,7 @@ pub struct StatsArgs {
 
 /// Runs `dala compact`.
 pub async fn compact(args: CompactArgs) -> Result<()> {
-    let dataset = Dataset::open(&args.dataset).await?;
+    let dataset = open(&args.dataset, args.dry_run).await?;
     let options = CompactOptions {
         target_file_size: args.target_size.as_u64(),
         max_rows_per_file: args.max_rows_per_file,
@@ -343,7 +354,7 @@ pub async fn optimize(command: OptimizeCommand) -> Result<()> {
 }
 
 async fn dtypes(args: &DtypesArgs) -> Result<()> {
-    let dataset = Dataset::open(&args.dataset).await?;
+    let dataset = open(&args.dataset, args.dry_run).await?;
     let options = DtypeOptions {
         include: args.include.clone(),
         exclude: args.exclude.clone(),
@@ -410,7 +421,7 @@ async fn compression(
     dry_run: bool,
     format: ListFormat,
 ) -> Result<()> {
-    let mut dataset = Dataset::open(location).await?;
+    let mut dataset = open(location, dry_run).await?;
     let spinner = indicatif::ProgressBar::new_spinner().with_message(format!(
         "measuring {} codecs on {} sampled rows",
         options.codecs.len(),
@@ -467,7 +478,12 @@ async fn compression(
 
 /// Runs `dala vacuum`.
 pub async fn vacuum(args: VacuumArgs) -> Result<()> {
-    let dataset = Dataset::open(&args.dataset).await?;
+    let dataset = open(&args.dataset, args.dry_run).await?;
+    if !dataset.snapshot().is_committed() {
+        // Adopting it would make every data file part of version 0.
+        println!("nothing to vacuum: {} has no dala log yet", dataset.url());
+        return Ok(());
+    }
     let options = VacuumOptions {
         retain: args.retain.map(Duration::from),
         orphan_grace: args.orphan_grace.into(),

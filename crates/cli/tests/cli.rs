@@ -638,6 +638,34 @@ fn compaction_killed_midway_loses_nothing_and_vacuum_cleans_up() {
 }
 
 #[test]
+fn dry_runs_on_a_folder_without_a_log_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    csv_dataset(dir.path());
+    for _ in 0..2 {
+        ok(&["write", "in.csv", "ds"], dir.path());
+    }
+    // The data files alone: a hive tree another tool could have written.
+    std::fs::remove_dir_all(dir.path().join("ds").join("_dala")).unwrap();
+    let plan = ok(&["compact", "ds", "--dry-run"], dir.path());
+    assert!(plan.contains("6 of 6 files"), "{plan}");
+    ok(&["optimize", "dtypes", "ds", "--dry-run"], dir.path());
+    ok(
+        &["repartition", "ds", "--partition-by", "city", "--dry-run"],
+        dir.path(),
+    );
+    let vacuum = ok(&["vacuum", "ds", "--dry-run"], dir.path());
+    assert!(vacuum.contains("no dala log"), "{vacuum}");
+    assert!(
+        !dir.path().join("ds").join("_dala").exists(),
+        "a dry run adopted the folder"
+    );
+    // Without --dry-run the folder is adopted, then compacted.
+    let done = ok(&["compact", "ds"], dir.path());
+    assert!(done.starts_with("compacted 6 files"), "{done}");
+    assert!(dir.path().join("ds").join("_dala").exists());
+}
+
+#[test]
 fn optimize_narrows_types_and_applies_measured_compression() {
     let dir = tempfile::tempdir().unwrap();
     csv_dataset(dir.path());

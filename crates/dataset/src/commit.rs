@@ -112,6 +112,9 @@ pub(crate) async fn commit(
     base: Option<&Snapshot>,
     pending: &PendingCommit,
 ) -> Result<Snapshot> {
+    if base.is_some_and(|b| !b.is_committed()) {
+        return Err(uncommitted(log.root()));
+    }
     let read_version = base.map(Snapshot::version);
     let mut state: Option<Snapshot> = base.cloned();
     // Commits that won races, whose files are applied to `state` only when this one
@@ -187,6 +190,24 @@ pub(crate) async fn commit(
         version: state.map(|s| s.version() + 1).unwrap_or(0),
         reason: format!("gave up after {MAX_ATTEMPTS} attempts"),
     })
+}
+
+/// The error for a change to a dataset indexed in memory, which has no log to commit to.
+pub(crate) fn uncommitted(location: impl std::fmt::Display) -> Error {
+    Error::InvalidArgument(format!(
+        "{location} has no dala log: it was indexed in memory (adopt_in_memory, as a dry run \
+         does), so nothing can be written to it; open it again to adopt it first"
+    ))
+}
+
+/// The snapshot that committing `pending` (an adoption) as version 0 would give, built in
+/// memory: nothing is written, and nothing can be committed on it.
+pub(crate) fn in_memory_first(pending: &PendingCommit, path: &str) -> Result<Snapshot> {
+    let mut snapshot = Snapshot::empty(pending.schema.clone(), pending.partitioning.clone());
+    let commit = build_commit(&snapshot, 0, pending.operation, None, pending, true);
+    snapshot.apply(&commit, path)?;
+    snapshot.mark_in_memory();
+    Ok(snapshot)
 }
 
 fn build_commit(

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::adopt::{adoptable_files, index_files, infer_partitioning, list_data_files};
 use crate::checkpoint::{read_checkpoint, write_checkpoint};
-use crate::commit::{ConflictScope, PendingCommit, commit};
+use crate::commit::{ConflictScope, PendingCommit, commit, in_memory_first};
 use crate::conform::{conform, evolve};
 use crate::derive::{TIMESTAMP_COLUMN_PROPERTY, derive_partitions};
 use crate::error::{Error, Result};
@@ -83,9 +83,20 @@ pub struct DatasetBuilder {
     version: Option<u64>,
     timestamp: Option<DateTime<Utc>>,
     cache: CacheChoice,
+    adopt_in_memory: bool,
 }
 
 impl DatasetBuilder {
+    /// Indexes a folder without a dala log in memory instead of adopting it: nothing is
+    /// written, so a dry run or a look leaves the folder as it was. The dataset opened is
+    /// the version 0 that adoption would commit, and nothing can be committed on it (see
+    /// [`Snapshot::is_committed`]); open it without this to adopt it first. No effect on a
+    /// dataset that has a log.
+    pub fn adopt_in_memory(mut self) -> Self {
+        self.adopt_in_memory = true;
+        self
+    }
+
     /// Reads through `cache` (memory and SSD tiers, decoded footers) instead of the
     /// process-wide cache that the environment configures.
     pub fn with_cache(mut self, cache: Arc<dala_cache::Cache>) -> Self {
@@ -157,6 +168,10 @@ impl DatasetBuilder {
         };
         let snapshot = match load_snapshot(&log, version, Latest::Recent).await? {
             Some(s) => s,
+            None if version.is_none() && self.adopt_in_memory => {
+                let pending = adoption(&log, &url).await?;
+                in_memory_first(&pending, log.commit_path(0).as_ref())?
+            }
             None if version.is_none() => adopt(&log, &url).await?,
             None => {
                 return Err(Error::NotFound {
@@ -224,6 +239,7 @@ impl Dataset {
             version: None,
             timestamp: None,
             cache: CacheChoice::Process,
+            adopt_in_memory: false,
         }
     }
 
@@ -265,6 +281,7 @@ impl Dataset {
     where
         I: IntoIterator<Item = std::result::Result<RecordBatch, ArrowError>>,
     {
+        self.require_log()?;
         let (snapshot, result) = write_impl(&self.log, Some(&self.snapshot), data, options).await?;
         if let Some(snapshot) = snapshot {
             self.snapshot = Arc::new(snapshot);
@@ -286,6 +303,7 @@ impl Dataset {
         filter: Expr,
         options: &WriteOptions,
     ) -> Result<WriteResult> {
+        self.require_log()?;
         let options = &options.with_dataset_defaults(self.snapshot.properties())?;
         options.validate()?;
         let (snapshot, result) = delete_impl(&self.log, &self.snapshot, &filter, options).await?;
@@ -302,6 +320,7 @@ impl Dataset {
         &mut self,
         properties: BTreeMap<String, String>,
     ) -> Result<WriteResult> {
+        self.require_log()?;
         for (key, value) in &properties {
             check_property(key, value)?;
         }
@@ -408,6 +427,7 @@ impl Dataset {
     /// Registers data files that were added to the folder behind dala's back, as one
     /// append commit (`dala sync`). Files already in the index are left alone.
     pub async fn refresh(&mut self) -> Result<WriteResult> {
+        self.require_log()?;
         self.reload().await?;
         let listed = list_data_files(&self.log).await?;
         let new: Vec<(String, u64)> = {
@@ -451,7 +471,18 @@ impl Dataset {
 
     /// Writes a checkpoint of this version now.
     pub async fn checkpoint(&self) -> Result<()> {
+        self.require_log()?;
         write_checkpoint(&self.log, &self.snapshot).await
+    }
+
+    /// Fails, before anything is written, when this dataset was indexed in memory (see
+    /// [`DatasetBuilder::adopt_in_memory`]): it has no log to commit to, and on a folder
+    /// without a log, files written beside the data would be adopted as data later.
+    pub(crate) fn require_log(&self) -> Result<()> {
+        match self.snapshot.is_committed() {
+            true => Ok(()),
+            false => Err(crate::commit::uncommitted(&self.url)),
+        }
     }
 }
 
@@ -588,25 +619,7 @@ async fn version_at_time(log: &LogStore, ts: DateTime<Utc>) -> Result<u64> {
 
 /// Creates version 0 from the hive Parquet files already under the root.
 async fn adopt(log: &LogStore, url: &str) -> Result<Snapshot> {
-    let files = adoptable_files(log).await?;
-    if files.is_empty() {
-        return Err(Error::NotFound {
-            what: format!("dataset at {url}"),
-        });
-    }
-    let partitioning = infer_partitioning(&files)?;
-    let (schema, entries) = index_files(log, &files, &partitioning, None).await?;
-    let pending = PendingCommit {
-        operation: Operation::Adopt,
-        options: serde_json::Value::Null,
-        schema,
-        partitioning,
-        properties: None,
-        add: entries,
-        remove: Vec::new(),
-        scope: ConflictScope::All,
-        metadata: Default::default(),
-    };
+    let pending = adoption(log, url).await?;
     match commit(log, None, &pending).await {
         Ok(snapshot) => Ok(snapshot),
         // Another process adopted or created it first: use theirs.
@@ -617,6 +630,29 @@ async fn adopt(log: &LogStore, url: &str) -> Result<Snapshot> {
             }),
         Err(e) => Err(e),
     }
+}
+
+/// The commit that adopts the hive tree at `url` (its files indexed) as version 0.
+async fn adoption(log: &LogStore, url: &str) -> Result<PendingCommit> {
+    let files = adoptable_files(log).await?;
+    if files.is_empty() {
+        return Err(Error::NotFound {
+            what: format!("dataset at {url}"),
+        });
+    }
+    let partitioning = infer_partitioning(&files)?;
+    let (schema, entries) = index_files(log, &files, &partitioning, None).await?;
+    Ok(PendingCommit {
+        operation: Operation::Adopt,
+        options: serde_json::Value::Null,
+        schema,
+        partitioning,
+        properties: None,
+        add: entries,
+        remove: Vec::new(),
+        scope: ConflictScope::All,
+        metadata: Default::default(),
+    })
 }
 
 /// Writes `data` on top of `base` and commits it.

@@ -74,6 +74,7 @@ impl Dataset {
         paths: &[String],
         options: &RewriteOptions,
     ) -> Result<(Dataset, WriteResult)> {
+        self.require_log()?;
         for (key, value) in &options.properties {
             crate::snapshot::check_property(key, value)?;
         }
@@ -178,6 +179,7 @@ impl Dataset {
         partition_by: &[String],
         options: &RewriteOptions,
     ) -> Result<WriteResult> {
+        self.require_log()?;
         for (key, value) in &options.properties {
             crate::snapshot::check_property(key, value)?;
         }

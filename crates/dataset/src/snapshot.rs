@@ -123,6 +123,9 @@ pub struct Snapshot {
     /// The version from which every added file holds exactly the data schema (dala
     /// wrote it under this schema); `None` when unknown.
     schema_since: Option<u64>,
+    /// Built in memory from a folder without a log, not read from one (see
+    /// [`DatasetBuilder::adopt_in_memory`](crate::DatasetBuilder::adopt_in_memory)).
+    in_memory: bool,
 }
 
 impl Snapshot {
@@ -139,6 +142,7 @@ impl Snapshot {
             columns,
             log_actions: 0,
             schema_since: Some(0),
+            in_memory: false,
         }
     }
 
@@ -196,7 +200,20 @@ impl Snapshot {
             columns,
             log_actions: 0,
             schema_since,
+            in_memory: false,
         }
+    }
+
+    /// Whether this version is in the dataset's log; false for a folder indexed in memory
+    /// (see [`DatasetBuilder::adopt_in_memory`](crate::DatasetBuilder::adopt_in_memory)),
+    /// which nothing can be committed on.
+    pub fn is_committed(&self) -> bool {
+        !self.in_memory
+    }
+
+    /// Marks this snapshot as built in memory, not read from a log.
+    pub(crate) fn mark_in_memory(&mut self) {
+        self.in_memory = true;
     }
 
     /// The version from which every file added holds exactly [`Snapshot::data_schema`]

@@ -118,6 +118,14 @@ pub struct VacuumReport {
 /// references: files its commits removed before the oldest kept version, and orphans
 /// older than the grace period. Lists only under the dataset root; deletes nothing.
 pub async fn plan_vacuum(dataset: &Dataset, options: &VacuumOptions) -> Result<VacuumPlan> {
+    if !dataset.snapshot().is_committed() {
+        return Err(Error::Dataset(dala_dataset::Error::InvalidArgument(
+            format!(
+                "{} has no dala log: there are no versions to vacuum",
+                dataset.url()
+            ),
+        )));
+    }
     let retain = options
         .retain
         .or_else(|| dataset.snapshot().retention())

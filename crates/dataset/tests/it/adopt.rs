@@ -5,7 +5,7 @@ use std::path::Path;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::DataType;
-use dala_dataset::{Dataset, Operation};
+use dala_dataset::{Dataset, Error, Operation, WriteOptions};
 use parquet::arrow::ArrowWriter;
 
 use crate::common::{self, ids};
@@ -131,4 +131,77 @@ async fn files_of_a_dala_writer_creating_the_dataset_are_not_adopted() {
         ids(&ds.scan().collect().await.unwrap()),
         (100..105).collect::<Vec<_>>()
     );
+}
+
+/// Every file under `root`, relative to it, sorted.
+fn tree(root: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_folder_indexed_in_memory_is_left_as_it_was_and_takes_no_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("foreign");
+    for year in 2020..2022 {
+        let batch = common::batch((year as i64 - 2020) * 100, 100);
+        write_plain(&root.join(format!("year={year}")), "part-0.parquet", &batch);
+    }
+    let before = tree(&root);
+    let path = root.display().to_string();
+
+    let ds = Dataset::builder(&path)
+        .adopt_in_memory()
+        .open()
+        .await
+        .unwrap();
+    assert!(!ds.snapshot().is_committed());
+    assert_eq!(ds.version(), 0);
+    assert_eq!(ds.snapshot().partitioning()[0].name, "year");
+    assert_eq!(
+        ids(&ds.scan().collect().await.unwrap()),
+        (0..200).collect::<Vec<_>>()
+    );
+    assert_eq!(tree(&root), before, "indexing in memory wrote something");
+
+    // A write on it would start a log without version 0: refused, nothing written.
+    let mut ds = ds;
+    // Rows of the folder's columns (the partition column included), else the write would
+    // stop at the schema.
+    let rows = common::batch(500, 10).project(&[0, 1, 2, 3, 4, 5]).unwrap();
+    let refused = ds.write([Ok(rows)], &WriteOptions::default()).await;
+    match refused {
+        Err(Error::InvalidArgument(message)) => {
+            assert!(message.contains("no dala log"), "{message}")
+        }
+        other => panic!("expected the write to be refused, got {other:?}"),
+    }
+    assert_eq!(tree(&root), before);
+
+    // Opening it as usual adopts it; on a folder with a log the option changes nothing.
+    let adopted = Dataset::open(&path).await.unwrap();
+    assert!(adopted.snapshot().is_committed());
+    assert_eq!(
+        adopted.history().await.unwrap()[0].operation,
+        Operation::Adopt
+    );
+    let again = Dataset::builder(&path)
+        .adopt_in_memory()
+        .open()
+        .await
+        .unwrap();
+    assert!(again.snapshot().is_committed());
+    assert_eq!(again.snapshot().rows(), 200);
 }
