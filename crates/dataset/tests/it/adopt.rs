@@ -135,18 +135,7 @@ async fn files_of_a_dala_writer_creating_the_dataset_are_not_adopted() {
 
 /// Every file under `root`, relative to it, sorted.
 fn tree(root: &Path) -> Vec<String> {
-    let mut files = Vec::new();
-    let mut dirs = vec![root.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else {
-                files.push(path.strip_prefix(root).unwrap().display().to_string());
-            }
-        }
-    }
+    let mut files = common::walk(root);
     files.sort();
     files
 }

@@ -136,3 +136,21 @@ pub async fn write(location: &str, first_id: i64, n: usize, options: &WriteOptio
         .unwrap()
         .0
 }
+
+/// The paths of the files under `root`, relative to it, with `/` between folders.
+pub fn walk(root: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut folders = vec![root.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                let relative = path.strip_prefix(root).unwrap();
+                found.push(relative.to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+    found
+}

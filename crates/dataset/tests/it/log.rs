@@ -127,7 +127,7 @@ async fn a_recursive_glob_finds_data_files_only_and_former_checkpoints_are_read(
     ds.checkpoint().await.unwrap();
     // Every `.parquet` file under the root is a data file of the latest version, so that
     // another engine's `**/*.parquet` reads the data and nothing else.
-    let mut parquet: Vec<String> = walk(&dir.path().join("ds"))
+    let mut parquet: Vec<String> = common::walk(&dir.path().join("ds"))
         .into_iter()
         .filter(|p| p.ends_with(".parquet"))
         .collect();
@@ -147,24 +147,6 @@ async fn a_recursive_glob_finds_data_files_only_and_former_checkpoints_are_read(
     std::fs::remove_file(log_dir.join("00000000000000000000.json")).unwrap();
     let reopened = Dataset::open(&path).await.unwrap();
     assert_eq!((reopened.version(), reopened.snapshot().rows()), (1, 20));
-}
-
-/// The paths of the files under `root`, relative to it, with `/` between folders.
-fn walk(root: &std::path::Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut folders = vec![root.to_path_buf()];
-    while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(&folder).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                folders.push(path);
-            } else {
-                let relative = path.strip_prefix(root).unwrap();
-                found.push(relative.to_string_lossy().replace('\\', "/"));
-            }
-        }
-    }
-    found
 }
 
 #[tokio::test(flavor = "multi_thread")]
