@@ -309,10 +309,7 @@ impl Cache {
                     .map(|s| self.memory.get(&segment_key(key, s)))
                     .collect::<Option<Vec<Bytes>>>()?;
                 let within = within.start - first * SEGMENT..within.end - first * SEGMENT;
-                let joined = match segments.as_slice() {
-                    [only] => only.clone(),
-                    _ => Bytes::from(concat(&segments)),
-                };
+                let joined = join(&segments);
                 if within.end > joined.len() {
                     return None;
                 }
@@ -516,12 +513,19 @@ fn segment_key(block_key: &str, index: usize) -> String {
     format!("{block_key}\nsegment {index}")
 }
 
-fn concat(parts: &[Bytes]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(parts.iter().map(Bytes::len).sum());
-    for part in parts {
-        out.extend_from_slice(part);
+/// `parts` one after another: the part itself when there is one (no copy).
+pub(crate) fn join(parts: &[Bytes]) -> Bytes {
+    match parts {
+        [] => Bytes::new(),
+        [only] => only.clone(),
+        _ => {
+            let mut out = Vec::with_capacity(parts.iter().map(Bytes::len).sum());
+            for part in parts {
+                out.extend_from_slice(part);
+            }
+            Bytes::from(out)
+        }
     }
-    out
 }
 
 fn meta_key(store: &str, path: &Path) -> String {

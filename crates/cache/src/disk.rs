@@ -575,6 +575,15 @@ mod tests {
         .expect("open")
     }
 
+    /// Rewrites the file of the entry stored under `key` with `change` applied; its path.
+    fn rewrite_entry(dir: &FsPath, key: &str, change: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
+        let path = entry_path(&dir.join("blocks"), &entry_name(key));
+        let mut data = std::fs::read(&path).expect("read");
+        change(&mut data);
+        std::fs::write(&path, data).expect("write");
+        path
+    }
+
     #[test]
     fn an_entry_survives_a_restart() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -592,11 +601,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let disk = tier(dir.path(), 1 << 20);
         disk.write("k", b"payload").expect("write");
-        let path = entry_path(&dir.path().join("blocks"), &entry_name("k"));
-        let mut data = std::fs::read(&path).expect("read");
-        let last = data.len() - 1;
-        data[last] ^= 0x01;
-        std::fs::write(&path, data).expect("write");
+        let path = rewrite_entry(dir.path(), "k", |data| {
+            let last = data.len() - 1;
+            data[last] ^= 0x01;
+        });
         assert!(matches!(disk.read("k", Some(7)), DiskRead::Corrupt));
         assert!(!path.exists());
         assert!(matches!(disk.read("k", Some(7)), DiskRead::Miss));
@@ -626,11 +634,8 @@ mod tests {
         let disk = tier(dir.path(), 1 << 20);
         let payload = vec![3u8; 100_000];
         disk.write("k", &payload).expect("write");
-        let path = entry_path(&dir.path().join("blocks"), &entry_name("k"));
-        let mut data = std::fs::read(&path).expect("read");
         // The second segment's checksum, just after the key.
-        data[HEADER + 1 + 8] ^= 0x01;
-        std::fs::write(&path, data).expect("write");
+        let path = rewrite_entry(dir.path(), "k", |data| data[HEADER + 1 + 8] ^= 0x01);
         assert!(matches!(
             disk.read_parts("k", payload.len(), std::slice::from_ref(&(0..10))),
             DiskRead::Corrupt
@@ -643,10 +648,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let disk = tier(dir.path(), 1 << 20);
         disk.write("k", b"payload").expect("write");
-        let path = entry_path(&dir.path().join("blocks"), &entry_name("k"));
-        let mut data = std::fs::read(&path).expect("read");
-        data[..8].copy_from_slice(FORMER_MAGIC);
-        std::fs::write(&path, data).expect("write");
+        let path = rewrite_entry(dir.path(), "k", |data| {
+            data[..8].copy_from_slice(FORMER_MAGIC)
+        });
         assert!(matches!(disk.read("k", Some(7)), DiskRead::Miss));
         assert!(!path.exists());
     }
@@ -658,9 +662,7 @@ mod tests {
         disk.write("k", b"payload").expect("write");
         assert!(matches!(disk.read("k", Some(8)), DiskRead::Corrupt));
         disk.write("k", b"payload").expect("write");
-        let data = encode("other", b"payload");
-        let path = entry_path(&dir.path().join("blocks"), &entry_name("k"));
-        std::fs::write(&path, data).expect("write");
+        rewrite_entry(dir.path(), "k", |data| *data = encode("other", b"payload"));
         assert!(matches!(disk.read("k", Some(7)), DiskRead::Corrupt));
     }
 

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{
@@ -28,7 +28,7 @@ use object_store::{
     Result,
 };
 
-use crate::cache::{Cache, ObjectEntry};
+use crate::cache::{Cache, ObjectEntry, join};
 use crate::stats::Counters;
 
 const STORE: &str = "dala-cache";
@@ -369,22 +369,12 @@ impl CachedStore {
             }
         }
         let mut out = Vec::with_capacity(ranges.len());
-        for (n, range) in ranges.iter().enumerate() {
+        for n in 0..ranges.len() {
             let parts: Vec<Bytes> = pieces[firsts[n]..firsts[n + 1]]
                 .iter()
                 .filter_map(|p| p.data.clone())
                 .collect();
-            out.push(match parts.as_slice() {
-                [] => Bytes::new(),
-                [only] => only.clone(),
-                _ => {
-                    let mut joined = BytesMut::with_capacity((range.end - range.start) as usize);
-                    for part in &parts {
-                        joined.extend_from_slice(part);
-                    }
-                    joined.freeze()
-                }
-            });
+            out.push(join(&parts));
         }
         Ok(Some(out))
     }

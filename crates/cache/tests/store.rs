@@ -219,6 +219,25 @@ async fn the_ssd_tier_serves_a_new_process_without_the_store() {
     assert_eq!(cache.stats().counts.memory_hits, 7);
 }
 
+/// XORs the last byte of every SSD entry file in `ssd` longer than `len` bytes with `mask`;
+/// how many it changed.
+fn flip_last_byte_of_entries_over(ssd: &std::path::Path, len: usize, mask: u8) -> usize {
+    let mut flipped = 0;
+    for shard in std::fs::read_dir(ssd.join("blocks")).expect("blocks") {
+        for entry in std::fs::read_dir(shard.expect("shard").path()).expect("shard") {
+            let path = entry.expect("entry").path();
+            let mut bytes = std::fs::read(&path).expect("read");
+            if bytes.len() > len {
+                let last = bytes.len() - 1;
+                bytes[last] ^= mask;
+                std::fs::write(&path, bytes).expect("write");
+                flipped += 1;
+            }
+        }
+    }
+    flipped
+}
+
 #[tokio::test]
 async fn a_corrupt_ssd_entry_is_refetched() {
     let (_dir, probe, path, data) = store_with(10_000, "t/part-0.parquet").await;
@@ -228,20 +247,7 @@ async fn a_corrupt_ssd_entry_is_refetched() {
         range(&cache.wrap(probe.clone()), &path, 0..10_000).await;
     }
     // Flip one byte at the end of every block entry (the payload's last byte).
-    let mut flipped = 0;
-    for shard in std::fs::read_dir(ssd.path().join("blocks")).expect("blocks") {
-        for entry in std::fs::read_dir(shard.expect("shard").path()).expect("shard") {
-            let path = entry.expect("entry").path();
-            let mut bytes = std::fs::read(&path).expect("read");
-            if bytes.len() > 4096 {
-                let last = bytes.len() - 1;
-                bytes[last] ^= 0xff;
-                std::fs::write(&path, bytes).expect("write");
-                flipped += 1;
-            }
-        }
-    }
-    assert_eq!(flipped, 2);
+    assert_eq!(flip_last_byte_of_entries_over(ssd.path(), 4096, 0xff), 2);
     let gets = probe.gets();
     let cache = Cache::new(options(Some(ssd.path()))).expect("cache");
     let store = cache.wrap(probe.clone());
@@ -329,20 +335,10 @@ async fn a_corrupt_segment_is_found_when_it_is_read() {
         whole(&cache.wrap(probe.clone()), &path).await;
     }
     // Block 0's entry is the one file over 256 KiB; flip its last byte (in segment 3).
-    let mut flipped = 0;
-    for shard in std::fs::read_dir(ssd.path().join("blocks")).expect("blocks") {
-        for entry in std::fs::read_dir(shard.expect("shard").path()).expect("shard") {
-            let entry_path = entry.expect("entry").path();
-            let mut bytes = std::fs::read(&entry_path).expect("read");
-            if bytes.len() as u64 > LARGE_BLOCK {
-                let last = bytes.len() - 1;
-                bytes[last] ^= 0x55;
-                std::fs::write(&entry_path, bytes).expect("write");
-                flipped += 1;
-            }
-        }
-    }
-    assert_eq!(flipped, 1);
+    assert_eq!(
+        flip_last_byte_of_entries_over(ssd.path(), LARGE_BLOCK as usize, 0x55),
+        1
+    );
     let gets = probe.gets();
     let cache = Cache::new(large_block_options(ssd.path())).expect("cache");
     let store = cache.wrap(probe.clone());
