@@ -342,22 +342,28 @@ impl LogStore {
     /// Lists `_dala/`, starting after `from_version` when given.
     pub async fn list(&self, from_version: Option<u64>) -> Result<LogListing> {
         let dir = self.log_dir();
-        let stream = match from_version {
-            Some(v) => {
-                let offset = dir.clone().join(format!("{v:020}"));
-                self.store.list_with_offset(Some(&dir), &offset)
+        let names = match self.local_path(&dir) {
+            Some(local_dir) => list_local(&local_dir, &dir)?,
+            None => {
+                let stream = match from_version {
+                    Some(v) => {
+                        let offset = dir.clone().join(format!("{v:020}"));
+                        self.store.list_with_offset(Some(&dir), &offset)
+                    }
+                    None => self.store.list(Some(&dir)),
+                };
+                let objects: Vec<_> = stream
+                    .try_collect()
+                    .await
+                    .map_err(|e| Error::store(&dir, e))?;
+                objects
+                    .into_iter()
+                    .filter_map(|o| o.location.filename().map(str::to_string))
+                    .collect()
             }
-            None => self.store.list(Some(&dir)),
         };
-        let objects: Vec<_> = stream
-            .try_collect()
-            .await
-            .map_err(|e| Error::store(&dir, e))?;
         let mut listing = LogListing::default();
-        for object in objects {
-            let Some(name) = object.location.filename() else {
-                continue;
-            };
+        for name in &names {
             if let Some(v) = name.strip_suffix(".json").and_then(|n| n.parse().ok()) {
                 listing.commits.push(v);
             } else if let Some(v) = name
@@ -466,10 +472,26 @@ impl LogStore {
             .map_err(|e| Error::store(path, e))
     }
 
+    /// Reads a small object of the log (a commit, the checkpoint hint): on a local disk read
+    /// without a cache, straight from the file on this thread, where a trip to the blocking
+    /// pool would cost more than the read; else from the store.
+    async fn read_log_entry(&self, path: &Path) -> Result<bytes::Bytes> {
+        let Some(file) = self.local_path(path) else {
+            return self.read_bytes(path).await;
+        };
+        match std::fs::read(&file) {
+            Ok(bytes) => Ok(bytes.into()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NotFound {
+                what: file.display().to_string(),
+            }),
+            Err(e) => Err(local_error(path, e)),
+        }
+    }
+
     /// Reads the commit of `version`.
     pub async fn read_commit(&self, version: u64) -> Result<Commit> {
         let path = self.commit_path(version);
-        let bytes = self.read_bytes(&path).await?;
+        let bytes = self.read_log_entry(&path).await?;
         Commit::parse(&bytes, version, path.as_ref())
     }
 
@@ -540,7 +562,10 @@ impl LogStore {
 
     /// The newest checkpoint's version, from the hint file (which may be missing or stale).
     pub async fn last_checkpoint_hint(&self) -> Option<u64> {
-        let bytes = self.read_bytes(&self.last_checkpoint_path()).await.ok()?;
+        let bytes = self
+            .read_log_entry(&self.last_checkpoint_path())
+            .await
+            .ok()?;
         let value: Value = serde_json::from_slice(&bytes).ok()?;
         value.get("version")?.as_u64()
     }
@@ -554,5 +579,34 @@ impl LogStore {
             .await
             .map_err(|e| Error::store(&path, e))?;
         Ok(())
+    }
+}
+
+/// The names of the files in the local folder `dir` (the log folder `path`; none when it
+/// does not exist), read on this thread: the log folder holds few names.
+fn list_local(dir: &std::path::Path, path: &Path) -> Result<Vec<String>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(local_error(path, e)),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| local_error(path, e))?;
+        if let Some(name) = entry.file_name().to_str() {
+            names.push(name.to_string());
+        }
+    }
+    Ok(names)
+}
+
+/// An error reading the log straight from the local disk, as the store would report it.
+fn local_error(path: &Path, source: std::io::Error) -> Error {
+    Error::Store {
+        path: path.to_string(),
+        source: object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(source),
+        },
     }
 }
