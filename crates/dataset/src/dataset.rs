@@ -21,7 +21,7 @@ use crate::derive::{TIMESTAMP_COLUMN_PROPERTY, derive_partitions};
 use crate::error::{Error, Result};
 use crate::filter::Expr;
 use crate::layout::PartitionField;
-use crate::log::{Commit, Latest, LogStore, Operation};
+use crate::log::{Commit, CommitView, Latest, LogStore, Operation};
 use crate::merge::Unique;
 use crate::options::{SchemaMode, WriteMode, WriteOptions};
 use crate::scan::ScanBuilder;
@@ -555,22 +555,17 @@ pub(crate) async fn load_snapshot(
             if let Some(c) = listing.checkpoints.iter().rev().find(|c| **c <= target) {
                 (read_checkpoint(log, *c).await?, c + 1)
             } else {
-                let first = log.read_commit(0).await.map_err(|e| match e {
+                let bytes = log.read_commit_bytes(0).await.map_err(|e| match e {
                     Error::NotFound { .. } => Error::CorruptLog {
                         path: log.commit_path(0).to_string(),
                         message: "version 0 is missing".into(),
                     },
                     e => e,
                 })?;
-                let path = log.commit_path(0).to_string();
-                (Snapshot::from_first_commit(&first, &path)?, 1)
+                (first_snapshot(log, &bytes)?, 1)
             }
         }
-        (None, None) => {
-            let first = log.read_commit(0).await?;
-            let path = log.commit_path(0).to_string();
-            (Snapshot::from_first_commit(&first, &path)?, 1)
-        }
+        (None, None) => (first_snapshot(log, &log.read_commit_bytes(0).await?)?, 1),
     };
     let versions: Vec<u64> = (start..=target).collect();
     for v in &versions {
@@ -585,14 +580,24 @@ pub(crate) async fn load_snapshot(
     let mut commits = stream::iter(versions)
         .map(move |v| {
             let log = reader.clone();
-            async move { (v, log.read_commit(v).await) }
+            async move { (v, log.read_commit_bytes(v).await) }
         })
         .buffered(LOG_READ_CONCURRENCY);
-    while let Some((v, commit)) = commits.next().await {
-        snapshot.apply(&commit?, log.commit_path(v).as_ref())?;
+    while let Some((v, bytes)) = commits.next().await {
+        let path = log.commit_path(v);
+        let bytes = bytes?;
+        let commit = CommitView::parse(&bytes, v, path.as_ref())?;
+        snapshot.apply_entry(&commit, path.as_ref())?;
     }
     log.keep_snapshot(&snapshot);
     Ok(Some(snapshot))
+}
+
+/// Version 0 from the bytes of its commit.
+fn first_snapshot(log: &LogStore, bytes: &[u8]) -> Result<Snapshot> {
+    let path = log.commit_path(0);
+    let commit = CommitView::parse(bytes, 0, path.as_ref())?;
+    Snapshot::from_first_entry(&commit, path.as_ref())
 }
 
 async fn version_at_time(log: &LogStore, ts: DateTime<Utc>) -> Result<u64> {

@@ -13,6 +13,7 @@
 //! Checkpoints named `<version>.checkpoint.parquet`, as they were first written, are still
 //! read.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
@@ -156,22 +158,132 @@ impl Commit {
             message,
         };
         let commit: Commit = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
-        if commit.version != version {
-            return Err(corrupt(format!(
-                "holds version {} instead of {version}",
-                commit.version
-            )));
-        }
-        let named = commit.add.iter().map(|a| &a.path);
-        for file in named.chain(commit.remove.iter().map(|r| &r.path)) {
-            if let Err(reason) = crate::layout::check_relative_path(file) {
-                return Err(corrupt(format!(
-                    "names {file:?}, not a file inside the dataset: {reason}"
-                )));
-            }
-        }
+        check_commit(
+            commit.version,
+            version,
+            commit.add.iter().map(|a| a.path.as_str()),
+            commit.remove.iter().map(|r| r.path.as_str()),
+        )
+        .map_err(corrupt)?;
         Ok(commit)
     }
+}
+
+/// A commit as read to load a snapshot: [`Commit`]'s fields, borrowed from the bytes it was
+/// parsed from, less those a snapshot does not keep (options, partitions, metadata: still
+/// checked to be of their types). The statistics of each file stay JSON text until the snapshot reads
+/// them straight into typed values of their columns' types, which saves most of the
+/// parse: a commit of many files is mostly statistics.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CommitView<'a> {
+    pub version: u64,
+    pub timestamp: i64,
+    pub operation: Operation,
+    // Parsed to check it, as `Commit` does, but not kept.
+    #[serde(default, rename = "options")]
+    _options: serde::de::IgnoredAny,
+    #[serde(default, rename = "read_version")]
+    _read_version: Option<u64>,
+    #[serde(default)]
+    pub schema: Option<Schema>,
+    #[serde(default)]
+    pub partitioning: Option<Vec<PartitionField>>,
+    #[serde(default)]
+    pub properties: Option<BTreeMap<String, String>>,
+    #[serde(default, borrow)]
+    pub add: Vec<AddView<'a>>,
+    #[serde(default, borrow)]
+    pub remove: Vec<RemoveView<'a>>,
+    #[serde(default, rename = "partitions", borrow)]
+    _partitions: Vec<Name<'a>>,
+    #[serde(default, rename = "metadata", borrow)]
+    _metadata: BTreeMap<Name<'a>, serde::de::IgnoredAny>,
+}
+
+/// A file added by a commit, as [`CommitView`] reads it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AddView<'a> {
+    #[serde(borrow)]
+    pub path: Cow<'a, str>,
+    #[serde(default)]
+    pub partition: Map<String, Value>,
+    pub rows: u64,
+    pub size: u64,
+    #[serde(default, borrow)]
+    pub stats: BTreeMap<Name<'a>, LogStatsText<'a>>,
+}
+
+/// A file removed by a commit, as [`CommitView`] reads it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RemoveView<'a> {
+    #[serde(borrow)]
+    pub path: Cow<'a, str>,
+    // Parsed to check them, as `Commit` does, but not kept.
+    #[serde(rename = "rows")]
+    _rows: u64,
+    #[serde(rename = "size")]
+    _size: u64,
+}
+
+/// A name in the log, borrowed unless it holds escapes.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+pub(crate) struct Name<'a>(#[serde(borrow)] pub Cow<'a, str>);
+
+/// [`LogColumnStats`] with its values as JSON text.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LogStatsText<'a> {
+    #[serde(default, borrow)]
+    pub max: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    pub min: Option<&'a RawValue>,
+    #[serde(default)]
+    pub nulls: Option<u64>,
+}
+
+impl<'a> CommitView<'a> {
+    /// Parses the log entry of `version` (stored at `path`) as [`Commit::parse`] does, with
+    /// the same checks.
+    pub fn parse(bytes: &'a [u8], version: u64, path: &str) -> Result<Self> {
+        let corrupt = |message: String| Error::CorruptLog {
+            path: path.to_string(),
+            message,
+        };
+        let commit: CommitView =
+            serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+        check_commit(
+            commit.version,
+            version,
+            commit.add.iter().map(|a| a.path.as_ref()),
+            commit.remove.iter().map(|r| r.path.as_ref()),
+        )
+        .map_err(corrupt)?;
+        Ok(commit)
+    }
+}
+
+/// Checks that a commit holds `version` (it claims `claimed`) and names only files inside
+/// the dataset; the message says what is wrong.
+fn check_commit<'p>(
+    claimed: u64,
+    version: u64,
+    added: impl Iterator<Item = &'p str>,
+    removed: impl Iterator<Item = &'p str>,
+) -> std::result::Result<(), String> {
+    if claimed != version {
+        return Err(format!("holds version {claimed} instead of {version}"));
+    }
+    for file in added.chain(removed) {
+        if let Err(reason) = crate::layout::check_relative_path(file) {
+            return Err(format!(
+                "names {file:?}, not a file inside the dataset: {reason}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl Commit {
@@ -486,6 +598,11 @@ impl LogStore {
             }),
             Err(e) => Err(local_error(path, e)),
         }
+    }
+
+    /// The bytes of the commit of `version`, for [`CommitView::parse`].
+    pub(crate) async fn read_commit_bytes(&self, version: u64) -> Result<bytes::Bytes> {
+        self.read_log_entry(&self.commit_path(version)).await
     }
 
     /// Reads the commit of `version`.

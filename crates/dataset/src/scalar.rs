@@ -407,6 +407,85 @@ impl Scalar {
     }
 }
 
+impl Scalar {
+    /// Reads a value written by [`Scalar::to_json`] from its JSON text, as
+    /// [`Scalar::from_json`] reads it parsed (the same values and the same errors), without
+    /// building a JSON value first. `text` is one JSON value, as a parser checked it.
+    pub fn from_json_text(text: &str, data_type: &DataType) -> Result<Scalar> {
+        let bad = || Error::InvalidArgument(format!("cannot read JSON {text} as {data_type}"));
+        if text == "null" {
+            return Ok(Scalar::Null);
+        }
+        let string = json_string(text);
+        // A JSON number's text (the parser checked it is one).
+        let number = || {
+            (string.is_none() && text.starts_with(|c: char| c == '-' || c.is_ascii_digit()))
+                .then_some(text)
+        };
+        let integer = || number().and_then(|t| t.parse::<i64>().ok()).ok_or_else(bad);
+        let scalar = match data_type {
+            DataType::Boolean => Scalar::Boolean(match text {
+                "true" => true,
+                "false" => false,
+                _ => return Err(bad()),
+            }),
+            DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
+                Scalar::Int(integer()?)
+            }
+            DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
+                Scalar::UInt(number().and_then(|t| t.parse().ok()).ok_or_else(bad)?)
+            }
+            DataType::Float16 | DataType::Float32 | DataType::Float64 => Scalar::Float(
+                string
+                    .as_deref()
+                    .or_else(number)
+                    .and_then(|t| t.parse().ok())
+                    .ok_or_else(bad)?,
+            ),
+            DataType::Decimal128(p, s) => Scalar::Decimal {
+                value: string
+                    .as_deref()
+                    .ok_or_else(bad)?
+                    .parse()
+                    .map_err(|_| bad())?,
+                precision: *p,
+                scale: *s,
+            },
+            DataType::Date32 | DataType::Date64 => match string.as_deref() {
+                Some(s) => Scalar::Date(parse_date(s).ok_or_else(bad)?),
+                None => Scalar::Date(integer()? as i32),
+            },
+            DataType::Timestamp(unit, tz) => Scalar::Timestamp {
+                value: integer()?,
+                unit: *unit,
+                tz: tz.clone(),
+            },
+            DataType::Dictionary(_, inner) => return Scalar::from_json_text(text, inner),
+            t if is_string_type(t) => Scalar::Utf8(string.ok_or_else(bad)?.into_owned()),
+            DataType::Binary
+            | DataType::LargeBinary
+            | DataType::BinaryView
+            | DataType::FixedSizeBinary(_) => {
+                Scalar::Binary(unhex(string.as_deref().ok_or_else(bad)?).ok_or_else(bad)?)
+            }
+            _ => return Err(bad()),
+        };
+        Ok(scalar)
+    }
+}
+
+/// The content of a JSON string's text (borrowed when it holds no escapes); `None` when
+/// `text` is another kind of JSON value.
+fn json_string(text: &str) -> Option<std::borrow::Cow<'_, str>> {
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    match inner.contains('\\') {
+        false => Some(std::borrow::Cow::Borrowed(inner)),
+        true => serde_json::from_str::<String>(text)
+            .ok()
+            .map(std::borrow::Cow::Owned),
+    }
+}
+
 fn compare_f64(a: f64, b: f64) -> Option<Ordering> {
     a.partial_cmp(&b)
 }
@@ -743,6 +822,72 @@ mod tests {
             "",
         ] {
             assert_eq!(parse_date(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn json_text_reads_as_the_parsed_json_value_does() {
+        use arrow::datatypes::Field;
+        let dictionary = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+        let types = [
+            DataType::Boolean,
+            DataType::Int32,
+            DataType::Int64,
+            DataType::UInt64,
+            DataType::Float64,
+            DataType::Decimal128(15, 2),
+            DataType::Date32,
+            DataType::Timestamp(TimeUnit::Microsecond, Some("Europe/Paris".into())),
+            DataType::Utf8,
+            DataType::Utf8View,
+            dictionary,
+            DataType::Binary,
+            DataType::List(Arc::new(Field::new("item", DataType::Int32, true))),
+        ];
+        let texts = [
+            "null",
+            "true",
+            "false",
+            "0",
+            "-5",
+            "42",
+            "18446744073709551615",
+            "-9223372036854775808",
+            "1.5",
+            "-2.5e3",
+            "1e2",
+            "\"1.25\"",
+            "\"NaN\"",
+            "\"-inf\"",
+            "\"12345\"",
+            "\"1992-01-02\"",
+            "\"2024-2-30\"",
+            "\"\"",
+            "\"zzle quietly\"",
+            r#""caf\u00e9 \"quoted\" \\ tab\t""#,
+            "\"ünïcödé ✓\"",
+            "\"00ff10\"",
+            "\"0g\"",
+            "[1]",
+            "{\"a\":1}",
+        ];
+        for text in texts {
+            let value: Value = serde_json::from_str(text).unwrap();
+            for data_type in &types {
+                let parsed = Scalar::from_json(&value, data_type);
+                let read = Scalar::from_json_text(text, data_type);
+                match (&parsed, &read) {
+                    (Ok(Scalar::Float(a)), Ok(Scalar::Float(b))) if a.is_nan() => {
+                        assert!(b.is_nan(), "{text} as {data_type}")
+                    }
+                    (Ok(a), Ok(b)) => assert_eq!(a, b, "{text} as {data_type}"),
+                    (Err(a), Err(b)) => {
+                        assert!(b.to_string().contains(text), "{text}: {b}");
+                        let _ = a;
+                    }
+                    _ => panic!("{text} as {data_type}: {parsed:?} against {read:?}"),
+                }
+            }
         }
     }
 

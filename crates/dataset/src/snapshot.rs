@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::layout::{PartitionField, full_schema, partition_dir};
-use crate::log::{AddFile, Commit, Operation, RemoveFile};
+use crate::log::{AddFile, AddView, Commit, CommitView, Operation, RemoveFile};
 use crate::scalar::Scalar;
 use crate::stats::{ColumnStats, FileStats, StatsView};
 
@@ -166,15 +166,21 @@ impl Snapshot {
 
     /// Builds version 0 from its commit.
     pub fn from_first_commit(commit: &Commit, path: &str) -> Result<Self> {
-        let schema = commit.schema.clone().ok_or_else(|| Error::CorruptLog {
+        Self::from_first_entry(commit, path)
+    }
+
+    /// Builds version 0 from its commit, in either form the log is read in.
+    pub(crate) fn from_first_entry<C: LogEntry>(commit: &C, path: &str) -> Result<Self> {
+        let header = commit.header();
+        let schema = header.schema.cloned().ok_or_else(|| Error::CorruptLog {
             path: path.to_string(),
             message: "the first commit has no schema".into(),
         })?;
         let mut snapshot = Snapshot::empty(
             Arc::new(schema),
-            commit.partitioning.clone().unwrap_or_default(),
+            header.partitioning.map(<[_]>::to_vec).unwrap_or_default(),
         );
-        snapshot.apply(commit, path)?;
+        snapshot.apply_entry(commit, path)?;
         Ok(snapshot)
     }
 
@@ -235,6 +241,11 @@ impl Snapshot {
 
     /// Applies the next commit. `path` names the log file in errors.
     pub fn apply(&mut self, commit: &Commit, path: &str) -> Result<()> {
+        self.apply_entry(commit, path)
+    }
+
+    /// Applies the next commit, in either form the log is read in.
+    pub(crate) fn apply_entry<C: LogEntry>(&mut self, commit: &C, path: &str) -> Result<()> {
         self.apply_metadata(commit, path)?;
         self.apply_files(std::slice::from_ref(commit), path)
     }
@@ -242,18 +253,19 @@ impl Snapshot {
     /// Applies the version, schema, partitioning and properties of the next commit, but
     /// not its files: [`Snapshot::apply_files`] adds those later, for several commits in
     /// one pass over the index.
-    pub(crate) fn apply_metadata(&mut self, commit: &Commit, path: &str) -> Result<()> {
+    pub(crate) fn apply_metadata<C: LogEntry>(&mut self, commit: &C, path: &str) -> Result<()> {
         let corrupt = |message: String| Error::CorruptLog {
             path: path.to_string(),
             message,
         };
+        let commit = commit.header();
         if commit.version != 0 && commit.version != self.version + 1 {
             return Err(corrupt(format!(
                 "version {} follows version {}: the log has a gap",
                 commit.version, self.version
             )));
         }
-        if let Some(schema) = &commit.schema
+        if let Some(schema) = commit.schema
             && schema != self.schema.as_ref()
         {
             self.schema = Arc::new(schema.clone());
@@ -265,10 +277,10 @@ impl Snapshot {
             // Files dala did not write may lack columns or have other types.
             self.schema_since = self.schema_since.map(|v| v.max(commit.version + 1));
         }
-        if let Some(partitioning) = &commit.partitioning {
-            self.partitioning = partitioning.clone();
+        if let Some(partitioning) = commit.partitioning {
+            self.partitioning = partitioning.to_vec();
         }
-        if let Some(properties) = &commit.properties {
+        if let Some(properties) = commit.properties {
             self.properties.extend(properties.clone());
         }
         self.version = commit.version;
@@ -279,26 +291,23 @@ impl Snapshot {
     /// Applies the files added and removed by `commits` (consecutive, oldest first, whose
     /// metadata is applied): one pass over the index for all their removals, then their
     /// additions in order, less those a later one of them removed.
-    pub(crate) fn apply_files(&mut self, commits: &[Commit], path: &str) -> Result<()> {
+    pub(crate) fn apply_files<C: LogEntry>(&mut self, commits: &[C], path: &str) -> Result<()> {
         let corrupt = |message: String| Error::CorruptLog {
             path: path.to_string(),
             message,
         };
         self.log_actions += commits
             .iter()
-            .map(|c| c.add.len() + c.remove.len())
+            .map(|c| c.added().len() + c.removed().count())
             .sum::<usize>();
-        let mut removed: FastSet<&str> = commits
-            .iter()
-            .flat_map(|c| c.remove.iter().map(|r| r.path.as_str()))
-            .collect();
+        let mut removed: FastSet<&str> = commits.iter().flat_map(|c| c.removed()).collect();
         if !removed.is_empty() {
             let mut left = removed.clone();
             self.files
                 .retain(|f| left.is_empty() || !left.remove(f.path.as_str()));
             let added: FastSet<&str> = commits
                 .iter()
-                .flat_map(|c| c.add.iter().map(|a| a.path.as_str()))
+                .flat_map(|c| c.added().iter().map(AddedFile::path))
                 .collect();
             if let Some(missing) = left.into_iter().find(|p| !added.contains(p)) {
                 return Err(corrupt(format!(
@@ -307,24 +316,26 @@ impl Snapshot {
             }
         }
         for commit in commits {
-            for add in &commit.add {
-                if removed.remove(add.path.as_str()) {
+            let version = commit.header().version;
+            for add in commit.added() {
+                if removed.remove(add.path()) {
                     continue;
                 }
                 let entry = self
-                    .entry_from_add(add, commit.version)
-                    .map_err(|e| corrupt(format!("file {}: {e}", add.path)))?;
+                    .entry_from_add(add, version)
+                    .map_err(|e| corrupt(format!("file {}: {e}", add.path())))?;
                 self.files.push(Arc::new(entry));
             }
         }
         Ok(())
     }
 
-    fn entry_from_add(&self, add: &AddFile, version: u64) -> Result<FileEntry> {
+    fn entry_from_add<A: AddedFile>(&self, add: &A, version: u64) -> Result<FileEntry> {
+        let partition = add.partition();
         let partition_values = self
             .partitioning
             .iter()
-            .map(|field| match add.partition.get(&field.name) {
+            .map(|field| match partition.get(&field.name) {
                 Some(v) => Scalar::from_json(v, &field.data_type),
                 None => Err(Error::InvalidArgument(format!(
                     "no value for partition column `{}`",
@@ -333,23 +344,16 @@ impl Snapshot {
             })
             .collect::<Result<Vec<_>>>()?;
         let mut stats: FileStats = vec![None; self.schema.fields().len()];
-        for (name, value) in &add.stats {
-            let Some(&i) = self.columns.get(name) else {
-                return Err(Error::UnknownColumn {
-                    column: name.clone(),
-                    context: Some("in file statistics".into()),
-                });
-            };
-            stats[i] = Some(ColumnStats::from_log(
-                value,
-                self.schema.field(i).data_type(),
-            )?);
-        }
+        add.read_stats(
+            |name| self.columns.get(name).copied(),
+            &self.schema,
+            &mut stats,
+        )?;
         Ok(FileEntry {
-            path: add.path.clone(),
+            path: add.path().to_string(),
             partition_values,
-            rows: add.rows,
-            size: add.size,
+            rows: add.rows(),
+            size: add.size(),
             stats,
             added_version: version,
         })
@@ -560,5 +564,329 @@ pub(crate) fn add_file_as(
         rows: entry.rows,
         size: entry.size,
         stats,
+    }
+}
+
+/// What [`Snapshot::apply_metadata`] reads of a commit.
+pub(crate) struct CommitHeader<'c> {
+    version: u64,
+    timestamp: i64,
+    operation: Operation,
+    schema: Option<&'c Schema>,
+    partitioning: Option<&'c [PartitionField]>,
+    properties: Option<&'c BTreeMap<String, String>>,
+}
+
+/// A commit in either form the log is read in: [`Commit`] (in full), or [`CommitView`]
+/// (to load a snapshot, its statistics read straight into typed values).
+pub(crate) trait LogEntry {
+    /// A file the commit adds.
+    type Added: AddedFile;
+    /// Its version, schema, partitioning and properties.
+    fn header(&self) -> CommitHeader<'_>;
+    /// The files it adds.
+    fn added(&self) -> &[Self::Added];
+    /// The paths of the files it removes.
+    fn removed(&self) -> impl Iterator<Item = &str>;
+}
+
+/// A file a commit adds, in either form the log is read in.
+pub(crate) trait AddedFile {
+    /// Its path relative to the dataset root.
+    fn path(&self) -> &str;
+    /// Its partition values by column.
+    fn partition(&self) -> &Map<String, Value>;
+    /// Its rows.
+    fn rows(&self) -> u64;
+    /// Its bytes.
+    fn size(&self) -> u64;
+    /// Reads its statistics into `stats` (aligned with `schema`; `position` gives a
+    /// column's position by name).
+    fn read_stats(
+        &self,
+        position: impl Fn(&str) -> Option<usize>,
+        schema: &Schema,
+        stats: &mut FileStats,
+    ) -> Result<()>;
+}
+
+/// The column at `position` of a name in a file's statistics, or an error naming it.
+fn stats_column(position: &impl Fn(&str) -> Option<usize>, name: &str) -> Result<usize> {
+    position(name).ok_or_else(|| Error::UnknownColumn {
+        column: name.to_string(),
+        context: Some("in file statistics".into()),
+    })
+}
+
+impl LogEntry for Commit {
+    type Added = AddFile;
+
+    fn header(&self) -> CommitHeader<'_> {
+        CommitHeader {
+            version: self.version,
+            timestamp: self.timestamp,
+            operation: self.operation,
+            schema: self.schema.as_ref(),
+            partitioning: self.partitioning.as_deref(),
+            properties: self.properties.as_ref(),
+        }
+    }
+
+    fn added(&self) -> &[AddFile] {
+        &self.add
+    }
+
+    fn removed(&self) -> impl Iterator<Item = &str> {
+        self.remove.iter().map(|r| r.path.as_str())
+    }
+}
+
+impl AddedFile for AddFile {
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn partition(&self) -> &Map<String, Value> {
+        &self.partition
+    }
+
+    fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read_stats(
+        &self,
+        position: impl Fn(&str) -> Option<usize>,
+        schema: &Schema,
+        stats: &mut FileStats,
+    ) -> Result<()> {
+        for (name, value) in &self.stats {
+            let i = stats_column(&position, name)?;
+            stats[i] = Some(ColumnStats::from_log(value, schema.field(i).data_type())?);
+        }
+        Ok(())
+    }
+}
+
+impl<'a> LogEntry for CommitView<'a> {
+    type Added = AddView<'a>;
+
+    fn header(&self) -> CommitHeader<'_> {
+        CommitHeader {
+            version: self.version,
+            timestamp: self.timestamp,
+            operation: self.operation,
+            schema: self.schema.as_ref(),
+            partitioning: self.partitioning.as_deref(),
+            properties: self.properties.as_ref(),
+        }
+    }
+
+    fn added(&self) -> &[AddView<'a>] {
+        &self.add
+    }
+
+    fn removed(&self) -> impl Iterator<Item = &str> {
+        self.remove.iter().map(|r| r.path.as_ref())
+    }
+}
+
+impl AddedFile for AddView<'_> {
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn partition(&self) -> &Map<String, Value> {
+        &self.partition
+    }
+
+    fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read_stats(
+        &self,
+        position: impl Fn(&str) -> Option<usize>,
+        schema: &Schema,
+        stats: &mut FileStats,
+    ) -> Result<()> {
+        for (name, value) in &self.stats {
+            let i = stats_column(&position, &name.0)?;
+            stats[i] = Some(ColumnStats::from_log_text(
+                value,
+                schema.field(i).data_type(),
+            )?);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::{DataType, Field, TimeUnit};
+    use serde_json::json;
+
+    /// Version 0 of a dataset partitioned by `year`, with columns of several kinds (one
+    /// named with a quote, which the log writes escaped) and two files.
+    fn first_commit() -> Value {
+        let schema = Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("price", DataType::Decimal128(15, 2), true),
+            Field::new("day", DataType::Date32, true),
+            Field::new(
+                "at",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
+            Field::new("ratio", DataType::Float64, true),
+            Field::new("say \"hi\"", DataType::Utf8, true),
+        ]);
+        let stats = json!({
+            "id": {"min": -3, "max": 9, "nulls": 0},
+            "price": {"min": "-125", "max": "99999", "nulls": 2},
+            "day": {"min": "1992-01-02", "max": "1998-12-01"},
+            "at": {"min": 1_700_000_000_000_000_i64, "max": null},
+            "ratio": {"min": "-inf", "max": 2.5},
+            "say \"hi\"": {"min": "caf\u{e9} \"x\"", "max": "zz\\top", "nulls": 1}
+        });
+        json!({
+            "version": 0,
+            "timestamp": 1_700_000_000_000_i64,
+            "operation": "create",
+            "options": {"mode": "append"},
+            "schema": serde_json::to_value(&schema).unwrap(),
+            "partitioning": [{"name": "year", "data_type": "Int32"}],
+            "properties": {"owner": "tests"},
+            "add": [
+                {"path": "year=1995/a.parquet", "partition": {"year": 1995}, "rows": 10,
+                 "size": 100, "stats": stats},
+                {"path": "year=1996/b.parquet", "partition": {"year": 1996}, "rows": 5,
+                 "size": 50}
+            ],
+            "partitions": ["year=1995", "year=1996"],
+            "metadata": {"job": 7}
+        })
+    }
+
+    fn bytes(value: &Value) -> Vec<u8> {
+        serde_json::to_vec(value).unwrap()
+    }
+
+    #[test]
+    fn a_commit_read_to_load_a_snapshot_gives_what_the_full_parse_gives() {
+        let first = bytes(&first_commit());
+        let full = Snapshot::from_first_commit(&Commit::parse(&first, 0, "c0").unwrap(), "c0");
+        let view = CommitView::parse(&first, 0, "c0").unwrap();
+        let read = Snapshot::from_first_entry(&view, "c0");
+        let (mut full, mut read) = (full.unwrap(), read.unwrap());
+        assert_eq!(read.files().count(), 2);
+        let stats = &read.files().next().unwrap().stats;
+        assert_eq!(
+            stats[5].as_ref().unwrap().min,
+            Some(Scalar::Utf8("caf\u{e9} \"x\"".into()))
+        );
+        assert_eq!(stats[3].as_ref().unwrap().max, None);
+
+        let second = bytes(&json!({
+            "version": 1,
+            "timestamp": 1_700_000_000_001_i64,
+            "operation": "upsert",
+            "read_version": 0,
+            "add": [{"path": "year=1995/c.parquet", "partition": {"year": 1995}, "rows": 3,
+                     "size": 30, "stats": {"id": {"min": 1, "max": 2}}}],
+            "remove": [{"path": "year=1995/a.parquet", "rows": 10, "size": 100}]
+        }));
+        full.apply(&Commit::parse(&second, 1, "c1").unwrap(), "c1")
+            .unwrap();
+        read.apply_entry(&CommitView::parse(&second, 1, "c1").unwrap(), "c1")
+            .unwrap();
+        for snapshot in [&full, &read] {
+            let paths: Vec<&str> = snapshot.files().map(|f| f.path.as_str()).collect();
+            assert_eq!(paths, ["year=1996/b.parquet", "year=1995/c.parquet"]);
+        }
+        assert_eq!(
+            full.files().collect::<Vec<_>>(),
+            read.files().collect::<Vec<_>>()
+        );
+        assert_eq!(full.data_schema(), read.data_schema());
+        assert_eq!(full.partitioning(), read.partitioning());
+        assert_eq!(full.properties(), read.properties());
+        assert_eq!(
+            (full.version(), full.timestamp(), full.schema_since()),
+            (read.version(), read.timestamp(), read.schema_since())
+        );
+        assert_eq!(full.log_actions(), read.log_actions());
+    }
+
+    #[test]
+    fn a_commit_read_to_load_a_snapshot_refuses_what_the_full_parse_refuses() {
+        /// What breaks a commit, and how.
+        type Breakage = (&'static str, fn(&mut Value));
+        let broken: [Breakage; 10] = [
+            ("an unknown field", |c| c["extra"] = json!(1)),
+            ("an unknown field of a file", |c| {
+                c["add"][0]["extra"] = json!(1)
+            }),
+            ("an unknown field of statistics", |c| {
+                c["add"][0]["stats"]["id"]["extra"] = json!(1)
+            }),
+            ("a negative null count", |c| {
+                c["add"][0]["stats"]["id"]["nulls"] = json!(-1)
+            }),
+            ("another version", |c| c["version"] = json!(3)),
+            ("a path outside the dataset", |c| {
+                c["add"][1]["path"] = json!("../b.parquet")
+            }),
+            ("partitions that are not names", |c| {
+                c["partitions"] = json!([1])
+            }),
+            ("metadata that is not an object", |c| {
+                c["metadata"] = json!([])
+            }),
+            ("a file without rows", |c| {
+                c["add"][1].as_object_mut().unwrap().remove("rows");
+            }),
+            ("a removal without size", |c| {
+                c["remove"] = json!([{"path": "year=1995/a.parquet", "rows": 10}])
+            }),
+        ];
+        for (what, breaks) in broken {
+            let mut commit = first_commit();
+            breaks(&mut commit);
+            let text = bytes(&commit);
+            let full = Commit::parse(&text, 0, "c0");
+            let view = CommitView::parse(&text, 0, "c0");
+            assert!(
+                matches!(full, Err(Error::CorruptLog { .. })),
+                "{what}: {full:?}"
+            );
+            assert!(
+                matches!(view, Err(Error::CorruptLog { .. })),
+                "{what}: {view:?}"
+            );
+        }
+        // Statistics that name no column, or hold a value of the wrong type.
+        let broken: [fn(&mut Value); 2] = [
+            |c| c["add"][0]["stats"]["nope"] = json!({"min": 1}),
+            |c| c["add"][0]["stats"]["id"]["min"] = json!("one"),
+        ];
+        for breaks in broken {
+            let mut commit = first_commit();
+            breaks(&mut commit);
+            let text = bytes(&commit);
+            let full = Snapshot::from_first_commit(&Commit::parse(&text, 0, "c0").unwrap(), "c0");
+            let view = CommitView::parse(&text, 0, "c0").unwrap();
+            let read = Snapshot::from_first_entry(&view, "c0");
+            assert_eq!(full.unwrap_err().to_string(), read.unwrap_err().to_string());
+        }
     }
 }

@@ -73,6 +73,27 @@ impl ColumnStats {
     }
 }
 
+impl ColumnStats {
+    /// Reads statistics from the log's JSON text (see [`Scalar::from_json_text`]), as
+    /// [`ColumnStats::from_log`] reads them parsed.
+    pub(crate) fn from_log_text(
+        stats: &crate::log::LogStatsText<'_>,
+        data_type: &arrow::datatypes::DataType,
+    ) -> Result<Self> {
+        let scalar = |value: Option<&serde_json::value::RawValue>| -> Result<Option<Scalar>> {
+            match value.map(|v| v.get()) {
+                None | Some("null") => Ok(None),
+                Some(text) => Scalar::from_json_text(text, data_type).map(Some),
+            }
+        };
+        Ok(ColumnStats {
+            min: scalar(stats.min)?,
+            max: scalar(stats.max)?,
+            null_count: stats.nulls,
+        })
+    }
+}
+
 /// Statistics of every data column of one file, aligned with the dataset's data schema.
 pub type FileStats = Vec<Option<ColumnStats>>;
 
