@@ -34,6 +34,10 @@ use crate::stats::Counters;
 const STORE: &str = "dala-cache";
 /// Requests for missing blocks of one read sent at once.
 const FETCHES_AT_ONCE: usize = 10;
+/// The most bytes a read takes from the SSD tier on the calling thread: a log entry, a
+/// footer, a few pages. A trip to tokio's blocking pool costs more than reading them from
+/// the page cache; larger reads make that trip, so that they do not hold up the runtime.
+const READ_HERE_BYTES: usize = 256 * 1024;
 
 /// The parts of one block to look for on the SSD tier, for the pieces `members`.
 struct DiskAsk {
@@ -312,7 +316,7 @@ impl CachedStore {
                 })
                 .collect();
             let cache = self.cache.clone();
-            let found = blocking(move || {
+            let read = move || {
                 wanted
                     .into_iter()
                     .filter_map(|ask| {
@@ -321,9 +325,16 @@ impl CachedStore {
                     })
                     .flatten()
                     .collect::<Vec<_>>()
-            })
-            .await
-            .unwrap_or_default();
+            };
+            let asked: usize = pieces
+                .iter()
+                .filter(|p| p.data.is_none())
+                .map(|p| p.within.len())
+                .sum();
+            let found = match asked <= READ_HERE_BYTES {
+                true => read(),
+                false => blocking(read).await.unwrap_or_default(),
+            };
             for (n, data) in found {
                 pieces[n].data = Some(data);
             }

@@ -281,14 +281,28 @@ fn large_block_options(disk: &std::path::Path) -> CacheOptions {
     }
 }
 
+/// An object of `len` bytes read whole through a cache with [`LARGE_BLOCK`] blocks on a new
+/// SSD directory, as by an earlier process: the store's probe, the object's path and bytes,
+/// and the directories (kept alive by the caller).
+async fn kept_on_an_ssd_tier(
+    len: usize,
+) -> (
+    tempfile::TempDir,
+    tempfile::TempDir,
+    Arc<Probe>,
+    Path,
+    Bytes,
+) {
+    let (dir, probe, path, data) = store_with(len, "t/part-0.parquet").await;
+    let ssd = tempfile::tempdir().expect("ssd");
+    let cache = Cache::new(large_block_options(ssd.path())).expect("cache");
+    assert_eq!(whole(&cache.wrap(probe.clone()), &path).await, data);
+    (dir, ssd, probe, path, data)
+}
+
 #[tokio::test]
 async fn a_new_process_reads_only_the_segments_it_needs_from_the_ssd_tier() {
-    let (_dir, probe, path, data) = store_with(600_000, "t/part-0.parquet").await;
-    let ssd = tempfile::tempdir().expect("ssd");
-    {
-        let cache = Cache::new(large_block_options(ssd.path())).expect("cache");
-        assert_eq!(whole(&cache.wrap(probe.clone()), &path).await, data);
-    }
+    let (_dir, ssd, probe, path, data) = kept_on_an_ssd_tier(600_000).await;
     let gets = probe.gets();
     let cache = Cache::new(large_block_options(ssd.path())).expect("cache");
     let store = cache.wrap(probe.clone());
@@ -326,14 +340,31 @@ async fn a_new_process_reads_only_the_segments_it_needs_from_the_ssd_tier() {
     assert_eq!(probe.gets(), gets);
 }
 
+/// Reads of at most 256 KiB from the SSD tier run on the calling thread; larger ones on
+/// tokio's blocking pool. Both serve a new process without the store.
+#[tokio::test]
+async fn a_large_read_from_the_ssd_tier_is_served_without_the_store() {
+    let (_dir, ssd, probe, path, data) = kept_on_an_ssd_tier(600_000).await;
+    let gets = probe.gets();
+    let cache = Cache::new(large_block_options(ssd.path())).expect("cache");
+    let store = cache.wrap(probe.clone());
+    assert_eq!(
+        range(&store, &path, 1000..590_000).await,
+        data.slice(1000..590_000)
+    );
+    assert_eq!(probe.gets(), gets);
+    let counts = cache.stats().counts;
+    assert_eq!(counts.disk_hits, 3, "{counts:?}");
+    assert_eq!(
+        range(&store, &path, 1000..590_000).await,
+        data.slice(1000..590_000)
+    );
+    assert_eq!(cache.stats().counts.memory_hits, 3);
+}
+
 #[tokio::test]
 async fn a_corrupt_segment_is_found_when_it_is_read() {
-    let (_dir, probe, path, data) = store_with(300_000, "t/part-0.parquet").await;
-    let ssd = tempfile::tempdir().expect("ssd");
-    {
-        let cache = Cache::new(large_block_options(ssd.path())).expect("cache");
-        whole(&cache.wrap(probe.clone()), &path).await;
-    }
+    let (_dir, ssd, probe, path, data) = kept_on_an_ssd_tier(300_000).await;
     // Block 0's entry is the one file over 256 KiB; flip its last byte (in segment 3).
     assert_eq!(
         flip_last_byte_of_entries_over(ssd.path(), LARGE_BLOCK as usize, 0x55),
