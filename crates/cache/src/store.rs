@@ -315,6 +315,7 @@ impl CachedStore {
                     }
                 })
                 .collect();
+            let asked: usize = wanted.iter().flat_map(|a| &a.parts).map(Range::len).sum();
             let cache = self.cache.clone();
             let read = move || {
                 wanted
@@ -326,11 +327,6 @@ impl CachedStore {
                     .flatten()
                     .collect::<Vec<_>>()
             };
-            let asked: usize = pieces
-                .iter()
-                .filter(|p| p.data.is_none())
-                .map(|p| p.within.len())
-                .sum();
             let found = match asked <= READ_HERE_BYTES {
                 true => read(),
                 false => blocking(read).await.unwrap_or_default(),

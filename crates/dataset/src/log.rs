@@ -171,9 +171,9 @@ impl Commit {
 
 /// A commit as read to load a snapshot: [`Commit`]'s fields, borrowed from the bytes it was
 /// parsed from, less those a snapshot does not keep (options, partitions, metadata: still
-/// checked to be of their types). The statistics of each file stay JSON text until the snapshot reads
-/// them straight into typed values of their columns' types, which saves most of the
-/// parse: a commit of many files is mostly statistics.
+/// checked to be of their types). The statistics of each file stay JSON text until the
+/// snapshot reads them straight into typed values of their columns' types, which saves
+/// most of the parse: a commit of many files is mostly statistics.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CommitView<'a> {

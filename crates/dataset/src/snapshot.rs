@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use serde_json::{Map, Value};
 
 use crate::engine::Engine;
@@ -343,12 +343,7 @@ impl Snapshot {
                 ))),
             })
             .collect::<Result<Vec<_>>>()?;
-        let mut stats: FileStats = vec![None; self.schema.fields().len()];
-        add.read_stats(
-            |name| self.columns.get(name).copied(),
-            &self.schema,
-            &mut stats,
-        )?;
+        let stats = add.read_stats(self)?;
         Ok(FileEntry {
             path: add.path().to_string(),
             partition_values,
@@ -600,22 +595,20 @@ pub(crate) trait AddedFile {
     fn rows(&self) -> u64;
     /// Its bytes.
     fn size(&self) -> u64;
-    /// Reads its statistics into `stats` (aligned with `schema`; `position` gives a
-    /// column's position by name).
-    fn read_stats(
-        &self,
-        position: impl Fn(&str) -> Option<usize>,
-        schema: &Schema,
-        stats: &mut FileStats,
-    ) -> Result<()>;
+    /// Its statistics, aligned with the data schema of `snapshot`.
+    fn read_stats(&self, snapshot: &Snapshot) -> Result<FileStats>;
 }
 
-/// The column at `position` of a name in a file's statistics, or an error naming it.
-fn stats_column(position: &impl Fn(&str) -> Option<usize>, name: &str) -> Result<usize> {
-    position(name).ok_or_else(|| Error::UnknownColumn {
-        column: name.to_string(),
-        context: Some("in file statistics".into()),
-    })
+impl Snapshot {
+    /// The position and type of the data column a file's statistics name, or an error
+    /// naming it.
+    fn stats_column(&self, name: &str) -> Result<(usize, &DataType)> {
+        let i = *self.columns.get(name).ok_or_else(|| Error::UnknownColumn {
+            column: name.to_string(),
+            context: Some("in file statistics".into()),
+        })?;
+        Ok((i, self.schema.field(i).data_type()))
+    }
 }
 
 impl LogEntry for Commit {
@@ -658,17 +651,13 @@ impl AddedFile for AddFile {
         self.size
     }
 
-    fn read_stats(
-        &self,
-        position: impl Fn(&str) -> Option<usize>,
-        schema: &Schema,
-        stats: &mut FileStats,
-    ) -> Result<()> {
+    fn read_stats(&self, snapshot: &Snapshot) -> Result<FileStats> {
+        let mut stats = vec![None; snapshot.schema.fields().len()];
         for (name, value) in &self.stats {
-            let i = stats_column(&position, name)?;
-            stats[i] = Some(ColumnStats::from_log(value, schema.field(i).data_type())?);
+            let (i, data_type) = snapshot.stats_column(name)?;
+            stats[i] = Some(ColumnStats::from_log(value, data_type)?);
         }
-        Ok(())
+        Ok(stats)
     }
 }
 
@@ -712,20 +701,13 @@ impl AddedFile for AddView<'_> {
         self.size
     }
 
-    fn read_stats(
-        &self,
-        position: impl Fn(&str) -> Option<usize>,
-        schema: &Schema,
-        stats: &mut FileStats,
-    ) -> Result<()> {
+    fn read_stats(&self, snapshot: &Snapshot) -> Result<FileStats> {
+        let mut stats = vec![None; snapshot.schema.fields().len()];
         for (name, value) in &self.stats {
-            let i = stats_column(&position, &name.0)?;
-            stats[i] = Some(ColumnStats::from_log_text(
-                value,
-                schema.field(i).data_type(),
-            )?);
+            let (i, data_type) = snapshot.stats_column(&name.0)?;
+            stats[i] = Some(ColumnStats::from_log_text(value, data_type)?);
         }
-        Ok(())
+        Ok(stats)
     }
 }
 

@@ -71,9 +71,7 @@ impl ColumnStats {
             null_count: stats.nulls,
         })
     }
-}
 
-impl ColumnStats {
     /// Reads statistics from the log's JSON text (see [`Scalar::from_json_text`]), as
     /// [`ColumnStats::from_log`] reads them parsed.
     pub(crate) fn from_log_text(
