@@ -600,33 +600,66 @@ def fresh_copy(original, work):
 
 def measure(tool, workload, args, runs, timeout, before=None):
     """Runs a tool's workload `runs` times; returns a summary dict."""
-    times, rss, answers, extra_rewritten, files = [], [], set(), [], []
+    outcomes = []
     for _ in range(runs):
         if before:
             before()
-        stdout, wall, maxrss, status, stderr = spawn(command(tool, workload, args), timeout)
-        if status != 0:
-            reason = f"timed out after {timeout:.0f} s" if wall >= timeout else stderr.strip().splitlines()[-1:] or ["failed"]
-            return {"tool": tool, "error": reason if isinstance(reason, str) else reason[0]}
-        result = parse(tool, workload, stdout, wall)
-        if "rewritten" in result:
-            extra_rewritten.append(result["rewritten"])
-        if "files" in result:
-            files.append(result["files"])
-        times.append(result["seconds"])
-        rss.append(maxrss)
-        answers.add((result["rows"], result.get("sum")))
+        outcome = run_once(tool, workload, args, timeout)
+        if "error" in outcome:
+            return {"tool": tool, "error": outcome["error"]}
+        outcomes.append(outcome)
+    return summary(tool, workload, outcomes)
+
+
+def measure_in_turn(tools, workload, args, runs, timeout):
+    """Runs every tool's workload `runs` times, the tools taking turns within each round, so
+    that a slow spell of this shared machine falls on all of them alike (for comparisons of
+    a few milliseconds); returns a summary dict per tool."""
+    outcomes = {tool: [] for tool in tools}
+    errors = {}
+    for _ in range(runs):
+        for tool in tools:
+            if tool in errors:
+                continue
+            outcome = run_once(tool, workload, args, timeout)
+            if "error" in outcome:
+                errors[tool] = outcome["error"]
+            else:
+                outcomes[tool].append(outcome)
+    return [
+        {"tool": tool, "error": errors[tool]} if tool in errors else summary(tool, workload, outcomes[tool])
+        for tool in tools
+    ]
+
+
+def run_once(tool, workload, args, timeout):
+    """One run of a tool's workload in a fresh process: its parsed result and peak RSS, or
+    the reason it failed."""
+    stdout, wall, maxrss, status, stderr = spawn(command(tool, workload, args), timeout)
+    if status != 0:
+        reason = f"timed out after {timeout:.0f} s" if wall >= timeout else (stderr.strip().splitlines()[-1:] or ["failed"])[0]
+        return {"error": reason}
+    return {"result": parse(tool, workload, stdout, wall), "rss": maxrss}
+
+
+def summary(tool, workload, outcomes):
+    """The median, range, peak RSS and the one answer of a tool's runs."""
+    results = [o["result"] for o in outcomes]
+    answers = {(r["rows"], r.get("sum")) for r in results}
     if len(answers) != 1:
         raise SystemExit(f"{tool} {workload}: answers differ between runs: {answers}")
     (answer,) = answers
+    times = [r["seconds"] for r in results]
+    rewritten = [r["rewritten"] for r in results if "rewritten" in r]
+    files = [r["files"] for r in results if "files" in r]
     return {
         "tool": tool,
-        "rewritten": extra_rewritten[-1] if extra_rewritten else None,
+        "rewritten": rewritten[-1] if rewritten else None,
         "files": files[-1] if files else None,
         "median": statistics.median(times),
         "min": min(times),
         "max": max(times),
-        "rss_mib": max(rss) / 1024,
+        "rss_mib": max(o["rss"] for o in outcomes) / 1024,
         "answer": answer,
     }
 
@@ -983,6 +1016,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale-factor", type=float, default=1.0)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--engine-runs", type=int, default=9,
+        help="rounds of E, whose tools take turns in each (its queries take milliseconds)",
+    )
     parser.add_argument("--files", type=int, default=100_000, help="files in the P3 dataset")
     parser.add_argument("--compact-files", type=int, default=100_000, help="small files in the P4 dataset")
     parser.add_argument(
@@ -1124,13 +1161,15 @@ def main():
         if not (dataset / "_dala").exists():
             raise SystemExit("E needs P1's output of dala-api: run P1 first")
         for query, description in ENGINE_QUERIES.items():
-            rows = []
-            for tool in ENGINE_TOOLS:
-                if (query == "aggregate" and tool == "dala-arrow") or tool == "dala-catalog":
-                    continue
-                say(f"E {query}: {tool}")
+            tools = [
+                tool
+                for tool in ENGINE_TOOLS
+                if not ((query == "aggregate" and tool == "dala-arrow") or tool == "dala-catalog")
+            ]
+            say(f"E {query}: {', '.join(tools)} in turn, {options.engine_runs} rounds")
+            for tool in tools:
                 spawn(command(tool, f"engine-{query}", [dataset]), options.timeout)  # warm
-                rows.append(measure(tool, f"engine-{query}", [dataset], options.runs, options.timeout))
+            rows = measure_in_turn(tools, f"engine-{query}", [dataset], options.engine_runs, options.timeout)
             check_answers(f"E {query}", rows)
             sections.append(engine_table(f"E {query}: {description} (warm)", rows))
     if "P7" in workloads:
@@ -1199,7 +1238,8 @@ def main():
         "",
         "Generated by `benches/peers/run`; do not edit by hand. Times are each tool's median of "
         f"{options.runs} runs of the operation in a fresh process (imports excluded; the dala "
-        "CLI row is the whole process), peak RSS is the process's. Every tool's row counts and "
+        "CLI row is the whole process), peak RSS is the process's; E's are medians of "
+        f"{options.engine_runs} rounds in which its tools take turns. Every tool's row counts and "
         "sums were checked against the others before the times were kept.",
         "",
         f"- date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
