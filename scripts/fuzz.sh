@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Fuzzes dala's parsers (the filter language, log entries, hive paths) with cargo-fuzz
-# and libFuzzer, each target for a bounded time: `scripts/fuzz.sh [SECONDS]` (default 60).
+# Fuzzes dala's parsers (the filter language, log entries as written and as a dataset opens
+# them, hive paths) with cargo-fuzz and libFuzzer, each target for a bounded time:
+# `scripts/fuzz.sh [SECONDS]` (default 60).
 # Installs the pinned cargo-fuzz into .tools/ when missing. Runs on stable Rust: without a
 # sanitizer, a failure is a panic (a broken assertion), a timeout or running out of memory.
 set -euo pipefail
@@ -13,7 +14,7 @@ if ! "$tools/bin/cargo-fuzz" --version 2>/dev/null | grep -qF "$version"; then
 fi
 export PATH="$tools/bin:$PATH"
 cd fuzz
-targets=(filter_parser log_entry_parser hive_path_parser)
+targets=(filter_parser log_entry_parser snapshot_loader hive_path_parser)
 for target in "${targets[@]}"; do
   mkdir -p "corpus/$target"
   echo "fuzzing $target for ${seconds}s"

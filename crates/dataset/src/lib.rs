@@ -62,6 +62,9 @@ mod engine;
 mod error;
 pub mod failpoint;
 pub mod filter;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod layout;
 pub mod log;
 mod merge;

@@ -171,9 +171,10 @@ impl Commit {
 
 /// A commit as read to load a snapshot: [`Commit`]'s fields, borrowed from the bytes it was
 /// parsed from, less those a snapshot does not keep (options, partitions, metadata: still
-/// checked to be of their types). The statistics of each file stay JSON text until the
-/// snapshot reads them straight into typed values of their columns' types, which saves
-/// most of the parse: a commit of many files is mostly statistics.
+/// read in full and checked to be of their types, so that what [`Commit::parse`] refuses is
+/// refused here too). The statistics of each file stay JSON text until the snapshot reads
+/// them straight into typed values of their columns' types, which saves most of the parse:
+/// a commit of many files is mostly statistics.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CommitView<'a> {
@@ -182,7 +183,7 @@ pub(crate) struct CommitView<'a> {
     pub operation: Operation,
     // Parsed to check it, as `Commit` does, but not kept.
     #[serde(default, rename = "options")]
-    _options: serde::de::IgnoredAny,
+    _options: AnyJson,
     #[serde(default, rename = "read_version")]
     _read_version: Option<u64>,
     #[serde(default)]
@@ -198,7 +199,69 @@ pub(crate) struct CommitView<'a> {
     #[serde(default, rename = "partitions", borrow)]
     _partitions: Vec<Name<'a>>,
     #[serde(default, rename = "metadata", borrow)]
-    _metadata: BTreeMap<Name<'a>, serde::de::IgnoredAny>,
+    _metadata: BTreeMap<Name<'a>, AnyJson>,
+}
+
+/// Any JSON value, read in full and not kept: its strings are decoded, so an invalid
+/// escape or a lone surrogate is refused as [`Commit::parse`] refuses it (serde's
+/// `IgnoredAny` skips strings without decoding them). Nothing is allocated.
+#[derive(Debug, Default)]
+struct AnyJson;
+
+impl<'de> Deserialize<'de> for AnyJson {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        deserializer.deserialize_any(AnyJson)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for AnyJson {
+    type Value = AnyJson;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<AnyJson, E> {
+        Ok(AnyJson)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<AnyJson, E> {
+        Ok(AnyJson)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<AnyJson, E> {
+        Ok(AnyJson)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<AnyJson, E> {
+        Ok(AnyJson)
+    }
+
+    fn visit_str<E>(self, _: &str) -> std::result::Result<AnyJson, E> {
+        Ok(AnyJson)
+    }
+
+    fn visit_unit<E>(self) -> std::result::Result<AnyJson, E> {
+        Ok(AnyJson)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<AnyJson, A::Error> {
+        while seq.next_element::<AnyJson>()?.is_some() {}
+        Ok(AnyJson)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<AnyJson, A::Error> {
+        while map.next_entry::<AnyJson, AnyJson>()?.is_some() {}
+        Ok(AnyJson)
+    }
 }
 
 /// A file added by a commit, as [`CommitView`] reads it.
