@@ -210,13 +210,23 @@ pub fn receiver_stream(
 pub fn grouped_receiver_stream(
     receiver: tokio::sync::mpsc::Receiver<Result<Vec<RecordBatch>>>,
 ) -> RecordBatchStream {
+    converted_receiver_stream(receiver, |group| group.into_iter().map(Ok).collect())
+}
+
+/// What an engine's worker thread sends (a group of batches, or a result in the engine's
+/// own form), as a [`RecordBatchStream`]: each item becomes batches through `batches` as
+/// the consumer reads it, off the worker's thread; an error sent is passed on as it is.
+pub fn converted_receiver_stream<T: Send + 'static>(
+    receiver: tokio::sync::mpsc::Receiver<Result<T>>,
+    mut batches: impl FnMut(T) -> Vec<Result<RecordBatch>> + Send + 'static,
+) -> RecordBatchStream {
     use futures::StreamExt;
     futures::stream::unfold(receiver, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     })
-    .flat_map(|group| {
-        let batches: Vec<Result<RecordBatch>> = match group {
-            Ok(batches) => batches.into_iter().map(Ok).collect(),
+    .flat_map(move |item| {
+        let batches = match item {
+            Ok(item) => batches(item),
             Err(e) => vec![Err(e)],
         };
         futures::stream::iter(batches)

@@ -33,7 +33,7 @@ use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
 use dala_dataset::{
     Engine, Error, Expr as DalaExpr, RecordBatchStream, Result, Scalar, ScanEngine, ScanFile,
-    ScanRequest, cast_to_schema,
+    ScanRequest, cast_to_schema, converted_receiver_stream,
 };
 use futures::StreamExt;
 use polars::prelude::{
@@ -510,20 +510,12 @@ fn frames_stream(
     receiver: tokio::sync::mpsc::Receiver<Result<DataFrame>>,
     schema: Option<SchemaRef>,
 ) -> RecordBatchStream {
-    futures::stream::unfold(receiver, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
+    converted_receiver_stream(receiver, move |df| {
+        inside_polars("handing the rows to arrow-rs", || {
+            Ok(record_batches(df, schema.as_ref()))
+        })
+        .unwrap_or_else(|e| vec![Err(e)])
     })
-    .flat_map(move |frame| {
-        let batches = frame
-            .and_then(|df| {
-                inside_polars("handing the rows to arrow-rs", || {
-                    Ok(record_batches(df, schema.as_ref()))
-                })
-            })
-            .unwrap_or_else(|e| vec![Err(e)]);
-        futures::stream::iter(batches)
-    })
-    .boxed()
 }
 
 /// Runs `work` (`what` Polars does, for the message), turning a panic inside Polars into an
