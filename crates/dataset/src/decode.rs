@@ -1,4 +1,5 @@
-//! Decoding a Parquet file held in memory, with one zstd context per thread.
+//! Decoding Parquet held in memory (a whole file, or the ranges of it a read needs), with
+//! one zstd context per thread.
 //!
 //! The parquet crate makes a codec for every column chunk it reads, and its zstd codec
 //! creates a compression and a decompression context each time. Creating a zstd context
@@ -6,13 +7,16 @@
 //! hypervisor: several microseconds, for every column of every row group. A small file
 //! has few rows per column chunk, so in compactions of many small files that was a third
 //! of the CPU time. Here the page reader is told that each zstd chunk is uncompressed, and
-//! the pages it returns are decompressed with a context that the thread keeps.
+//! the pages it returns are decompressed with a context that the thread keeps, straight
+//! into the page's buffer (the crate's codec decompresses into a buffer of its own and
+//! copies).
 
 use std::cell::RefCell;
 use std::io::Cursor;
+use std::ops::Range;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ParquetRecordBatchReader, RowGroups, RowSelection,
@@ -22,6 +26,7 @@ use parquet::basic::Compression;
 use parquet::column::page::{Page, PageIterator, PageMetadata, PageReader};
 use parquet::errors::{ParquetError, Result};
 use parquet::file::metadata::{ParquetMetaData, RowGroupMetaData};
+use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::serialized_reader::SerializedPageReader;
 
 /// Whether [`reader`] can decode `metadata`'s file: every column chunk is zstd or
@@ -38,9 +43,10 @@ pub(crate) fn applies(metadata: &ParquetMetaData) -> bool {
 }
 
 /// A reader of `row_groups` of the file `bytes` (whose footer is `metadata`), of the columns
-/// in `mask` and the rows in `selection`, in batches of `batch_size` rows.
+/// in `mask` and the rows in `selection`, in batches of `batch_size` rows. `bytes` holds the
+/// whole file, or at least the [`ranges`] of each row group read.
 pub(crate) fn reader(
-    bytes: Bytes,
+    bytes: FileBytes,
     metadata: &ArrowReaderMetadata,
     row_groups: Vec<usize>,
     mask: ProjectionMask,
@@ -61,9 +67,136 @@ pub(crate) fn reader(
     ParquetRecordBatchReader::try_new_with_row_groups(&levels, &groups, batch_size, selection)
 }
 
+/// The byte ranges of `row_group` that reading the columns in `mask` and the rows in
+/// `selection` (of this row group alone) needs: each column chunk whole, or, when the
+/// selection skips pages the offset index locates, the chunk's dictionary and the pages
+/// selected.
+pub(crate) fn ranges(
+    metadata: &ParquetMetaData,
+    row_group: usize,
+    mask: &ProjectionMask,
+    selection: Option<&RowSelection>,
+) -> Vec<Range<u64>> {
+    let group = metadata.row_group(row_group);
+    let offsets = metadata
+        .offset_index()
+        .and_then(|index| index.get(row_group));
+    // The reader may decode a selection of short runs as a mask over every row, which
+    // reads every page: then whole chunks.
+    let selection = selection.filter(|s| !decodes_as_mask(s));
+    let mut ranges = Vec::new();
+    for (i, chunk) in group.columns().iter().enumerate() {
+        if !mask.leaf_included(i) {
+            continue;
+        }
+        let (start, length) = chunk.byte_range();
+        let pages = offsets
+            .and_then(|columns| columns.get(i))
+            .map(|column| column.page_locations.as_slice())
+            .filter(|pages| !pages.is_empty());
+        match selection.zip(pages) {
+            Some((selection, pages)) => {
+                let first = pages[0].offset as u64;
+                if first > start {
+                    ranges.push(start..first); // the dictionary page
+                }
+                ranges.extend(selection.scan_ranges(pages));
+            }
+            None => ranges.push(start..start + length),
+        }
+    }
+    ranges
+}
+
+/// Whether the parquet crate's reader, left to choose, reads `selection` as a mask over
+/// all the rows rather than skipping: when its runs average fewer rows than the threshold
+/// of its default policy (`RowSelectionPolicy::Auto { threshold: 32 }`), or it has none.
+fn decodes_as_mask(selection: &RowSelection) -> bool {
+    const THRESHOLD: usize = 32;
+    let (rows, runs) = selection
+        .iter()
+        .filter(|run| run.row_count > 0)
+        .fold((0usize, 0usize), |(rows, runs), run| {
+            (rows + run.row_count, runs + 1)
+        });
+    runs == 0 || rows < runs.saturating_mul(THRESHOLD)
+}
+
+/// A Parquet file's bytes in memory: all of them, or some ranges.
+#[derive(Clone)]
+pub(crate) enum FileBytes {
+    /// The whole file.
+    Whole(Bytes),
+    /// Ranges of the file, by offset, in order and apart.
+    Ranges {
+        /// The file's size.
+        size: u64,
+        ranges: Arc<[(u64, Bytes)]>,
+    },
+}
+
+impl FileBytes {
+    /// The ranges starting at the given offsets of a file of `size` bytes.
+    pub(crate) fn ranges(size: u64, ranges: impl IntoIterator<Item = (u64, Bytes)>) -> Self {
+        let mut ranges: Vec<(u64, Bytes)> = ranges.into_iter().collect();
+        ranges.sort_by_key(|(start, _)| *start);
+        FileBytes::Ranges {
+            size,
+            ranges: ranges.into(),
+        }
+    }
+
+    /// The bytes from `start` to the end of what is held there, at least `length` of them.
+    fn from(&self, start: u64, length: usize) -> Result<Bytes> {
+        let missing = || {
+            ParquetError::EOF(format!(
+                "{length} bytes at offset {start} were not read into memory"
+            ))
+        };
+        let (base, bytes) = match self {
+            FileBytes::Whole(bytes) => (0, bytes),
+            FileBytes::Ranges { ranges, .. } => {
+                // The last range starting at or before `start`.
+                let after = ranges.partition_point(|(offset, _)| *offset <= start);
+                let (base, bytes) = after
+                    .checked_sub(1)
+                    .and_then(|i| ranges.get(i))
+                    .ok_or_else(missing)?;
+                (*base, bytes)
+            }
+        };
+        let from = usize::try_from(start - base).map_err(|_| missing())?;
+        if from.checked_add(length).is_none_or(|end| end > bytes.len()) {
+            return Err(missing());
+        }
+        Ok(bytes.slice(from..))
+    }
+}
+
+impl Length for FileBytes {
+    fn len(&self) -> u64 {
+        match self {
+            FileBytes::Whole(bytes) => bytes.len() as u64,
+            FileBytes::Ranges { size, .. } => *size,
+        }
+    }
+}
+
+impl ChunkReader for FileBytes {
+    type T = bytes::buf::Reader<Bytes>;
+
+    fn get_read(&self, start: u64) -> Result<Self::T> {
+        Ok(self.from(start, 0)?.reader())
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> Result<Bytes> {
+        Ok(self.from(start, length)?.slice(..length))
+    }
+}
+
 /// Row groups of a file held in memory.
 struct MemoryRowGroups {
-    bytes: Arc<Bytes>,
+    bytes: Arc<FileBytes>,
     metadata: Arc<ParquetMetaData>,
     row_groups: Vec<usize>,
 }
@@ -95,7 +228,7 @@ impl RowGroups for MemoryRowGroups {
 
 /// The chunks of one column, a row group after another.
 struct ColumnChunks {
-    bytes: Arc<Bytes>,
+    bytes: Arc<FileBytes>,
     metadata: Arc<ParquetMetaData>,
     column: usize,
     row_groups: std::vec::IntoIter<usize>,
@@ -141,7 +274,7 @@ impl PageIterator for ColumnChunks {}
 
 /// The pages of a zstd column chunk, decompressed.
 struct ZstdPages {
-    pages: SerializedPageReader<Bytes>,
+    pages: SerializedPageReader<FileBytes>,
 }
 
 impl Iterator for ZstdPages {
@@ -287,6 +420,7 @@ fn decompress_stream(head: &[u8], frames: &[u8]) -> Result<Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use parquet::arrow::arrow_reader::RowSelector;
 
     #[test]
     fn frames_decompress_after_the_bytes_kept() {
@@ -311,6 +445,149 @@ mod tests {
         let mut two = zstd::bulk::compress(&values, 3).unwrap();
         two.extend(zstd::bulk::compress(&values, 3).unwrap());
         assert_eq!(decompress(&two, 0).unwrap(), Bytes::from(values.repeat(2)));
+    }
+
+    /// Three row groups of 1000 rows in pages of 50, zstd, with the page index; an id
+    /// column and a dictionary-encoded name column.
+    fn file_with_small_pages() -> (Bytes, ArrowReaderMetadata) {
+        use arrow::array::{Int64Array, RecordBatch, StringArray};
+        use arrow::datatypes::{DataType, Field, Schema};
+        use parquet::arrow::ArrowWriter;
+        use parquet::arrow::arrow_reader::ArrowReaderOptions;
+        use parquet::file::metadata::PageIndexPolicy;
+        use parquet::file::properties::WriterProperties;
+
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        let ids: Vec<i64> = (0..3000).collect();
+        let names: Vec<Option<String>> = ids
+            .iter()
+            .map(|i| (i % 9 != 0).then(|| format!("name-{}", i % 17)))
+            .collect();
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(ids)),
+                Arc::new(StringArray::from(names)),
+            ],
+        )
+        .unwrap();
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(Default::default()))
+            .set_max_row_group_row_count(Some(1000))
+            .set_data_page_row_count_limit(50)
+            .set_write_batch_size(50)
+            .build();
+        let mut writer = ArrowWriter::try_new(Vec::new(), schema, Some(properties)).unwrap();
+        writer.write(&batch).unwrap();
+        let bytes = Bytes::from(writer.into_inner().unwrap());
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required);
+        let metadata = ArrowReaderMetadata::load(&bytes, options).unwrap();
+        (bytes, metadata)
+    }
+
+    /// Row group `row_group` of `file` read through [`ranges`] and [`reader`] from the
+    /// ranges alone; and the bytes those ranges hold.
+    fn read_ranges(
+        file: &Bytes,
+        metadata: &ArrowReaderMetadata,
+        row_group: usize,
+        mask: &ProjectionMask,
+        selection: Option<RowSelection>,
+    ) -> (Vec<arrow::array::RecordBatch>, u64) {
+        let ranges = ranges(metadata.metadata(), row_group, mask, selection.as_ref());
+        let held = ranges.iter().map(|r| r.end - r.start).sum();
+        let bytes = FileBytes::ranges(
+            file.len() as u64,
+            ranges
+                .iter()
+                .map(|r| (r.start, file.slice(r.start as usize..r.end as usize))),
+        );
+        let reader = reader(
+            bytes,
+            metadata,
+            vec![row_group],
+            mask.clone(),
+            selection,
+            64,
+        )
+        .unwrap();
+        (reader.collect::<std::result::Result<_, _>>().unwrap(), held)
+    }
+
+    #[test]
+    fn a_row_group_decodes_from_the_ranges_it_needs_alone() {
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+        let (file, metadata) = file_with_small_pages();
+        let schema = metadata.metadata().file_metadata().schema_descr_ptr();
+        let chunks = |row_group: usize, mask: &ProjectionMask| -> u64 {
+            let group = metadata.metadata().row_group(row_group);
+            (0..group.num_columns())
+                .filter(|&i| mask.leaf_included(i))
+                .map(|i| group.column(i).byte_range().1)
+                .sum()
+        };
+        // Long runs skip whole pages. Runs of three rows (in two pages) are read as a mask
+        // over every row, so they need every page.
+        let long = || RowSelection::from_consecutive_ranges([120..180, 700..760].into_iter(), 1000);
+        let short =
+            || RowSelection::from_consecutive_ranges((100..200).step_by(6).map(|i| i..i + 3), 1000);
+        for mask in [ProjectionMask::all(), ProjectionMask::roots(&schema, [1])] {
+            for row_group in [0, 2] {
+                for (selection, sparse) in
+                    [(None, false), (Some(long()), true), (Some(short()), false)]
+                {
+                    let expected: Vec<_> = ParquetRecordBatchReaderBuilder::new_with_metadata(
+                        file.clone(),
+                        metadata.clone(),
+                    )
+                    .with_row_groups(vec![row_group])
+                    .with_projection(mask.clone())
+                    .with_row_selection(
+                        selection
+                            .clone()
+                            .unwrap_or_else(|| RowSelection::from(vec![RowSelector::select(1000)])),
+                    )
+                    .with_batch_size(64)
+                    .build()
+                    .unwrap()
+                    .collect::<std::result::Result<_, _>>()
+                    .unwrap();
+                    let (got, held) = read_ranges(&file, &metadata, row_group, &mask, selection);
+                    let rows = |batches: &[arrow::array::RecordBatch]| {
+                        arrow::compute::concat_batches(&batches[0].schema(), batches).unwrap()
+                    };
+                    assert_eq!(rows(&got), rows(&expected));
+                    match sparse {
+                        true => assert!(held < chunks(row_group, &mask) / 2, "{held}"),
+                        false => assert_eq!(held, chunks(row_group, &mask)),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bytes_not_read_into_memory_are_an_error_not_a_panic() {
+        let bytes = FileBytes::ranges(
+            100,
+            [
+                (10, Bytes::from_static(b"0123456789")),
+                (40, Bytes::from_static(b"abc")),
+            ],
+        );
+        assert_eq!(bytes.get_bytes(12, 3).unwrap(), Bytes::from_static(b"234"));
+        assert_eq!(bytes.get_bytes(40, 3).unwrap(), Bytes::from_static(b"abc"));
+        for (start, length) in [(0, 1), (15, 10), (20, 1), (42, 2), (99, 1), (200, 0)] {
+            assert!(bytes.get_bytes(start, length).is_err(), "{start} {length}");
+        }
+        assert!(bytes.get_read(25).is_err());
+        let whole = FileBytes::Whole(Bytes::from_static(b"abc"));
+        assert!(whole.get_bytes(2, 2).is_err());
+        assert!(whole.get_read(4).is_err());
     }
 
     #[test]

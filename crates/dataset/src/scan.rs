@@ -790,6 +790,17 @@ fn missing_file(location: &object_store::path::Path) -> Error {
     }
 }
 
+/// The error of reading the data file at `location` from the store.
+fn read_error(location: &object_store::path::Path, source: object_store::Error) -> Error {
+    match source {
+        object_store::Error::NotFound { .. } => missing_file(location),
+        source => Error::Store {
+            path: location.to_string(),
+            source,
+        },
+    }
+}
+
 fn file_error(location: &object_store::path::Path, e: parquet::errors::ParquetError) -> Error {
     if let parquet::errors::ParquetError::External(inner) = &e
         && let Some(store_error) = inner.downcast_ref::<object_store::Error>()
@@ -1072,13 +1083,7 @@ async fn read_small_file(
     location: &object_store::path::Path,
     tx: &mut futures::channel::mpsc::Sender<Result<RecordBatch>>,
 ) -> Result<()> {
-    let store_error = |source| match source {
-        object_store::Error::NotFound { .. } => missing_file(location),
-        source => Error::Store {
-            path: location.to_string(),
-            source,
-        },
-    };
+    let store_error = |source| read_error(location, source);
     let bytes = context
         .store
         .get(location)
@@ -1170,7 +1175,7 @@ impl<'a> WholeFileBatches<'a> {
             true => {
                 let batch_size = read.batch_size(context.batch_size);
                 decode::reader(
-                    bytes,
+                    decode::FileBytes::Whole(bytes),
                     &metadata,
                     read.row_groups,
                     read.mask,
@@ -1273,6 +1278,12 @@ async fn read_file(
         return read_small_file(context, file, &location, tx).await;
     }
     let metadata = load_metadata(context, file).await?;
+    if decode::applies(metadata.metadata()) {
+        let Some(read) = context.file_read(file, &metadata)? else {
+            return Ok(());
+        };
+        return read_row_groups(context, file, &location, &metadata, read, tx).await;
+    }
     let reader =
         ParquetObjectReader::new(context.store.clone(), location.clone()).with_file_size(file.size);
     let Some(builder) = context.configure(
@@ -1290,6 +1301,79 @@ async fn read_file(
             && tx.send(Ok(out)).await.is_err()
         {
             return Ok(()); // the consumer stopped reading
+        }
+    }
+    Ok(())
+}
+
+/// [`read_file`] for a file whose column chunks dala decodes itself (see [`decode`]): a
+/// row group at a time, the byte ranges it needs fetched with one `get_ranges` (which
+/// joins near ones into one request), then decoded from memory.
+async fn read_row_groups(
+    context: &ReadContext,
+    file: &FileEntry,
+    location: &object_store::path::Path,
+    metadata: &ArrowReaderMetadata,
+    read: FileRead,
+    tx: &mut futures::channel::mpsc::Sender<Result<RecordBatch>>,
+) -> Result<()> {
+    let parquet = metadata.metadata();
+    let FileRead {
+        row_groups,
+        mask,
+        mut selection,
+        limit,
+        ..
+    } = read;
+    // Rows still wanted (a limit without a filter stops the read early).
+    let mut left = limit.unwrap_or(usize::MAX);
+    for row_group in row_groups {
+        if left == 0 {
+            break;
+        }
+        let rows = usize::try_from(parquet.row_group(row_group).num_rows()).unwrap_or(0);
+        let selected = selection.as_mut().map(|s| s.split_off(rows));
+        if selected.as_ref().is_some_and(|s| !s.selects_any()) {
+            continue;
+        }
+        let ranges = decode::ranges(parquet, row_group, &mask, selected.as_ref());
+        let fetched = match ranges.is_empty() {
+            true => Vec::new(),
+            false => context
+                .store
+                .get_ranges(location, &ranges)
+                .await
+                .map_err(|source| read_error(location, source))?,
+        };
+        let bytes =
+            decode::FileBytes::ranges(file.size, ranges.iter().map(|r| r.start).zip(fetched));
+        let batch_size = context.batch_size.min(rows).max(1);
+        let reader = decode::reader(
+            bytes,
+            metadata,
+            vec![row_group],
+            mask.clone(),
+            selected,
+            batch_size,
+        )
+        .map_err(|e| file_error(location, e))?;
+        for batch in reader {
+            if left == 0 {
+                break;
+            }
+            let mut batch = batch.map_err(|e| Error::CorruptFile {
+                path: location.to_string(),
+                message: e.to_string(),
+            })?;
+            if batch.num_rows() > left {
+                batch = batch.slice(0, left);
+            }
+            left -= batch.num_rows();
+            if let Some(out) = context.finish_batch(file, batch)?
+                && tx.send(Ok(out)).await.is_err()
+            {
+                return Ok(()); // the consumer stopped reading
+            }
         }
     }
     Ok(())
