@@ -11,7 +11,7 @@ use arrow::compute::{BatchCoalescer, filter_record_batch};
 use arrow::datatypes::{Schema, SchemaRef};
 use bytes::Bytes;
 use futures::stream::{self, BoxStream};
-use futures::{SinkExt, StreamExt, TryStreamExt};
+use futures::{SinkExt, StreamExt, TryStreamExt, future};
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
@@ -427,17 +427,19 @@ impl ScanBuilder {
             true => self.concurrency.max(SMALL_FILES_AHEAD),
             false => self.concurrency,
         };
+        // Each reader starts when `buffered` takes it from the iterator, which it does for
+        // `concurrency` of them at once: a reader started inside the future would start only
+        // when that future is polled, which `flatten` does once the stream before it ends,
+        // so files would be read one at a time.
         let files = stream::iter(read_units(&context, plan.files))
             .map(move |unit| {
-                let context = context.clone();
-                async move {
-                    match unit {
-                        ReadUnit::File(file) => spawn_file_reader(context, file),
-                        ReadUnit::LocalSmallFiles(files) => {
-                            spawn_local_small_reader(context, files)
-                        }
+                let batches = match unit {
+                    ReadUnit::File(file) => spawn_file_reader(context.clone(), file),
+                    ReadUnit::LocalSmallFiles(files) => {
+                        spawn_local_small_reader(context.clone(), files)
                     }
-                }
+                };
+                future::ready(batches)
             })
             .buffered(concurrency)
             .flatten();
@@ -983,9 +985,18 @@ fn join_error(location: &object_store::path::Path, e: arrow::error::ArrowError) 
     }
 }
 
+/// Rows a file's reader decodes ahead of the consumer, at most (in batches, at least two).
+/// With two batches, the readers of the files after the one being consumed stopped after
+/// a few thousand rows each, and a full scan used one core of two: 185 against 134 ms for
+/// two columns of 6 M rows at 65 536 rows, for 20 MB more at the peak of a scan of every
+/// column.
+const ROWS_AHEAD: usize = 65_536;
+
 /// Starts reading one file on its own task; returns the stream of its batches.
 fn spawn_file_reader(context: Arc<ReadContext>, file: FileEntry) -> RecordBatchStream {
-    let (mut tx, rx) = futures::channel::mpsc::channel::<Result<RecordBatch>>(2);
+    // The reader runs up to ROWS_AHEAD rows ahead of the consumer.
+    let ahead = (ROWS_AHEAD / context.batch_size.max(1)).max(2);
+    let (mut tx, rx) = futures::channel::mpsc::channel::<Result<RecordBatch>>(ahead);
     tokio::spawn(async move {
         let result = read_file(&context, &file, &mut tx).await;
         if let Err(e) = result {

@@ -287,6 +287,10 @@ struct CountingStore {
     /// Conditional puts still to answer as refused after they landed, as a store does
     /// when it retries a put whose first reply was lost.
     lost_create_replies: Arc<AtomicUsize>,
+    /// When set, the first that many reads of data files wait at the barrier (made for as
+    /// many) until they all wait together.
+    data_readers_meet: Option<(usize, Arc<tokio::sync::Barrier>)>,
+    data_reads: AtomicUsize,
 }
 
 impl fmt::Display for CountingStore {
@@ -296,6 +300,15 @@ impl fmt::Display for CountingStore {
 }
 
 impl CountingStore {
+    /// Waits at the barrier, if any, for the first reads of data.
+    async fn meet(&self) {
+        if let Some((readers, barrier)) = &self.data_readers_meet
+            && self.data_reads.fetch_add(1, Ordering::SeqCst) < *readers
+        {
+            barrier.wait().await;
+        }
+    }
+
     fn count(&self, prefix: Option<&Path>) {
         if prefix.is_some_and(|p| p.as_ref().ends_with("_dala")) {
             self.log_listings.fetch_add(1, Ordering::SeqCst);
@@ -338,10 +351,13 @@ impl ObjectStore for CountingStore {
     async fn get_opts(&self, l: &Path, o: GetOptions) -> object_store::Result<GetResult> {
         if l.as_ref().contains("/_dala/") {
             self.log_requests.fetch_add(1, Ordering::SeqCst);
+        } else {
+            self.meet().await;
         }
         self.inner.get_opts(l, o).await
     }
     async fn get_ranges(&self, l: &Path, r: &[Range<u64>]) -> object_store::Result<Vec<Bytes>> {
+        self.meet().await;
         self.inner.get_ranges(l, r).await
     }
     fn delete_stream(
@@ -400,6 +416,32 @@ async fn open_and_scan_never_list_data_directories() {
         0,
         "a data directory was listed"
     );
+}
+
+/// A scan reads several files at once: the store holds the first data reads until three
+/// of them wait together, so a scan reading one file at a time would never finish.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scan_reads_files_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    let written = common::write(&path, 0, 2000, &partitioned()).await;
+    assert!(written.snapshot().files().count() >= 3);
+    let store = Arc::new(CountingStore {
+        data_readers_meet: Some((3, Arc::new(tokio::sync::Barrier::new(3)))),
+        ..CountingStore::default()
+    });
+    let root = Path::from_absolute_path(dir.path().join("ds")).unwrap();
+    let ds = Dataset::builder(&path)
+        .with_store(store, root)
+        .without_cache()
+        .open()
+        .await
+        .unwrap();
+    let rows = tokio::time::timeout(std::time::Duration::from_secs(60), ds.scan().count_rows())
+        .await
+        .expect("the scan read fewer than three files at once")
+        .unwrap();
+    assert_eq!(rows, 2000);
 }
 
 /// A store retries a conditional put whose reply was lost; the retry is refused because
