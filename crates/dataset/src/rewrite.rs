@@ -21,6 +21,10 @@ use crate::options::{WriteMode, WriteOptions};
 use crate::snapshot::Snapshot;
 use crate::write::{FileWriter, data_schema, delete_files, resolve_partitioning};
 
+/// Files (or runs of small local files) a rewrite reads at once. What they hold ahead of
+/// the writer is part of what a compaction counts for each group beside its writer.
+const REWRITE_FILES_AT_ONCE: usize = 4;
+
 /// How [`Dataset::rewrite_files`] writes the new files.
 #[derive(Debug, Clone)]
 pub struct RewriteOptions {
@@ -112,7 +116,11 @@ impl Dataset {
         )?;
         let mut unique = write.unique.clone().map(Unique::new);
         let (mut read, mut kept) = (0u64, 0u64);
-        let mut stream = self.scan().with_files(files.clone()).stream()?;
+        let mut stream = self
+            .scan()
+            .with_files(files.clone())
+            .with_concurrency(REWRITE_FILES_AT_ONCE)
+            .stream()?;
         if let Some(clustering) = &options.cluster {
             // Rows are counted and deduplicated as the sorted stream hands them on.
             stream = cluster_stream(

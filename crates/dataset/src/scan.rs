@@ -45,7 +45,8 @@ pub struct ScanBuilder {
     filter: Option<Expr>,
     limit: Option<usize>,
     batch_size: usize,
-    concurrency: usize,
+    /// Files read at once, when the caller set it.
+    concurrency: Option<usize>,
     /// Only these files of the snapshot (a rewrite reads the files it replaces).
     files: Option<Vec<FileEntry>>,
     /// Only row groups that may hold one of these keys (a merge matching keys).
@@ -152,7 +153,7 @@ impl ScanBuilder {
             filter: None,
             limit: None,
             batch_size: 8192,
-            concurrency: 4,
+            concurrency: None,
             files: None,
             probe: None,
             url: None,
@@ -274,9 +275,10 @@ impl ScanBuilder {
         self
     }
 
-    /// Files read at once (default 4; at least 16 when every file is at most 1 MiB).
+    /// Files read at once (by default 4, or 16 runs of small local files when every file
+    /// is at most 1 MiB). Each may be decoded up to 65 536 rows ahead of the consumer.
     pub fn with_concurrency(mut self, files: usize) -> Self {
-        self.concurrency = files.max(1);
+        self.concurrency = Some(files.max(1));
         self
     }
 
@@ -362,7 +364,7 @@ impl ScanBuilder {
                     Ok::<_, Error>((file.size, metadata, kept, selected))
                 }
             })
-            .buffered(self.concurrency.max(8))
+            .buffered(self.concurrency.unwrap_or(FILES_AT_ONCE).max(8))
             .try_collect()
             .await?;
         for (size, metadata, kept, selected) in footers {
@@ -423,9 +425,13 @@ impl ScanBuilder {
         let context = self.context(&plan)?;
         // Small files are read whole, each in a task of its own: reading further ahead
         // keeps the cores busy where each file is a few requests and little decoding.
-        let concurrency = match plan.files.iter().all(|f| f.size <= WHOLE_FILE_BYTES) {
-            true => self.concurrency.max(SMALL_FILES_AHEAD),
-            false => self.concurrency,
+        let concurrency = match (
+            self.concurrency,
+            plan.files.iter().all(|f| f.size <= WHOLE_FILE_BYTES),
+        ) {
+            (Some(files), _) => files,
+            (None, true) => SMALL_FILES_AHEAD,
+            (None, false) => FILES_AT_ONCE,
         };
         // Each reader starts when `buffered` takes it from the iterator, which it does for
         // `concurrency` of them at once: a reader started inside the future would start only
@@ -1272,7 +1278,11 @@ impl FileRead {
     }
 }
 
-/// Files read at once when every file of the scan is read whole.
+/// Files read at once by default.
+const FILES_AT_ONCE: usize = 4;
+
+/// Files (or runs of small local files) read at once by default when every file of the
+/// scan is read whole.
 const SMALL_FILES_AHEAD: usize = 16;
 
 /// Files up to this size are read whole, with one request, and decoded from memory: a

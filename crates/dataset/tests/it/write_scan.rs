@@ -631,6 +631,57 @@ async fn large_files_read_by_range_and_small_files_read_whole_agree() {
     }
 }
 
+/// A selective scan through the cache fetches, and keeps, the byte ranges it reads: the
+/// footer, and the pages of the columns it needs in the row group its filter keeps, not the
+/// rest of the file.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_selective_scan_caches_only_what_it_reads() {
+    use std::sync::Arc;
+
+    use object_store::local::LocalFileSystem;
+    use object_store::path::Path;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    let options = WriteOptions {
+        row_group_size: 50_000,
+        ..WriteOptions::default()
+    };
+    let written = common::write(&path, 0, 1_000_000, &options).await;
+    let size = written.snapshot().files().next().unwrap().size;
+    assert!(size > 1 << 20, "the file is only {size} bytes");
+    let cache = dala_cache::Cache::new(dala_cache::CacheOptions {
+        block_size: 16 * 1024,
+        memory_bytes: 1 << 30,
+        ..dala_cache::CacheOptions::default()
+    })
+    .unwrap();
+    let root = Path::from_absolute_path(dir.path().join("ds")).unwrap();
+    let ds = Dataset::builder(&path)
+        .with_store(Arc::new(LocalFileSystem::new()), root)
+        .with_cache(cache.clone())
+        .open()
+        .await
+        .unwrap();
+    let opened = cache.stats().memory_bytes;
+    let scan = || {
+        ds.scan()
+            .with_filter_str("id BETWEEN 612000 AND 612010")
+            .unwrap()
+            .with_columns(["id", "qty"])
+    };
+    let explain = scan().explain().await.unwrap();
+    assert_eq!(explain.row_groups_kept, 1, "{explain}");
+    let got = scan().collect().await.unwrap();
+    assert_eq!(ids(&got), (612_000..=612_010).collect::<Vec<_>>());
+    let cached = cache.stats().memory_bytes - opened;
+    assert!(cached > 0);
+    assert!(
+        cached < size / 10,
+        "the scan cached {cached} bytes of a file of {size}"
+    );
+}
+
 /// A float statistic read back from the log must be the value written, to the last bit:
 /// a minimum read one step too high would prune the file that holds it (found by fuzzing
 /// the log entry parser: without exact float parsing, this minimum reads back as
