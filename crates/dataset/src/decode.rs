@@ -26,6 +26,7 @@ use parquet::basic::Compression;
 use parquet::column::page::{Page, PageIterator, PageMetadata, PageReader};
 use parquet::errors::{ParquetError, Result};
 use parquet::file::metadata::{ParquetMetaData, RowGroupMetaData};
+use parquet::file::page_index::offset_index::PageLocation;
 use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::serialized_reader::SerializedPageReader;
 
@@ -70,13 +71,15 @@ pub(crate) fn reader(
 /// The byte ranges of `row_group` that reading the columns in `mask` and the rows in
 /// `selection` (of this row group alone) needs: each column chunk whole, or, when the
 /// selection skips pages the offset index locates, the chunk's dictionary and the pages
-/// selected.
+/// selected. Fails when the footer places a chunk outside the file (of `file_size` bytes)
+/// or the offset index a page outside its chunk.
 pub(crate) fn ranges(
     metadata: &ParquetMetaData,
     row_group: usize,
     mask: &ProjectionMask,
     selection: Option<&RowSelection>,
-) -> Vec<Range<u64>> {
+    file_size: u64,
+) -> Result<Vec<Range<u64>>> {
     let group = metadata.row_group(row_group);
     let offsets = metadata
         .offset_index()
@@ -90,22 +93,45 @@ pub(crate) fn ranges(
             continue;
         }
         let (start, length) = chunk.byte_range();
+        let end = start
+            .checked_add(length)
+            .filter(|&end| end <= file_size)
+            .ok_or_else(|| {
+                ParquetError::General(format!(
+                    "column chunk {i} of row group {row_group} ({length} bytes at {start}) \
+                     lies outside the file ({file_size} bytes)"
+                ))
+            })?;
         let pages = offsets
             .and_then(|columns| columns.get(i))
             .map(|column| column.page_locations.as_slice())
             .filter(|pages| !pages.is_empty());
         match selection.zip(pages) {
             Some((selection, pages)) => {
+                let inside = |page: &PageLocation| {
+                    u64::try_from(page.offset).is_ok_and(|offset| {
+                        offset >= start
+                            && u64::try_from(page.compressed_page_size)
+                                .is_ok_and(|size| offset.saturating_add(size) <= end)
+                    })
+                };
+                if !pages.iter().all(inside) {
+                    return Err(ParquetError::General(format!(
+                        "the offset index places a page of column chunk {i} of row group \
+                         {row_group} outside the chunk"
+                    )));
+                }
                 let first = pages[0].offset as u64;
                 if first > start {
                     ranges.push(start..first); // the dictionary page
                 }
                 ranges.extend(selection.scan_ranges(pages));
             }
-            None => ranges.push(start..start + length),
+            None => ranges.push(start..end),
         }
     }
-    ranges
+    ranges.retain(|range| range.start < range.end);
+    Ok(ranges)
 }
 
 /// Whether the parquet crate's reader, left to choose, reads `selection` as a mask over
@@ -127,7 +153,7 @@ fn decodes_as_mask(selection: &RowSelection) -> bool {
 pub(crate) enum FileBytes {
     /// The whole file.
     Whole(Bytes),
-    /// Ranges of the file, by offset, in order and apart.
+    /// Ranges of the file, by offset, in order.
     Ranges {
         /// The file's size.
         size: u64,
@@ -150,7 +176,8 @@ impl FileBytes {
     fn from(&self, start: u64, length: usize) -> Result<Bytes> {
         let missing = || {
             ParquetError::EOF(format!(
-                "{length} bytes at offset {start} were not read into memory"
+                "{length} bytes at offset {start} were not read into memory (a fault in \
+                 dala's reader, not in the file)"
             ))
         };
         let (base, bytes) = match self {
@@ -497,7 +524,14 @@ mod tests {
         mask: &ProjectionMask,
         selection: Option<RowSelection>,
     ) -> (Vec<arrow::array::RecordBatch>, u64) {
-        let ranges = ranges(metadata.metadata(), row_group, mask, selection.as_ref());
+        let ranges = ranges(
+            metadata.metadata(),
+            row_group,
+            mask,
+            selection.as_ref(),
+            file.len() as u64,
+        )
+        .unwrap();
         let held = ranges.iter().map(|r| r.end - r.start).sum();
         let bytes = FileBytes::ranges(
             file.len() as u64,
@@ -568,6 +602,16 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_chunk_the_footer_places_outside_the_file_is_an_error() {
+        let (file, metadata) = file_with_small_pages();
+        let mask = ProjectionMask::all();
+        let size = file.len() as u64;
+        assert!(ranges(metadata.metadata(), 2, &mask, None, size).is_ok());
+        let error = ranges(metadata.metadata(), 2, &mask, None, size / 2).unwrap_err();
+        assert!(error.to_string().contains("outside the file"), "{error}");
     }
 
     #[test]
