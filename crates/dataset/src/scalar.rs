@@ -381,7 +381,14 @@ impl Scalar {
             (string.is_none() && text.starts_with(|c: char| c == '-' || c.is_ascii_digit()))
                 .then_some(text)
         };
-        let integer = || number().and_then(|t| t.parse::<i64>().ok()).ok_or_else(bad);
+        // serde_json reads `-0` as the float -0.0, which the parsed form refuses as an
+        // integer: so is its text.
+        let integer = || {
+            number()
+                .filter(|t| *t != "-0")
+                .and_then(|t| t.parse::<i64>().ok())
+                .ok_or_else(bad)
+        };
         let scalar = match data_type {
             DataType::Boolean => Scalar::Boolean(match text {
                 "true" => true,

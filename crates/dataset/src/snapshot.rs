@@ -871,7 +871,8 @@ mod tests {
             assert_eq!(full.unwrap_err().to_string(), read.unwrap_err().to_string());
         }
         // Text that no JSON value prints: bytes that are not UTF-8 and lone surrogates, in
-        // the parts a snapshot does not keep (found by the fuzz target `snapshot_loader`).
+        // the parts a snapshot does not keep, and `-0` as an integer statistic, which
+        // serde_json parses as the float -0.0 (found by the fuzz target `snapshot_loader`).
         let text = bytes(&first_commit());
         let replaced = |from: &str, to: &[u8]| {
             let at = text
@@ -880,6 +881,17 @@ mod tests {
                 .unwrap();
             [&text[..at], to, &text[at + from.len()..]].concat()
         };
+        let negative_zero = replaced("\"min\":-3", b"\"min\":-0");
+        let full =
+            Snapshot::from_first_commit(&Commit::parse(&negative_zero, 0, "c0").unwrap(), "c0");
+        let view = CommitView::parse(&negative_zero, 0, "c0").unwrap();
+        let read = Snapshot::from_first_entry(&view, "c0");
+        for refused in [full.unwrap_err(), read.unwrap_err()] {
+            assert!(
+                matches!(&refused, Error::CorruptLog { message, .. } if message.contains("as Int64")),
+                "{refused}"
+            );
+        }
         let broken = [
             (
                 "a key of the options not UTF-8",
