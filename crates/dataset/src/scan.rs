@@ -1149,7 +1149,7 @@ async fn read_small_file(
         .bytes()
         .await
         .map_err(store_error)?;
-    let Some(mut batches) = WholeFileBatches::new(context, file, location, bytes).await? else {
+    let Some(mut batches) = MemoryBatches::new(context, file, location, bytes).await? else {
         return Ok(());
     };
     while let Some(out) = batches.next_batch()? {
@@ -1185,7 +1185,7 @@ fn read_local_small_file(
             });
         }
     };
-    let batches = WholeFileBatches::new(context, file, location, bytes);
+    let batches = MemoryBatches::new(context, file, location, bytes);
     let Some(mut batches) = futures::executor::block_on(batches)? else {
         return Ok(());
     };
@@ -1197,8 +1197,9 @@ fn read_local_small_file(
     Ok(())
 }
 
-/// The batches a scan keeps of a file held in memory, decoded one at a time.
-struct WholeFileBatches<'a> {
+/// The batches a scan keeps of a file held in memory (whole, or the ranges of a row group
+/// that [`read_row_groups`] fetched), decoded one at a time.
+struct MemoryBatches<'a> {
     context: &'a ReadContext,
     file: &'a FileEntry,
     location: &'a object_store::path::Path,
@@ -1207,7 +1208,7 @@ struct WholeFileBatches<'a> {
     left: usize,
 }
 
-impl<'a> WholeFileBatches<'a> {
+impl<'a> MemoryBatches<'a> {
     /// The reader of `bytes` (the whole file) with the scan's row groups, pages and
     /// columns; `None` when the scan keeps nothing of the file.
     async fn new(
@@ -1247,7 +1248,7 @@ impl<'a> WholeFileBatches<'a> {
                 )
                 .build(),
         };
-        Ok(Some(WholeFileBatches {
+        Ok(Some(MemoryBatches {
             context,
             file,
             location,
@@ -1421,24 +1422,19 @@ async fn read_row_groups(
             batch_size,
         )
         .map_err(|e| file_error(location, e))?;
-        for batch in reader {
-            if left == 0 {
-                break;
-            }
-            let mut batch = batch.map_err(|e| Error::CorruptFile {
-                path: location.to_string(),
-                message: e.to_string(),
-            })?;
-            if batch.num_rows() > left {
-                batch = batch.slice(0, left);
-            }
-            left -= batch.num_rows();
-            if let Some(out) = context.finish_batch(file, batch)?
-                && tx.send(Ok(out)).await.is_err()
-            {
+        let mut batches = MemoryBatches {
+            context,
+            file,
+            location,
+            reader,
+            left,
+        };
+        while let Some(out) = batches.next_batch()? {
+            if tx.send(Ok(out)).await.is_err() {
                 return Ok(()); // the consumer stopped reading
             }
         }
+        left = batches.left;
     }
     Ok(())
 }
