@@ -149,7 +149,6 @@ fn decodes_as_mask(selection: &RowSelection) -> bool {
 }
 
 /// A Parquet file's bytes in memory: all of them, or some ranges.
-#[derive(Clone)]
 pub(crate) enum FileBytes {
     /// The whole file.
     Whole(Bytes),
@@ -157,7 +156,7 @@ pub(crate) enum FileBytes {
     Ranges {
         /// The file's size.
         size: u64,
-        ranges: Arc<[(u64, Bytes)]>,
+        ranges: Vec<(u64, Bytes)>,
     },
 }
 
@@ -166,10 +165,7 @@ impl FileBytes {
     pub(crate) fn ranges(size: u64, ranges: impl IntoIterator<Item = (u64, Bytes)>) -> Self {
         let mut ranges: Vec<(u64, Bytes)> = ranges.into_iter().collect();
         ranges.sort_by_key(|(start, _)| *start);
-        FileBytes::Ranges {
-            size,
-            ranges: ranges.into(),
-        }
+        FileBytes::Ranges { size, ranges }
     }
 
     /// The bytes from `start` to the end of what is held there, at least `length` of them.
