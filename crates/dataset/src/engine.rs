@@ -213,6 +213,16 @@ pub fn grouped_receiver_stream(
     converted_receiver_stream(receiver, |group| group.into_iter().map(Ok).collect())
 }
 
+/// The message of a caught panic (its `&str` or `String` payload), for the error an engine
+/// or a reader reports instead of ending its rows early.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
+}
+
 /// What an engine's worker thread sends (a group of batches, or a result in the engine's
 /// own form), as a [`RecordBatchStream`]: each item becomes batches through `batches` as
 /// the consumer reads it, off the worker's thread; an error sent is passed on as it is.

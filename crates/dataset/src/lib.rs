@@ -83,7 +83,8 @@ pub use conform::{cast_exact, narrows};
 pub use dataset::{Dataset, DatasetBuilder, WriteResult};
 pub use engine::{
     ArrowEngine, ENGINE_VARIABLE, Engine, ScanEngine, ScanFile, ScanRequest, cast_to_schema,
-    converted_receiver_stream, grouped_receiver_stream, quote_identifier, receiver_stream,
+    converted_receiver_stream, grouped_receiver_stream, panic_message, quote_identifier,
+    receiver_stream,
 };
 pub use error::{Error, Result};
 pub use filter::{Expr, col, lit};

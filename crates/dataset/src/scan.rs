@@ -25,7 +25,7 @@ use parquet::file::metadata::{PageIndexPolicy, RowGroupMetaData};
 
 use crate::conform::cast_exact;
 use crate::decode;
-use crate::engine::{ScanEngine, ScanFile, ScanRequest};
+use crate::engine::{ScanEngine, ScanFile, ScanRequest, panic_message};
 use crate::error::{Error, Result};
 use crate::filter::Expr;
 use crate::log::LogStore;
@@ -1041,14 +1041,9 @@ fn spawn_file_reader(context: Arc<ReadContext>, file: FileEntry) -> RecordBatchS
 
 /// The error of a panic while reading the file at `path` (relative to the dataset).
 fn panicked(path: &str, panic: Box<dyn std::any::Any + Send>) -> Error {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|m| m.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_default();
     Error::CorruptFile {
         path: path.to_string(),
-        message: format!("reading it panicked: {message}"),
+        message: format!("reading it panicked: {}", panic_message(panic.as_ref())),
     }
 }
 

@@ -33,7 +33,7 @@ use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
 use dala_dataset::{
     Engine, Error, Expr as DalaExpr, RecordBatchStream, Result, Scalar, ScanEngine, ScanFile,
-    ScanRequest, cast_to_schema, converted_receiver_stream,
+    ScanRequest, cast_to_schema, converted_receiver_stream, panic_message,
 };
 use futures::StreamExt;
 use polars::prelude::{
@@ -527,15 +527,6 @@ fn inside_polars<T>(what: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
             panic_message(panic.as_ref())
         )))
     })
-}
-
-/// The message of a caught panic.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic".into())
 }
 
 /// A Polars frame as arrow-rs batches, one per chunk (cast to `schema` when given).
