@@ -157,7 +157,22 @@ impl Scalar {
     }
 
     /// A one-row array of `data_type` holding this value.
+    ///
+    /// A timestamp's value is an instant in UTC, with or without a zone (a literal without
+    /// an offset is read as UTC), so it keeps its instant in a column of any zone; Arrow's
+    /// cast would read a value without a zone as local time in the column's.
     pub fn to_array(&self, data_type: &DataType) -> Result<ArrayRef> {
+        if let (Scalar::Timestamp { value, unit, tz }, DataType::Timestamp(_, Some(zone))) =
+            (self, data_type)
+            && tz.as_ref() != Some(zone)
+        {
+            let zoned = Scalar::Timestamp {
+                value: *value,
+                unit: *unit,
+                tz: Some(zone.clone()),
+            };
+            return zoned.to_array(data_type);
+        }
         let canonical: ArrayRef = match self {
             Scalar::Null => return Ok(new_null_array(data_type, 1)),
             Scalar::Boolean(b) => Arc::new(BooleanArray::from(vec![*b])),
