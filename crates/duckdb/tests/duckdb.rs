@@ -107,3 +107,69 @@ async fn streamed_results_use_the_streaming_buffer_size_asked_for() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn queries_of_every_form_read_the_tables_they_name() {
+    use arrow::array::AsArray;
+    use dala_dataset::ScanEngine;
+    use futures::TryStreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ds").display().to_string();
+    let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+    let batch =
+        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1, 2, 3]))]).unwrap();
+    let (ds, _) = Dataset::builder(&path)
+        .write([Ok(batch)], &WriteOptions::default())
+        .await
+        .unwrap();
+    let engine = DuckdbEngine::new(&DuckdbOptions::default()).unwrap();
+    let request = ds.scan().request().unwrap();
+    let answer = |query: &str| {
+        let stream = engine.sql(vec![("items".into(), request.clone())], query, &[]);
+        async move {
+            let batches: Vec<RecordBatch> = stream.unwrap().try_collect().await.unwrap();
+            let mut values = Vec::new();
+            for batch in &batches {
+                let column = arrow::compute::cast(batch.column(0), &DataType::Utf8).unwrap();
+                let column = column.as_string::<i32>();
+                values.extend(column.iter().map(|v| v.unwrap_or("null").to_string()));
+            }
+            values.join(",")
+        }
+    };
+    // A query that takes a WITH clause reads its tables from one (no view is created);
+    // one that DuckDB refuses so reads them as views.
+    let views = "(SELECT count(*) FROM duckdb_views() WHERE view_name = 'items')";
+    let inlined = format!("SELECT {views} FROM items LIMIT 1");
+    let refused = format!("WITH items AS (SELECT 1) SELECT {views}");
+    assert_eq!(answer(&inlined).await, "0");
+    assert_eq!(answer(&refused).await, "1");
+    let sum = "6";
+    assert_eq!(answer("SELECT sum(id) FROM items").await, sum);
+    assert_eq!(answer("-- a comment\nFROM items SELECT sum(id)").await, sum);
+    assert_eq!(
+        answer("/* a comment */ (SELECT sum(id) FROM items)").await,
+        sum
+    );
+    assert_eq!(
+        answer("WITH doubled AS (SELECT id * 2 AS id FROM items) SELECT sum(id) FROM doubled")
+            .await,
+        "12"
+    );
+    assert_eq!(
+        answer(
+            "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) \
+             SELECT sum(id * n) FROM items, r"
+        )
+        .await,
+        "36"
+    );
+    // A name the query defines itself hides the table, as it would hide a view.
+    assert_eq!(
+        answer("WITH items AS (SELECT 10 AS id) SELECT sum(id) FROM items").await,
+        "10"
+    );
+    // Statements that take no WITH clause read the table as a view.
+    assert_eq!(answer("DESCRIBE items").await, "id");
+    assert_eq!(answer("SUMMARIZE items").await, "id");
+}
