@@ -165,7 +165,7 @@ async fn run(scan: &ScanBuilder, engine: &dyn ScanEngine) -> (Arc<Schema>, Vec<R
     (scan.output_schema().unwrap(), batches)
 }
 
-const FILTERS: [&str; 34] = [
+const FILTERS: [&str; 40] = [
     "TRUE",
     "FALSE",
     "year = 2021",
@@ -200,6 +200,14 @@ const FILTERS: [&str; 34] = [
     "year = 2023 AND id > 3000 AND qty < 5",
     "id > 100000",
     "(year = 2021 OR year = 2022) AND (region = 'south' OR name LIKE 'naïve%')",
+    // Values the column's type does not hold exactly (a fraction on integers, more decimal
+    // places than the column's, beyond its range), and lists with a null.
+    "qty < 10.5 AND qty > 8.5",
+    "price > 250.505",
+    "qty < 3000000000 AND id < 50",
+    "qty NOT IN (1, 2, 3)",
+    "qty IN (4, NULL)",
+    "qty NOT IN (4, NULL)",
 ];
 
 #[tokio::test(flavor = "multi_thread")]
@@ -722,4 +730,53 @@ async fn scans_larger_than_one_hand_off_give_the_same_rows() {
         sql_rows(&PolarsEngine, &ds, "SELECT count(*) FROM t").await,
         vec!["160000"]
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn timestamps_in_a_zone_other_than_utc_filter_alike_on_every_engine() {
+    // Half-hourly readings across the night Berlin moved to summer time (2023-03-26, 01:00
+    // UTC), partitioned by day; a literal without an offset is UTC, as dala reads it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("readings").display().to_string();
+    let zoned = DataType::Timestamp(TimeUnit::Microsecond, Some("Europe/Berlin".into()));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("at", zoned, true),
+        Field::new("day", DataType::Int32, false),
+    ]));
+    let start = 1_679_702_400_000_000i64; // 2023-03-25 00:00:00 UTC
+    let ids: Vec<i64> = (0..144).collect();
+    let at: Vec<Option<i64>> = (ids.iter())
+        .map(|i| (i % 11 != 0).then_some(start + i * 1_800_000_000))
+        .collect();
+    let day: Vec<i32> = ids.iter().map(|i| 25 + (*i / 48) as i32).collect();
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(ids)),
+            Arc::new(TimestampMicrosecondArray::from(at).with_timezone("Europe/Berlin")),
+            Arc::new(Int32Array::from(day)),
+        ],
+    )
+    .unwrap();
+    let options = WriteOptions::default().with_partition_by(["day"]);
+    let (ds, _) = Dataset::builder(&path)
+        .write([Ok(batch)], &options)
+        .await
+        .unwrap();
+    let duckdb = DuckdbEngine::new(&DuckdbOptions::default()).unwrap();
+    for filter in [
+        "at >= TIMESTAMP '2023-03-26 01:30:00'",
+        "at < TIMESTAMP '2023-03-26 00:59:59' OR at > TIMESTAMP '2023-03-26 03:00:00'",
+        "at BETWEEN TIMESTAMP '2023-03-26 00:00:00' AND TIMESTAMP '2023-03-26 02:00:00'",
+        "at NOT BETWEEN TIMESTAMP '2023-03-25 12:00:00' AND TIMESTAMP '2023-03-27 12:00:00'",
+        "at >= TIMESTAMP '2023-03-26 03:30:00+02:00' AND day = 26",
+        "at = TIMESTAMP '2023-03-26 01:00:00'",
+        "at <> TIMESTAMP '2023-03-26 01:00:00' AND id < 60",
+        "at IS NULL OR at < TIMESTAMP '2023-03-25 03:00:00'",
+    ] {
+        let scan = ds.scan().with_filter_str(filter).unwrap();
+        let found = assert_engines_agree(&scan, &duckdb, filter).await;
+        assert!(found > 0, "{filter}: no rows");
+    }
 }

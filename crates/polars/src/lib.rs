@@ -37,7 +37,7 @@ use dala_dataset::{
 };
 use futures::StreamExt;
 use polars::prelude::{
-    CompatLevel, DataFrame, DataType, Expr, Field as PolarsField, HiveOptions, IntoColumn,
+    CompatLevel, DataFrame, DataType, Expr, Field as PolarsField, HiveOptions, IdxSize, IntoColumn,
     IntoLazy, LazyFrame, PlRefPath, PlanCallback, ScanArgsParquet, Schema as PolarsSchema, Series,
     UnionArgs, col, concat, lit,
 };
@@ -129,12 +129,180 @@ fn scan_frame(request: &ScanRequest) -> Result<LazyFrame> {
         return empty_frame(&request.output_schema);
     }
     let frame = dataset_frame(request, request.needs_partition_values())?;
+    let filter = match &request.filter {
+        Some(filter) => match filter_expr(filter, &column_types(request)) {
+            Some(expr) => Some(expr),
+            // Conditions written as Polars expressions here only where their meaning is
+            // certain to be SQL's; others run through Polars' SQL.
+            None => return sql_frame(request, frame),
+        },
+        None => None,
+    };
+    let frame = match filter {
+        Some(filter) => frame.filter(filter),
+        None => frame,
+    };
+    let columns: Vec<Expr> = (request.output_schema.fields().iter())
+        .map(|f| col(f.name().as_str()))
+        .collect();
+    let frame = frame.select(columns);
+    Ok(match request.limit {
+        Some(limit) => frame.limit(IdxSize::try_from(limit).unwrap_or(IdxSize::MAX)),
+        None => frame,
+    })
+}
+
+/// `frame` with the scan's projection, filter and limit applied through Polars' SQL.
+fn sql_frame(request: &ScanRequest, frame: LazyFrame) -> Result<LazyFrame> {
     let mut context = SQLContext::new();
     context.register("dala_scan", frame);
     let query = request.select_sql("dala_scan", filter_sql);
     context
         .execute(&query)
         .map_err(|e| engine_error(format!("{e} in `{query}`")))
+}
+
+/// The Arrow type of every column a scan's filter may name: data and partition columns.
+fn column_types(request: &ScanRequest) -> HashMap<&str, &ArrowType> {
+    let data = (request.data_schema.fields().iter()).map(|f| (f.name().as_str(), f.data_type()));
+    let partitions = (request.partitioning.iter()).map(|p| (p.name.as_str(), &p.data_type));
+    data.chain(partitions).collect()
+}
+
+/// A bound filter as a Polars expression, where its meaning under Polars' rules is SQL's:
+/// comparisons, ranges and lists of a column with values (typed as the column, so no
+/// coercion rule applies), null tests, and their combinations; a comparison of two
+/// columns of one type. `None` for anything else (`LIKE`, null values, two columns of
+/// different types, a condition without a column), which then goes through Polars' SQL.
+/// Polars keeps a row only where its condition is true, not null, as SQL does.
+fn filter_expr(expr: &DalaExpr, types: &HashMap<&str, &ArrowType>) -> Option<Expr> {
+    let column = |e| column_of(e, types);
+    match expr {
+        DalaExpr::Column(name) => {
+            (*types.get(name.as_str())? == &ArrowType::Boolean).then(|| col(name.as_str()))
+        }
+        DalaExpr::Compare { left, op, right } => {
+            let (left, right) = match (column(left), column(right), &**left, &**right) {
+                (Some((a, ta)), Some((b, tb)), ..) => (ta == tb).then(|| (col(a), col(b)))?,
+                (Some((name, data_type)), None, _, DalaExpr::Literal(value)) => {
+                    (col(name), literal(value, data_type)?)
+                }
+                (None, Some((name, data_type)), DalaExpr::Literal(value), _) => {
+                    (literal(value, data_type)?, col(name))
+                }
+                _ => return None,
+            };
+            use dala_dataset::filter::CompareOp;
+            Some(match op {
+                CompareOp::Eq => left.eq(right),
+                CompareOp::NotEq => left.neq(right),
+                CompareOp::Lt => left.lt(right),
+                CompareOp::LtEq => left.lt_eq(right),
+                CompareOp::Gt => left.gt(right),
+                CompareOp::GtEq => left.gt_eq(right),
+            })
+        }
+        DalaExpr::Between {
+            expr,
+            low,
+            high,
+            negated,
+        } => {
+            let (name, data_type) = column(expr)?;
+            let low = literal(low, data_type)?;
+            let high = literal(high, data_type)?;
+            let between = col(name).gt_eq(low).and(col(name).lt_eq(high));
+            Some(if *negated { between.not() } else { between })
+        }
+        DalaExpr::InList {
+            expr,
+            list,
+            negated,
+        } => {
+            let (name, data_type) = column(expr)?;
+            if list.is_empty() || list.iter().any(Scalar::is_null) {
+                return None;
+            }
+            let values = list
+                .iter()
+                .map(|v| exact_array(v, data_type))
+                .collect::<Option<Vec<ArrayRef>>>()?;
+            let values: Vec<&dyn arrow::array::Array> = values.iter().map(|a| a.as_ref()).collect();
+            let values = arrow::compute::concat(&values).ok()?;
+            let values = series(values)?;
+            // One value missing from the list gives false, a null value null, as in SQL.
+            let found = col(name).is_in(lit(values).implode(false), false);
+            Some(if *negated { found.not() } else { found })
+        }
+        DalaExpr::IsNull { expr, negated } => {
+            let (name, _) = column(expr)?;
+            Some(if *negated {
+                col(name).is_not_null()
+            } else {
+                col(name).is_null()
+            })
+        }
+        DalaExpr::And(a, b) => Some(filter_expr(a, types)?.and(filter_expr(b, types)?)),
+        DalaExpr::Or(a, b) => Some(filter_expr(a, types)?.or(filter_expr(b, types)?)),
+        DalaExpr::Not(a) => Some(filter_expr(a, types)?.not()),
+        DalaExpr::Literal(_) | DalaExpr::Like { .. } => None,
+    }
+}
+
+/// The column `expr` is, with its type, when it is one that `types` holds.
+fn column_of<'e, 't>(
+    expr: &'e DalaExpr,
+    types: &HashMap<&str, &'t ArrowType>,
+) -> Option<(&'e str, &'t ArrowType)> {
+    match expr {
+        DalaExpr::Column(name) => types.get(name.as_str()).map(|t| (name.as_str(), *t)),
+        _ => None,
+    }
+}
+
+/// `value` as a Polars literal of the type Polars gives a column of `data_type`, made by
+/// the same conversion that brings dala's batches to Polars. `None` for a null, or a value
+/// that the type does not hold exactly.
+fn literal(value: &Scalar, data_type: &ArrowType) -> Option<Expr> {
+    let values = series(exact_array(value, data_type)?)?;
+    let value = values.get(0).ok()?.into_static();
+    Some(lit(polars::prelude::Scalar::new(
+        values.dtype().clone(),
+        value,
+    )))
+}
+
+/// `value` as a one-row array of `data_type`, when that type holds it exactly: `qty <
+/// 10.5` on an integer column, a decimal of more places than the column's, or a time
+/// finer than the column's unit would change meaning if cast, so they are `None` (as are
+/// a null and a value out of the type's range).
+fn exact_array(value: &Scalar, data_type: &ArrowType) -> Option<ArrayRef> {
+    let own_type = match value {
+        Scalar::Null => return None,
+        Scalar::Boolean(_) => ArrowType::Boolean,
+        Scalar::Int(_) => ArrowType::Int64,
+        Scalar::UInt(_) => ArrowType::UInt64,
+        Scalar::Float(_) => ArrowType::Float64,
+        Scalar::Decimal {
+            precision, scale, ..
+        } => ArrowType::Decimal128(*precision, *scale),
+        Scalar::Utf8(_) => ArrowType::Utf8,
+        Scalar::Binary(_) => ArrowType::LargeBinary,
+        Scalar::Date(_) => ArrowType::Date32,
+        // An instant in UTC, whatever the zone it is shown in.
+        Scalar::Timestamp { unit, .. } => ArrowType::Timestamp(*unit, None),
+    };
+    let own = value.to_array(&own_type).ok()?;
+    let converted = value.to_array(data_type).ok()?;
+    let back = arrow::compute::cast(&converted, &own_type).ok()?;
+    (back.as_ref() == own.as_ref()).then_some(converted)
+}
+
+/// An arrow-rs array as a Polars series (through the Arrow C Data Interface).
+fn series(array: ArrayRef) -> Option<Series> {
+    let field = Field::new("value", array.data_type().clone(), true);
+    let (field, chunk) = ffi::to_polars(&field, &array).ok()?;
+    Series::try_from((&field, vec![chunk])).ok()
 }
 
 /// The files of a scan as a Polars [`LazyFrame`] with every column of the dataset (data
@@ -623,4 +791,73 @@ fn local_timestamp(value: i64, unit: arrow::datatypes::TimeUnit, tz: &str) -> Op
     let utc = chrono::DateTime::from_timestamp_nanos(nanos).naive_utc();
     let local = zone.from_utc_datetime(&utc);
     Some(format!("'{}'", local.format("%Y-%m-%d %H:%M:%S%.f")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::TimeUnit;
+
+    fn expressed(filter: &str) -> bool {
+        let zoned = ArrowType::Timestamp(TimeUnit::Microsecond, Some("Europe/Berlin".into()));
+        let schema = Schema::new(vec![
+            Field::new("qty", ArrowType::Int32, true),
+            Field::new("price", ArrowType::Decimal128(10, 2), true),
+            Field::new("flag", ArrowType::Boolean, true),
+            Field::new("name", ArrowType::Utf8, true),
+            Field::new("at", zoned, true),
+        ]);
+        let types = (schema.fields().iter())
+            .map(|f| (f.name().as_str(), f.data_type()))
+            .collect();
+        let bound = DalaExpr::parse(filter).unwrap().bind(&schema).unwrap();
+        filter_expr(&bound, &types).is_some()
+    }
+
+    #[test]
+    fn filters_whose_meaning_is_certain_become_polars_expressions() {
+        for filter in [
+            "qty < 10",
+            "qty < 10.0",
+            "price > 250.5",
+            "price BETWEEN 1 AND 2.25",
+            "qty IN (1, 2) OR qty IS NULL",
+            "NOT (qty NOT BETWEEN 1 AND 3) AND name = 'Zoë'",
+            "flag",
+            "at >= TIMESTAMP '2023-03-26 01:30:00'",
+            "at >= TIMESTAMP '2023-03-26 01:30:00+02:00'",
+        ] {
+            assert!(expressed(filter), "{filter}");
+        }
+        for filter in [
+            "qty < 10.5",
+            "price > 250.505",
+            "qty = 3000000000",
+            "qty IN (4, NULL)",
+            "qty = NULL",
+            "name LIKE 'Z%'",
+            "qty < 10 AND name LIKE 'Z%'",
+            "qty = price",
+        ] {
+            assert!(!expressed(filter), "{filter}");
+        }
+    }
+
+    #[test]
+    fn a_literal_keeps_its_value_in_the_columns_type() {
+        let at = ArrowType::Timestamp(TimeUnit::Microsecond, Some("Europe/Berlin".into()));
+        let value = Scalar::Timestamp {
+            value: 1_679_794_200_000_000,
+            unit: TimeUnit::Microsecond,
+            tz: Some("UTC".into()),
+        };
+        let array = exact_array(&value, &at).unwrap();
+        assert_eq!(array.data_type(), &at);
+        let back = Scalar::from_array(array.as_ref(), 0).unwrap();
+        assert_eq!(back.compare(&value), Some(std::cmp::Ordering::Equal));
+        assert!(exact_array(&Scalar::Float(10.5), &ArrowType::Int32).is_none());
+        assert!(exact_array(&Scalar::Int(300), &ArrowType::Int8).is_none());
+        assert!(exact_array(&Scalar::Int(-1), &ArrowType::UInt32).is_none());
+        assert!(exact_array(&Scalar::Int(12), &ArrowType::Decimal128(10, 2)).is_some());
+    }
 }
