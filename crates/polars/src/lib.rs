@@ -4,8 +4,9 @@
 //! Polars scans exactly the files left (a list, never a glob), with the partition columns
 //! typed as dala's index records them (read by Polars from folders named as dala writes
 //! them, else attached from the index), files written under older schemas conformed to
-//! the dataset's, and the projection, filter and limit run in Polars (through its SQL,
-//! which reads dala's SQL-like filters as they are). Results stream out of Polars'
+//! the dataset's, and the projection, filter and limit run in Polars (as expressions with
+//! values typed as their columns; a filter whose meaning is not certain that way, such as
+//! `LIKE`, through Polars' SQL). Results stream out of Polars'
 //! streaming engine in batches (a scan of at most 131 072 rows, as dala's index counts
 //! them, runs on its in-memory engine instead), cross to arrow-rs through the Arrow C Data
 //! Interface without a copy (`ffi`) as the consumer reads them, and are cast to the
