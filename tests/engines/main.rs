@@ -743,6 +743,7 @@ async fn timestamps_in_a_zone_other_than_utc_filter_alike_on_every_engine() {
         Field::new("id", DataType::Int64, false),
         Field::new("at", zoned, true),
         Field::new("day", DataType::Int32, false),
+        Field::new("note", DataType::Utf8, true),
     ]));
     let start = 1_679_702_400_000_000i64; // 2023-03-25 00:00:00 UTC
     let ids: Vec<i64> = (0..144).collect();
@@ -750,12 +751,16 @@ async fn timestamps_in_a_zone_other_than_utc_filter_alike_on_every_engine() {
         .map(|i| (i % 11 != 0).then_some(start + i * 1_800_000_000))
         .collect();
     let day: Vec<i32> = ids.iter().map(|i| 25 + (*i / 48) as i32).collect();
+    let note: Vec<Option<String>> = (ids.iter())
+        .map(|i| (i % 5 != 0).then(|| ["ok", "odd", "late"][*i as usize % 3].to_string()))
+        .collect();
     let batch = RecordBatch::try_new(
         schema,
         vec![
             Arc::new(Int64Array::from(ids)),
             Arc::new(TimestampMicrosecondArray::from(at).with_timezone("Europe/Berlin")),
             Arc::new(Int32Array::from(day)),
+            Arc::new(StringArray::from(note)),
         ],
     )
     .unwrap();
@@ -774,6 +779,9 @@ async fn timestamps_in_a_zone_other_than_utc_filter_alike_on_every_engine() {
         "at = TIMESTAMP '2023-03-26 01:00:00'",
         "at <> TIMESTAMP '2023-03-26 01:00:00' AND id < 60",
         "at IS NULL OR at < TIMESTAMP '2023-03-25 03:00:00'",
+        // With a condition that Polars runs through its SQL.
+        "at >= TIMESTAMP '2023-03-26 01:30:00' AND note LIKE 'o%'",
+        "note LIKE '%d%' OR at BETWEEN TIMESTAMP '2023-03-26 00:00:00' AND TIMESTAMP '2023-03-26 02:00:00'",
     ] {
         let scan = ds.scan().with_filter_str(filter).unwrap();
         let found = assert_engines_agree(&scan, &duckdb, filter).await;
