@@ -747,4 +747,38 @@ mod tests {
         }
         assert_eq!(first_token("SELECTx"), Some(("SELECTx", 7)));
     }
+
+    #[test]
+    fn times_compared_with_a_zoned_column_are_written_as_instants() {
+        use arrow::datatypes::Field;
+        let zoned = DataType::Timestamp(TimeUnit::Microsecond, Some("Europe/Berlin".into()));
+        let plain = DataType::Timestamp(TimeUnit::Microsecond, None);
+        let schema = arrow::datatypes::Schema::new(vec![
+            Field::new("at", zoned.clone(), true),
+            Field::new("local", plain.clone(), true),
+        ]);
+        let types = HashMap::from([("at", &zoned), ("local", &plain)]);
+        let sql = |filter: &str| {
+            let bound = DalaExpr::parse(filter).unwrap().bind(&schema).unwrap();
+            filter_sql(&bound, &types)
+        };
+        assert_eq!(
+            sql(
+                "at >= TIMESTAMP '2023-03-26 01:30:00' AND local < TIMESTAMP '2023-03-26 01:30:00'"
+            ),
+            "(\"at\" >= TIMESTAMPTZ '2023-03-26 01:30:00+00:00' \
+             AND \"local\" < TIMESTAMP '2023-03-26 01:30:00')"
+        );
+        assert_eq!(
+            sql(
+                "at NOT BETWEEN TIMESTAMP '2023-03-26 00:00:00+01:00' AND TIMESTAMP '2023-03-27 00:00:00'"
+            ),
+            "\"at\" NOT BETWEEN TIMESTAMPTZ '2023-03-25 23:00:00+00:00' \
+             AND TIMESTAMPTZ '2023-03-27 00:00:00+00:00'"
+        );
+        assert_eq!(
+            sql("at IN (TIMESTAMP '2023-03-26 01:00:00')"),
+            "\"at\" IN (TIMESTAMPTZ '2023-03-26 01:00:00+00:00')"
+        );
+    }
 }
