@@ -159,9 +159,27 @@ impl Scalar {
     /// A one-row array of `data_type` holding this value.
     ///
     /// A timestamp's value is an instant in UTC, with or without a zone (a literal without
-    /// an offset is read as UTC), so it keeps its instant in a column of any zone; Arrow's
-    /// cast would read a value without a zone as local time in the column's.
+    /// an offset is read as UTC), so it keeps its instant in a column of any zone, and a
+    /// date becomes its midnight in UTC; Arrow's cast would read a value without a zone as
+    /// local time in the column's.
     pub fn to_array(&self, data_type: &DataType) -> Result<ArrayRef> {
+        if let (Scalar::Date(days), DataType::Timestamp(unit, Some(zone))) = (self, data_type) {
+            let per_day: i64 = match unit {
+                TimeUnit::Second => 86_400,
+                TimeUnit::Millisecond => 86_400_000,
+                TimeUnit::Microsecond => 86_400_000_000,
+                TimeUnit::Nanosecond => 86_400_000_000_000,
+            };
+            let value = i64::from(*days).checked_mul(per_day).ok_or_else(|| {
+                Error::InvalidArgument(format!("date {self} does not fit type {data_type}"))
+            })?;
+            let midnight = Scalar::Timestamp {
+                value,
+                unit: *unit,
+                tz: Some(zone.clone()),
+            };
+            return midnight.to_array(data_type);
+        }
         if let (Scalar::Timestamp { value, unit, tz }, DataType::Timestamp(_, Some(zone))) =
             (self, data_type)
             && tz.as_ref() != Some(zone)
