@@ -779,7 +779,10 @@ async fn timestamps_in_a_zone_other_than_utc_filter_alike_on_every_engine() {
         "at = TIMESTAMP '2023-03-26 01:00:00'",
         "at <> TIMESTAMP '2023-03-26 01:00:00' AND id < 60",
         "at IS NULL OR at < TIMESTAMP '2023-03-25 03:00:00'",
-        // With a condition that Polars runs through its SQL.
+        // A date is its midnight in UTC.
+        "at >= DATE '2023-03-26'",
+        "at < DATE '2023-03-26' AND note LIKE 'o%'",
+        // With a condition that Polars reads through its SQL parser.
         "at >= TIMESTAMP '2023-03-26 01:30:00' AND note LIKE 'o%'",
         "note LIKE '%d%' OR at BETWEEN TIMESTAMP '2023-03-26 00:00:00' AND TIMESTAMP '2023-03-26 02:00:00'",
     ] {
