@@ -169,6 +169,11 @@ async fn queries_of_every_form_read_the_tables_they_name() {
         answer("WITH items AS (SELECT 10 AS id) SELECT sum(id) FROM items").await,
         "10"
     );
+    // Several statements run once each, over views.
+    assert_eq!(
+        answer("CREATE TEMP TABLE extra AS SELECT 4 AS id; SELECT sum(id) FROM (FROM items UNION ALL FROM extra)").await,
+        "10"
+    );
     // Statements that take no WITH clause read the table as a view.
     assert_eq!(answer("DESCRIBE items").await, "id");
     assert_eq!(answer("SUMMARIZE items").await, "id");
