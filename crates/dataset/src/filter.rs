@@ -537,6 +537,18 @@ fn common_type(a: &DataType, b: &DataType) -> Option<DataType> {
     })
 }
 
+/// Whether two columns hold times that only one of them places in a zone, or in different
+/// zones: the engines would each compare them in a zone of their own choosing (Arrow's
+/// cast reads a time without a zone as local time in the other's).
+fn zones_differ(a: &DataType, b: &DataType) -> bool {
+    use DataType::*;
+    match (a, b) {
+        (Timestamp(_, x), Timestamp(_, y)) => x != y,
+        (Timestamp(_, Some(_)), Date32 | Date64) | (Date32 | Date64, Timestamp(_, Some(_))) => true,
+        _ => false,
+    }
+}
+
 /// The type to compare a column of `column` type with `value` in when `value` does not fit
 /// the column's type exactly.
 fn wider_type(column: &DataType, value: &Scalar) -> Option<DataType> {
@@ -621,6 +633,13 @@ impl Expr {
                 },
                 (Expr::Column(a), Expr::Column(b)) => {
                     let (a_type, b_type) = (column_type(schema, a)?, column_type(schema, b)?);
+                    if zones_differ(value_type(a_type), value_type(b_type)) {
+                        return Err(invalid(format!(
+                            "cannot compare column `{a}` of type {a_type} with column `{b}` of \
+                             type {b_type}: they are not times in one zone (compare each with a \
+                             TIMESTAMP value instead)"
+                        )));
+                    }
                     if common_type(value_type(a_type), value_type(b_type)).is_none() {
                         return Err(invalid(format!(
                             "cannot compare column `{a}` of type {a_type} with column `{b}` of type {b_type}"
@@ -2169,6 +2188,36 @@ mod tests {
                 }
                 other => panic!("{text}: {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn bind_refuses_comparing_times_of_different_zones() {
+        let zoned = |tz: &str| DataType::Timestamp(TimeUnit::Microsecond, Some(tz.into()));
+        let schema = Schema::new(vec![
+            Field::new("berlin", zoned("Europe/Berlin"), true),
+            Field::new("also_berlin", zoned("Europe/Berlin"), true),
+            Field::new("utc", zoned("UTC"), true),
+            Field::new(
+                "plain",
+                DataType::Timestamp(TimeUnit::Millisecond, None),
+                true,
+            ),
+            Field::new("day", DataType::Date32, true),
+        ]);
+        for text in ["berlin < utc", "plain >= berlin", "berlin = day"] {
+            match parse(text).bind(&schema) {
+                Err(Error::InvalidFilter { message, .. }) => {
+                    assert!(
+                        message.contains("not times in one zone"),
+                        "{text}: {message}"
+                    )
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        for text in ["berlin < also_berlin", "plain > day"] {
+            assert!(parse(text).bind(&schema).is_ok(), "{text}");
         }
     }
 
