@@ -1129,36 +1129,78 @@ impl fmt::Display for SqlLiteral<'_> {
     }
 }
 
-/// An operand of a predicate; anything but a column or literal is parenthesised.
-struct SqlOperand<'a>(&'a Expr);
+/// A filter written as SQL, each literal by `literal` where it gives text, else as
+/// [`SqlLiteral`] writes it.
+struct Sql<'a> {
+    expr: &'a Expr,
+    literal: &'a dyn Fn(&Scalar) -> Option<String>,
+}
 
-impl fmt::Display for SqlOperand<'_> {
+impl<'a> Sql<'a> {
+    fn of(&self, expr: &'a Expr) -> Sql<'a> {
+        Sql {
+            expr,
+            literal: self.literal,
+        }
+    }
+
+    fn value(&self, value: &'a Scalar) -> SqlValue<'a> {
+        SqlValue {
+            value,
+            text: (self.literal)(value),
+        }
+    }
+
+    fn operand(&self, expr: &'a Expr) -> SqlOperand<'a> {
+        SqlOperand(self.of(expr))
+    }
+}
+
+/// A value as `literal` gave it, or as [`SqlLiteral`] writes it.
+struct SqlValue<'a> {
+    value: &'a Scalar,
+    text: Option<String>,
+}
+
+impl fmt::Display for SqlValue<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            e @ (Expr::Column(_) | Expr::Literal(_)) => write!(f, "{e}"),
-            e => write!(f, "({e})"),
+        match &self.text {
+            Some(text) => f.write_str(text),
+            None => write!(f, "{}", SqlLiteral(self.value)),
         }
     }
 }
 
-impl fmt::Display for Expr {
+/// An operand of a predicate; anything but a column or literal is parenthesised.
+struct SqlOperand<'a>(Sql<'a>);
+
+impl fmt::Display for SqlOperand<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.expr {
+            Expr::Column(_) | Expr::Literal(_) => write!(f, "{}", self.0),
+            _ => write!(f, "({})", self.0),
+        }
+    }
+}
+
+impl fmt::Display for Sql<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let not = |negated: &bool| if *negated { "NOT " } else { "" };
-        match self {
+        match self.expr {
             Expr::Column(name) => write_quoted(f, name, '"'),
-            Expr::Literal(value) => write!(f, "{}", SqlLiteral(value)),
+            Expr::Literal(value) => write!(f, "{}", self.value(value)),
             Expr::Compare { left, op, right } => {
-                write!(f, "{} {op} {}", SqlOperand(left), SqlOperand(right))
+                write!(f, "{} {op} {}", self.operand(left), self.operand(right))
             }
             Expr::InList {
                 expr,
                 list,
                 negated,
             } => {
-                write!(f, "{} {}IN (", SqlOperand(expr), not(negated))?;
+                write!(f, "{} {}IN (", self.operand(expr), not(negated))?;
                 for (i, value) in list.iter().enumerate() {
                     let separator = if i == 0 { "" } else { ", " };
-                    write!(f, "{separator}{}", SqlLiteral(value))?;
+                    write!(f, "{separator}{}", self.value(value))?;
                 }
                 f.write_str(")")
             }
@@ -1170,10 +1212,10 @@ impl fmt::Display for Expr {
             } => write!(
                 f,
                 "{} {}BETWEEN {} AND {}",
-                SqlOperand(expr),
+                self.operand(expr),
                 not(negated),
-                SqlLiteral(low),
-                SqlLiteral(high)
+                self.value(low),
+                self.value(high)
             ),
             Expr::Like {
                 expr,
@@ -1182,16 +1224,38 @@ impl fmt::Display for Expr {
                 case_insensitive,
             } => {
                 let keyword = if *case_insensitive { "ILIKE" } else { "LIKE" };
-                write!(f, "{} {}{keyword} ", SqlOperand(expr), not(negated))?;
+                write!(f, "{} {}{keyword} ", self.operand(expr), not(negated))?;
                 write_quoted(f, pattern, '\'')
             }
             Expr::IsNull { expr, negated } => {
-                write!(f, "{} IS {}NULL", SqlOperand(expr), not(negated))
+                write!(f, "{} IS {}NULL", self.operand(expr), not(negated))
             }
-            Expr::And(a, b) => write!(f, "({a} AND {b})"),
-            Expr::Or(a, b) => write!(f, "({a} OR {b})"),
-            Expr::Not(a) => write!(f, "NOT {a}"),
+            Expr::And(a, b) => write!(f, "({} AND {})", self.of(a), self.of(b)),
+            Expr::Or(a, b) => write!(f, "({} OR {})", self.of(a), self.of(b)),
+            Expr::Not(a) => write!(f, "NOT {}", self.of(a)),
         }
+    }
+}
+
+impl Expr {
+    /// The filter as SQL text, as [`Display`](fmt::Display) writes it, except each literal
+    /// for which `literal` gives text (an engine's own spelling of a value).
+    pub fn to_sql_with(&self, literal: &dyn Fn(&Scalar) -> Option<String>) -> String {
+        Sql {
+            expr: self,
+            literal,
+        }
+        .to_string()
+    }
+}
+
+impl fmt::Display for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sql = Sql {
+            expr: self,
+            literal: &|_| None,
+        };
+        write!(f, "{sql}")
     }
 }
 

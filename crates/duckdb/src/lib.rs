@@ -17,7 +17,6 @@
 //! and appended to a temporary DuckDB table that the scan or query then reads; DuckDB
 //! spills that table to its temporary directory beyond its memory limit.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -553,64 +552,19 @@ fn scan_sql(request: &ScanRequest) -> Result<String> {
             names.join(", ")
         )
     };
-    let types: HashMap<&str, &DataType> = (request.data_schema.fields().iter())
-        .map(|f| (f.name().as_str(), f.data_type()))
-        .collect();
-    let sql = request.select_sql(&format!("({source}) AS dala_scan"), |f| {
-        filter_sql(f, &types)
-    });
+    let sql = request.select_sql(&format!("({source}) AS dala_scan"), filter_sql);
     Ok(sql)
 }
 
-/// A filter as DuckDB SQL: dala's SQL, except that a timestamp compared with a column that
-/// has a time zone is written as the instant it is (`TIMESTAMPTZ '…+00:00'`). Written
-/// without its offset, DuckDB would read it in the session's time zone, the machine's
-/// where its ICU extension is loaded, and dala reads it as UTC.
-fn filter_sql(expr: &DalaExpr, types: &HashMap<&str, &DataType>) -> String {
-    let zoned = |e: &DalaExpr| {
-        matches!(e, DalaExpr::Column(name)
-            if matches!(types.get(name.as_str()), Some(DataType::Timestamp(_, Some(_)))))
-    };
-    let value = |v: &Scalar, zoned: bool| match v {
-        Scalar::Timestamp { .. } if zoned => format!("TIMESTAMPTZ '{v}+00:00'"),
-        other => DalaExpr::Literal(other.clone()).to_string(),
-    };
-    let operand = |e: &DalaExpr, other: &DalaExpr| match e {
-        DalaExpr::Literal(v) => value(v, zoned(other)),
-        DalaExpr::Column(_) => e.to_string(),
-        e => format!("({})", filter_sql(e, types)),
-    };
-    let not = |negated: &bool| if *negated { "NOT " } else { "" };
-    match expr {
-        DalaExpr::Compare { left, op, right } => {
-            format!("{} {op} {}", operand(left, right), operand(right, left))
-        }
-        DalaExpr::InList {
-            expr: e,
-            list,
-            negated,
-        } => {
-            let items: Vec<String> = list.iter().map(|v| value(v, zoned(e))).collect();
-            let e = operand(e, e);
-            format!("{e} {}IN ({})", not(negated), items.join(", "))
-        }
-        DalaExpr::Between {
-            expr: e,
-            low,
-            high,
-            negated,
-        } => format!(
-            "{} {}BETWEEN {} AND {}",
-            operand(e, e),
-            not(negated),
-            value(low, zoned(e)),
-            value(high, zoned(e))
-        ),
-        DalaExpr::And(a, b) => format!("({} AND {})", filter_sql(a, types), filter_sql(b, types)),
-        DalaExpr::Or(a, b) => format!("({} OR {})", filter_sql(a, types), filter_sql(b, types)),
-        DalaExpr::Not(a) => format!("NOT ({})", filter_sql(a, types)),
-        other => other.to_string(),
-    }
+/// A bound filter as DuckDB SQL: dala's SQL, except that a timestamp bound to a column with
+/// a time zone is written as the instant it is (`TIMESTAMPTZ '…+00:00'`). Written without
+/// its offset, DuckDB would read it in the session's time zone, the machine's where its
+/// ICU extension is loaded, and dala reads it as UTC.
+fn filter_sql(filter: &DalaExpr) -> String {
+    filter.to_sql_with(&|value| match value {
+        Scalar::Timestamp { tz: Some(_), .. } => Some(format!("TIMESTAMPTZ '{value}+00:00'")),
+        _ => None,
+    })
 }
 
 /// The `hive_types` of a scan whose partition folders DuckDB can read as they are: every
@@ -765,14 +719,11 @@ mod tests {
         let zoned = DataType::Timestamp(TimeUnit::Microsecond, Some("Europe/Berlin".into()));
         let plain = DataType::Timestamp(TimeUnit::Microsecond, None);
         let schema = arrow::datatypes::Schema::new(vec![
-            Field::new("at", zoned.clone(), true),
-            Field::new("local", plain.clone(), true),
+            Field::new("at", zoned, true),
+            Field::new("local", plain, true),
         ]);
-        let types = HashMap::from([("at", &zoned), ("local", &plain)]);
-        let sql = |filter: &str| {
-            let bound = DalaExpr::parse(filter).unwrap().bind(&schema).unwrap();
-            filter_sql(&bound, &types)
-        };
+        let sql =
+            |filter: &str| filter_sql(&DalaExpr::parse(filter).unwrap().bind(&schema).unwrap());
         assert_eq!(
             sql(
                 "at >= TIMESTAMP '2023-03-26 01:30:00' AND local < TIMESTAMP '2023-03-26 01:30:00'"
