@@ -252,16 +252,15 @@ impl ScanEngine for DuckdbEngine {
         params: &[Scalar],
     ) -> Result<RecordBatchStream> {
         let mut loads = Vec::new();
-        let mut selects = Vec::new();
+        let mut statement = Statement::plain(query.to_string());
         for (name, request) in &tables {
             if request.local || request.files.is_empty() {
-                selects.push((name.as_str(), table_sql(request)?));
+                statement.tables.push((name.clone(), table_sql(request)?));
             } else {
                 loads.push(Load::new(name, request)?);
             }
         }
         let params = params.iter().map(duckdb_value).collect();
-        let statement = Statement::over(query, &selects);
         self.run(loads, statement, params, None)
     }
 }
@@ -270,10 +269,8 @@ impl ScanEngine for DuckdbEngine {
 struct Statement {
     /// The query as the caller wrote it.
     query: String,
-    /// `CREATE TEMP VIEW` of each table the query reads.
-    views: Vec<String>,
-    /// The query with its tables defined in its own WITH clause, when its form allows one.
-    inlined: Option<String>,
+    /// Each table the query reads: its name and the SELECT that reads it.
+    tables: Vec<(String, String)>,
 }
 
 impl Statement {
@@ -281,50 +278,42 @@ impl Statement {
     fn plain(query: String) -> Self {
         Statement {
             query,
-            views: Vec::new(),
-            inlined: None,
+            tables: Vec::new(),
         }
     }
 
-    /// `query` over `tables` (each a name and the SELECT that reads it).
-    ///
-    /// The tables are defined in the query's own WITH clause (`NOT MATERIALIZED`, so inlined
-    /// as a view is) when the query is one statement that starts as one that takes a WITH
+    /// The query with its tables defined in its own WITH clause (`NOT MATERIALIZED`, so
+    /// inlined as a view is), when it is one statement that starts as one that takes a WITH
     /// clause: creating a view first binds its `read_parquet` once more, about 3 ms over 84
-    /// files. They are then not in DuckDB's catalog (`duckdb_views()` does not list them).
-    /// Other statements (`DESCRIBE`, `PIVOT`, …) and several statements at once read the
-    /// tables as temporary views (DuckDB runs all but the last of several statements while
-    /// preparing them, so a second attempt would run them twice).
-    fn over(query: &str, tables: &[(&str, String)]) -> Self {
-        let views = (tables.iter())
-            .map(|(name, select)| view_sql(name, select))
-            .collect();
-        let definitions = (tables.iter())
+    /// files. The tables are then not in DuckDB's catalog (`duckdb_views()` does not list
+    /// them). `None` for other statements (`DESCRIBE`, `PIVOT`, …) and several statements
+    /// at once (DuckDB runs all but the last of several statements while preparing them, so
+    /// a second attempt would run them twice), which read the tables as temporary views.
+    fn inlined(&self) -> Option<String> {
+        if self.tables.is_empty() || !is_one_statement(&self.query) {
+            return None;
+        }
+        let definitions = (self.tables.iter())
             .map(|(name, select)| {
                 format!("{} AS NOT MATERIALIZED ({select})", quote_identifier(name))
             })
             .collect::<Vec<_>>()
             .join(", ");
-        Statement {
-            query: query.to_string(),
-            views,
-            inlined: (!tables.is_empty() && is_one_statement(query))
-                .then(|| with_tables(query, &definitions))
-                .flatten(),
-        }
+        with_tables(&self.query, &definitions)
     }
 
     /// The statement prepared on `conn`, and the query its errors name. The inlined form
     /// is tried first; if DuckDB refuses it (a syntax error, or a name the query defines
     /// too), the query runs over views, as written, and its error is the one reported.
     fn prepare(self, conn: &duckdb::Connection) -> Result<(duckdb::Statement<'_>, String)> {
-        if let Some(inlined) = &self.inlined
-            && let Ok(stmt) = conn.prepare(inlined)
+        if let Some(inlined) = self.inlined()
+            && let Ok(stmt) = conn.prepare(&inlined)
         {
             return Ok((stmt, self.query));
         }
-        for view in &self.views {
-            conn.execute_batch(view)
+        for (name, select) in &self.tables {
+            let view = view_sql(name, select);
+            conn.execute_batch(&view)
                 .map_err(|e| engine_error(format!("{e} in `{view}`")))?;
         }
         let stmt = conn
