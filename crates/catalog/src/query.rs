@@ -104,8 +104,12 @@ impl Catalog {
             None,
             Some(self.state().default_engine.unwrap_or(Engine::Duckdb)),
         )?;
-        let planned = self.plan_query(sql, engine).await?;
         let cache = self.result_cache().filter(|_| !options.skip_result_cache);
+        if cache.is_none() {
+            // The engine is needed: DuckDB starts in the background while the tables open.
+            self.engines().get(engine)?;
+        }
+        let planned = self.plan_query(sql, engine).await?;
         let Some(cache) = cache else {
             return self.run_planned(&planned, engine, &options.params);
         };

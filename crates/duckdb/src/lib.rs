@@ -51,11 +51,48 @@ pub const STREAMING_BUFFER_SIZE: &str = "8MB";
 
 /// DuckDB as a dala engine. One in-memory database; each scan or query runs on its own
 /// connection to it (a DuckDB connection may move between threads but not be shared).
+///
+/// The database starts on a thread of its own when the engine is made, and the first scan
+/// or query waits for it: DuckDB takes about 20 ms to start (registering its functions),
+/// time in which the caller can open its datasets and plan.
 pub struct DuckdbEngine {
-    base: Mutex<duckdb::Connection>,
+    base: Mutex<Base>,
     /// `SET` statements run on each connection a scan or query streams from.
     session: String,
     in_use: Arc<AtomicUsize>,
+}
+
+/// The engine's database: starting, then the connection every scan's is cloned from.
+enum Base {
+    /// Starting on a thread of its own.
+    Starting(std::thread::JoinHandle<Result<duckdb::Connection>>),
+    /// Started.
+    Ready(duckdb::Connection),
+    /// Could not start, for this reason.
+    Failed(String),
+}
+
+/// DuckDB's settings from `options` (a `duckdb::Config` cannot cross threads, so the
+/// thread that opens the database makes its own).
+fn database_config(options: &DuckdbOptions) -> Result<duckdb::Config> {
+    let mut config = duckdb::Config::default();
+    if let Some(threads) = options.threads {
+        config = config.threads(threads as i64).map_err(engine_error)?;
+    }
+    if let Some(limit) = &options.memory_limit {
+        config = config.max_memory(limit).map_err(engine_error)?;
+    }
+    if let Some(dir) = &options.temp_directory {
+        config = config
+            .with("temp_directory", dir.display().to_string())
+            .map_err(engine_error)?;
+    }
+    Ok(config)
+}
+
+/// A new in-memory database with `options`, and a connection to it.
+fn open_database(options: &DuckdbOptions) -> Result<duckdb::Connection> {
+    duckdb::Connection::open_in_memory_with_flags(database_config(options)?).map_err(engine_error)
 }
 
 /// Counts a connection as in use until dropped (with the connection, when its stream ends,
@@ -89,31 +126,32 @@ fn engine_error(message: impl std::fmt::Display) -> Error {
 }
 
 impl DuckdbEngine {
-    /// An engine on a new in-memory DuckDB database with `options`.
+    /// An engine on a new in-memory DuckDB database with `options`. Settings DuckDB
+    /// refuses are reported here; the database itself starts in the background (see
+    /// [`DuckdbEngine`]), and should it fail to start, the first scan or query says why.
     pub fn new(options: &DuckdbOptions) -> Result<Self> {
-        let mut config = duckdb::Config::default();
-        if let Some(threads) = options.threads {
-            config = config.threads(threads as i64).map_err(engine_error)?;
-        }
-        if let Some(limit) = &options.memory_limit {
-            config = config.max_memory(limit).map_err(engine_error)?;
-        }
-        if let Some(dir) = &options.temp_directory {
-            config = config
-                .with("temp_directory", dir.display().to_string())
-                .map_err(engine_error)?;
-        }
-        let base = duckdb::Connection::open_in_memory_with_flags(config).map_err(engine_error)?;
+        drop(database_config(options)?); // refused settings are reported now
         let buffer = options
             .streaming_buffer_size
             .as_deref()
             .unwrap_or(STREAMING_BUFFER_SIZE);
         let session = format!("SET streaming_buffer_size = {}", quote_string(buffer));
-        if options.streaming_buffer_size.is_some() {
+        let base = if options.streaming_buffer_size.is_some() {
             // A bad size is refused now, not at the first scan.
+            let base = open_database(options)?;
             base.execute_batch(&session)
                 .map_err(|e| engine_error(format!("{e} in `{session}`")))?;
-        }
+            Base::Ready(base)
+        } else {
+            let starting = options.clone();
+            match std::thread::Builder::new()
+                .name("dala-duckdb-start".into())
+                .spawn(move || open_database(&starting))
+            {
+                Ok(handle) => Base::Starting(handle),
+                Err(_) => Base::Ready(open_database(options)?),
+            }
+        };
         Ok(DuckdbEngine {
             base: Mutex::new(base),
             session,
@@ -129,11 +167,29 @@ impl DuckdbEngine {
 
     /// A new connection to the engine's database (for native use).
     pub fn connection(&self) -> Result<duckdb::Connection> {
-        let base = self
+        let mut base = self
             .base
             .lock()
             .map_err(|_| engine_error("the engine's connection was poisoned"))?;
-        base.try_clone().map_err(engine_error)
+        if matches!(*base, Base::Starting(_)) {
+            let starting = std::mem::replace(&mut *base, Base::Failed(String::new()));
+            *base = match starting {
+                Base::Starting(handle) => match handle.join() {
+                    Ok(Ok(connection)) => Base::Ready(connection),
+                    Ok(Err(Error::Engine { message, .. })) => Base::Failed(message),
+                    Ok(Err(e)) => Base::Failed(e.to_string()),
+                    Err(_) => Base::Failed("DuckDB panicked while starting".into()),
+                },
+                other => other,
+            };
+        }
+        match &*base {
+            Base::Ready(connection) => connection.try_clone().map_err(engine_error),
+            Base::Failed(message) => Err(engine_error(format!(
+                "the database could not start: {message}"
+            ))),
+            Base::Starting(_) => Err(engine_error("the database is still starting")),
+        }
     }
 
     /// Loads `loads` into temporary tables, then runs `statement` with `params` bound, on a

@@ -178,3 +178,42 @@ async fn queries_of_every_form_read_the_tables_they_name() {
     assert_eq!(answer("DESCRIBE items").await, "id");
     assert_eq!(answer("SUMMARIZE items").await, "id");
 }
+
+#[test]
+fn connections_asked_for_while_the_database_starts_share_it() {
+    // The database starts in the background: threads asking at once all wait for it, and
+    // get connections to the same one.
+    let engine = DuckdbEngine::new(&DuckdbOptions::default()).unwrap();
+    let first = engine.connection().unwrap();
+    first
+        .execute_batch("CREATE TABLE shared AS SELECT 42 AS answer")
+        .unwrap();
+    let engine_for_threads = DuckdbEngine::new(&DuckdbOptions::default()).unwrap();
+    let answers: Vec<i64> = std::thread::scope(|scope| {
+        let asking: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    let connection = engine_for_threads.connection().unwrap();
+                    connection
+                        .query_row("SELECT count(*) FROM duckdb_tables()", [], |row| {
+                            row.get::<_, i64>(0)
+                        })
+                        .unwrap()
+                })
+            })
+            .collect();
+        asking.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert_eq!(
+        answers,
+        vec![0; 4],
+        "a new engine has a database of its own"
+    );
+    let second = engine.connection().unwrap();
+    let answer: i64 = second
+        .query_row("SELECT answer FROM shared", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(answer, 42);
+    // An engine dropped while its database starts leaves nothing waiting.
+    drop(DuckdbEngine::new(&DuckdbOptions::default()).unwrap());
+}
