@@ -87,6 +87,7 @@ async fn compact(dataset: &str) -> Result<Report> {
         rewritten: None,
         files: Some(ds.snapshot().files().len()),
         times: None,
+        conversion: None,
     })
 }
 
@@ -175,6 +176,7 @@ async fn upsert(dataset: &str, changes: &str) -> Result<Report> {
         rewritten: Some(rewritten),
         files: None,
         times: None,
+        conversion: None,
     })
 }
 
@@ -190,6 +192,9 @@ struct Report {
     files: Option<usize>,
     /// The time of each repeat, when the operation repeats.
     times: Option<Vec<f64>>,
+    /// Seconds of `seconds` spent handing a Polars frame to arrow-rs (E's
+    /// `raw-polars+convert`).
+    conversion: Option<f64>,
 }
 
 impl From<(u64, Option<String>)> for Report {
@@ -201,6 +206,7 @@ impl From<(u64, Option<String>)> for Report {
             rewritten: None,
             files: None,
             times: None,
+            conversion: None,
         }
     }
 }
@@ -235,6 +241,7 @@ async fn remote_scan(dataset: &str, repeats: usize, open_once: bool) -> Result<R
         rewritten: None,
         files: None,
         times: Some(times),
+        conversion: None,
     })
 }
 
@@ -321,8 +328,12 @@ async fn async_main() -> ExitCode {
                 .times
                 .map(|t| format!(", \"times\": {t:?}"))
                 .unwrap_or_default();
+            let conversion = report
+                .conversion
+                .map(|c| format!(", \"conversion\": {c}"))
+                .unwrap_or_default();
             println!(
-                "{{\"seconds\": {seconds}, \"rows\": {}{sum}{rewritten}{files}{times}}}",
+                "{{\"seconds\": {seconds}, \"rows\": {}{sum}{rewritten}{files}{times}{conversion}}}",
                 report.rows
             );
             ExitCode::SUCCESS

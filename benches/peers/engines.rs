@@ -58,12 +58,16 @@ pub async fn run(tool: &str, query: &str, dataset: &str) -> Result<Report> {
         "raw-duckdb" => raw_duckdb(query, dataset)?,
         "raw-polars" | "raw-polars+convert" => {
             let frame = raw_polars(query, dataset)?;
+            let collected = started.elapsed().as_secs_f64();
+            let batches = dala_polars::to_record_batches(frame)?;
+            let seconds = started.elapsed().as_secs_f64();
+            let mut report = report(query, &batches, seconds)?;
             if tool == "raw-polars" {
-                let seconds = started.elapsed().as_secs_f64();
-                let batches = dala_polars::to_record_batches(frame)?;
-                return report(query, &batches, seconds);
+                report.seconds = Some(collected);
+            } else {
+                report.conversion = Some(seconds - collected);
             }
-            dala_polars::to_record_batches(frame)?
+            return Ok(report);
         }
         other => return Err(format!("unknown engine tool {other:?}").into()),
     };
@@ -72,12 +76,14 @@ pub async fn run(tool: &str, query: &str, dataset: &str) -> Result<Report> {
 }
 
 async fn dala(tool: &str, query: &str, dataset: &str) -> Result<Vec<RecordBatch>> {
-    let dataset = Dataset::open(dataset).await?;
+    // The engine first, as a catalog query makes it: DuckDB starts in the background while
+    // the dataset opens.
     let engine: Box<dyn ScanEngine> = match tool {
         "dala-duckdb" => Box::new(DuckdbEngine::new(&DuckdbOptions::default())?),
         "dala-polars" => Box::new(PolarsEngine),
         _ => Box::new(ArrowEngine),
     };
+    let dataset = Dataset::open(dataset).await?;
     let stream = match query {
         "select" => dataset
             .scan()
@@ -190,5 +196,6 @@ fn report(query: &str, batches: &[RecordBatch], seconds: f64) -> Result<Report> 
         rewritten: None,
         files: None,
         times: None,
+        conversion: None,
     })
 }

@@ -109,5 +109,6 @@ async fn answer(catalog: &Catalog, seconds: Option<f64>) -> Result<Report> {
         rewritten: None,
         files: None,
         times: None,
+        conversion: None,
     })
 }
