@@ -1028,7 +1028,7 @@ def main():
     parser.add_argument("--scale-factor", type=float, default=1.0)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
-        "--engine-runs", type=int, default=12,
+        "--engine-runs", type=int, default=20,
         help="rounds of E, whose tools take turns in each (its queries take milliseconds)",
     )
     parser.add_argument("--files", type=int, default=100_000, help="files in the P3 dataset")
