@@ -119,6 +119,16 @@ async fn dataset_by(path: &str, columns: &[&str], rows: usize) -> Dataset {
         .0
 }
 
+/// A dataset at `path` holding `batch`, partitioned by `column`.
+async fn written(path: &str, batch: RecordBatch, column: &str) -> Dataset {
+    let options = WriteOptions::default().with_partition_by([column]);
+    let (ds, _) = Dataset::builder(path)
+        .write([Ok(batch)], &options)
+        .await
+        .unwrap();
+    ds
+}
+
 /// Every row as text, sorted.
 fn rows(batches: &[RecordBatch]) -> Vec<String> {
     dala_tests::rows_as_text(batches, false)
@@ -764,11 +774,7 @@ async fn timestamps_in_a_zone_other_than_utc_filter_alike_on_every_engine() {
         ],
     )
     .unwrap();
-    let options = WriteOptions::default().with_partition_by(["day"]);
-    let (ds, _) = Dataset::builder(&path)
-        .write([Ok(batch)], &options)
-        .await
-        .unwrap();
+    let ds = written(&path, batch, "day").await;
     let duckdb = DuckdbEngine::new(&DuckdbOptions::default()).unwrap();
     for filter in [
         "at >= TIMESTAMP '2023-03-26 01:30:00'",
@@ -789,5 +795,145 @@ async fn timestamps_in_a_zone_other_than_utc_filter_alike_on_every_engine() {
         let scan = ds.scan().with_filter_str(filter).unwrap();
         let found = assert_engines_agree(&scan, &duckdb, filter).await;
         assert!(found > 0, "{filter}: no rows");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn times_finer_than_a_column_or_than_a_microsecond_filter_alike_on_every_engine() {
+    // A time is compared as it is written, not cut to the column's unit: nanoseconds on a
+    // column of nanoseconds, half milliseconds on a column of milliseconds in a zone.
+    use arrow::array::{TimestampMillisecondArray, TimestampNanosecondArray};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fine").display().to_string();
+    let berlin = DataType::Timestamp(TimeUnit::Millisecond, Some("Europe/Berlin".into()));
+    let utc_ns = DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("ns", DataType::Timestamp(TimeUnit::Nanosecond, None), true),
+        Field::new("ms", berlin, true),
+        Field::new("ns_utc", utc_ns, true),
+        Field::new("day", DataType::Int32, false),
+    ]));
+    let start_ns = 1_679_702_400_000_000_000i64; // 2023-03-25 00:00:00 UTC
+    let ids: Vec<i64> = (0..100).collect();
+    // Row i: `ns` is i × 1 001 ns after the start, `ms` i ms after it; each null now and then.
+    let ns: Vec<Option<i64>> = (ids.iter())
+        .map(|i| (i % 11 != 0).then_some(start_ns + i * 1_001))
+        .collect();
+    let ms: Vec<Option<i64>> = (ids.iter())
+        .map(|i| (i % 13 != 0).then_some(start_ns / 1_000_000 + i))
+        .collect();
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(ids.clone())),
+            Arc::new(TimestampNanosecondArray::from(ns.clone())),
+            Arc::new(TimestampMillisecondArray::from(ms.clone()).with_timezone("Europe/Berlin")),
+            Arc::new(TimestampNanosecondArray::from(ns.clone()).with_timezone("UTC")),
+            Arc::new(Int32Array::from(
+                ids.iter().map(|i| (*i / 50) as i32).collect::<Vec<_>>(),
+            )),
+        ],
+    )
+    .unwrap();
+    let ds = written(&path, batch, "day").await;
+    let duckdb = DuckdbEngine::new(&DuckdbOptions::default()).unwrap();
+    let in_ns = |i: usize, limit: i64| ns[i].is_some_and(|v| v - start_ns >= limit);
+    // Each filter, and which rows it keeps.
+    type Keeps<'a> = Box<dyn Fn(usize) -> bool + 'a>;
+    let cases: [(&str, Keeps); 8] = [
+        (
+            "ns = TIMESTAMP '2023-03-25 00:00:00.000010010'",
+            Box::new(|i| i == 10),
+        ),
+        (
+            "ns > TIMESTAMP '2023-03-25 00:00:00.000010010'",
+            Box::new(|i| in_ns(i, 10_011)),
+        ),
+        (
+            "ns >= TIMESTAMP '2023-03-25 00:00:00.000010011'",
+            Box::new(|i| in_ns(i, 10_011)),
+        ),
+        (
+            "ns BETWEEN TIMESTAMP '2023-03-25 00:00:00.000002002' \
+             AND TIMESTAMP '2023-03-25 00:00:00.000005005'",
+            Box::new(|i| (2..=5).contains(&i)),
+        ),
+        (
+            "ns < '2023-03-25 00:00:00.000003003'",
+            Box::new(|i| (1..3).contains(&i)),
+        ),
+        (
+            "ms >= TIMESTAMP '2023-03-25 00:00:00.0105'",
+            Box::new(|i| i >= 11 && ms[i].is_some()),
+        ),
+        (
+            "ms = TIMESTAMP '2023-03-25 00:00:00.0105'",
+            Box::new(|_| false),
+        ),
+        (
+            "ms < '2023-03-25 01:00:00.0105+01:00'",
+            Box::new(|i| i <= 10 && ms[i].is_some()),
+        ),
+    ];
+    for (filter, expected) in cases {
+        let scan = ds
+            .scan()
+            .with_filter_str(filter)
+            .unwrap()
+            .with_columns(["id", "ns", "ms", "day"]);
+        assert_engines_agree(&scan, &duckdb, filter).await;
+        let (_, batches) = run(&scan, &ArrowEngine).await;
+        let mut found: Vec<i64> = (batches.iter())
+            .flat_map(|b| {
+                let ids = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+                ids.values().to_vec()
+            })
+            .collect();
+        found.sort_unstable();
+        let wanted: Vec<i64> = (0..100)
+            .filter(|i| expected(*i))
+            .map(|i| i as i64)
+            .collect();
+        assert_eq!(found, wanted, "{filter}");
+    }
+
+    // DuckDB holds times with a zone to the microsecond: it refuses to return or filter on
+    // a column of them in nanoseconds, or to compare one with a finer time, rather than cut
+    // the nanoseconds off. Arrow and Polars return them whole.
+    for (filter, columns) in [
+        ("TRUE", &["id", "ns_utc"][..]),
+        ("ns_utc > TIMESTAMP '2023-03-25 00:00:00'", &["id"][..]),
+        (
+            "ms > TIMESTAMP '2023-03-25 00:00:00.000000001'",
+            &["id"][..],
+        ),
+    ] {
+        let scan = ds
+            .scan()
+            .with_filter_str(filter)
+            .unwrap()
+            .with_columns(columns.iter().copied());
+        match scan.stream_on(&duckdb) {
+            Err(Error::Unsupported(message)) => {
+                assert!(message.contains("microsecond"), "{filter}: {message}")
+            }
+            Err(other) => panic!("{filter}: {other}"),
+            Ok(_) => panic!("{filter}: DuckDB should refuse it"),
+        }
+    }
+    let scan = ds
+        .scan()
+        .with_filter_str("ns_utc = TIMESTAMP '2023-03-25 00:00:00.000010010'")
+        .unwrap()
+        .with_columns(["id", "ns_utc"]);
+    for engine in [&ArrowEngine as &dyn ScanEngine, &PolarsEngine] {
+        let (_, batches) = run(&scan, engine).await;
+        assert_eq!(
+            rows(&batches),
+            ["10|2023-03-25T00:00:00.000010010Z"],
+            "{}",
+            engine.kind()
+        );
     }
 }

@@ -23,7 +23,7 @@ use arrow::compute::{and_kleene, cast, is_not_null, is_null, not, or_kleene};
 use arrow::datatypes::{DataType, Schema, TimeUnit};
 
 use crate::error::{Error, Result};
-use crate::scalar::{Scalar, is_string_type, parse_date, parse_timestamp};
+use crate::scalar::{Scalar, is_string_type, parse_date, parse_timestamp_scalar};
 
 /// A comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -578,11 +578,43 @@ fn column_type<'s>(schema: &'s Schema, name: &str) -> Result<&'s DataType> {
 
 /// The literal converted to `column`'s type, kept as it is if it can only be compared in a
 /// wider type, or an error if it cannot be compared at all.
+///
+/// A string compared with a time column is read as a time to the precision it is written
+/// in, so that one finer than the column's unit is compared as it is, not cut to the unit. A
+/// time kept as it is takes the zone of the column it meets (the same instant: a time
+/// without a zone is UTC to dala), so that no engine reads it in a zone of its own.
 fn bind_literal(schema: &Schema, column: &str, value: &Scalar) -> Result<Scalar> {
     let data_type = value_type(column_type(schema, column)?);
+    let parsed;
+    let value = match (value, data_type) {
+        (Scalar::Utf8(text), DataType::Timestamp(..)) => {
+            parsed = parse_timestamp_scalar(text).ok_or_else(|| {
+                invalid(format!(
+                    "cannot compare column `{column}` of type {data_type} with {}: not a time",
+                    SqlLiteral(value)
+                ))
+            })?;
+            &parsed
+        }
+        _ => value,
+    };
     match value.coerce_to(data_type) {
         Ok(coerced) => Ok(coerced),
-        Err(_) if wider_type(data_type, value).is_some() => Ok(value.clone()),
+        Err(_) if wider_type(data_type, value).is_some() => Ok(match (value, data_type) {
+            (
+                Scalar::Timestamp {
+                    value,
+                    unit,
+                    tz: None,
+                },
+                DataType::Timestamp(_, Some(zone)),
+            ) => Scalar::Timestamp {
+                value: *value,
+                unit: *unit,
+                tz: Some(zone.clone()),
+            },
+            _ => value.clone(),
+        }),
         Err(_) => Err(invalid(format!(
             "cannot compare column `{column}` of type {data_type} with {}",
             SqlLiteral(value)
@@ -1674,11 +1706,7 @@ impl Parser<'_> {
         let value = if date {
             parse_date(text).map(Scalar::Date)
         } else {
-            parse_timestamp(text, TimeUnit::Microsecond).map(|value| Scalar::Timestamp {
-                value,
-                unit: TimeUnit::Microsecond,
-                tz: None,
-            })
+            parse_timestamp_scalar(text)
         };
         let kind = if date { "date" } else { "timestamp" };
         value
@@ -2220,6 +2248,58 @@ mod tests {
             col("f").between(lit(1.0).into_scalar(), lit(2.0).into_scalar())
         );
         assert_eq!(bound("d = 'red'"), col("d").eq(lit("red")));
+    }
+
+    #[test]
+    fn times_keep_the_precision_they_are_written_in() {
+        use arrow::datatypes::Field;
+        let time = |value, unit, tz: Option<&str>| {
+            Expr::Literal(Scalar::Timestamp {
+                value,
+                unit,
+                tz: tz.map(Into::into),
+            })
+        };
+        // Nanoseconds when written, microseconds otherwise (which reach past 2262).
+        let fine = parse("t = TIMESTAMP '2023-03-25 00:00:00.000010010'");
+        assert_eq!(
+            fine,
+            col("t").eq(time(1_679_702_400_000_010_010, TimeUnit::Nanosecond, None))
+        );
+        assert_eq!(
+            fine.to_string(),
+            "\"t\" = TIMESTAMP '2023-03-25 00:00:00.000010010'"
+        );
+        assert_eq!(
+            parse("t = TIMESTAMP '3000-01-01 00:00:00.000001'"),
+            col("t").eq(time(32_503_680_000_000_001, TimeUnit::Microsecond, None))
+        );
+        let schema = Schema::new(vec![
+            Field::new("ns", DataType::Timestamp(TimeUnit::Nanosecond, None), true),
+            Field::new(
+                "ms",
+                DataType::Timestamp(TimeUnit::Millisecond, Some("Europe/Berlin".into())),
+                true,
+            ),
+        ]);
+        let bound = |text: &str| parse(text).bind(&schema).unwrap();
+        // A string finer than the column's unit is not cut to it.
+        assert_eq!(
+            bound("ns < '2023-03-25 00:00:00.000003003'"),
+            col("ns").lt(time(1_679_702_400_000_003_003, TimeUnit::Nanosecond, None))
+        );
+        // A time the column's unit does not hold stays as written, in the column's zone.
+        let berlin = Some("Europe/Berlin");
+        assert_eq!(
+            bound("ms >= '2023-03-25 00:00:00.0105'"),
+            col("ms").gt_eq(time(1_679_702_400_010_500, TimeUnit::Microsecond, berlin))
+        );
+        assert_eq!(
+            bound("ms >= TIMESTAMP '2023-03-25 00:00:00.010'"),
+            col("ms").gt_eq(time(1_679_702_400_010, TimeUnit::Millisecond, berlin))
+        );
+        let err = parse("ns = 'soon'").bind(&schema).unwrap_err().to_string();
+        assert!(err.contains("`ns`") && err.contains("'soon'"), "{err}");
     }
 
     impl Expr {

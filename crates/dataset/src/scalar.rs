@@ -585,6 +585,24 @@ pub fn parse_timestamp(text: &str, unit: TimeUnit) -> Option<i64> {
     }
 }
 
+/// A timestamp text (see [`parse_timestamp`]) as a time without a zone, to the precision
+/// it is written in: nanoseconds when it has digits below a microsecond, microseconds
+/// otherwise (which reach past the year 2262, where nanoseconds end).
+pub fn parse_timestamp_scalar(text: &str) -> Option<Scalar> {
+    let (value, unit) = match parse_timestamp(text, TimeUnit::Nanosecond) {
+        Some(nanos) if nanos % 1_000 != 0 => (nanos, TimeUnit::Nanosecond),
+        _ => (
+            parse_timestamp(text, TimeUnit::Microsecond)?,
+            TimeUnit::Microsecond,
+        ),
+    };
+    Some(Scalar::Timestamp {
+        value,
+        unit,
+        tz: None,
+    })
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -288,6 +288,7 @@ impl ScanEngine for DuckdbEngine {
     }
 
     fn scan(&self, request: ScanRequest) -> Result<RecordBatchStream> {
+        check_zoned_precision(&request)?;
         if request.files.is_empty() {
             return Ok(futures::stream::empty().boxed());
         }
@@ -605,11 +606,107 @@ fn scan_sql(request: &ScanRequest) -> Result<String> {
 /// a time zone is written as the instant it is (`TIMESTAMPTZ '…+00:00'`). Written without
 /// its offset, DuckDB would read it in the session's time zone, the machine's where its
 /// ICU extension is loaded, and dala reads it as UTC.
+///
+/// A time without a zone in nanoseconds is written as DuckDB's `TIMESTAMP_NS`, whose
+/// `TIMESTAMP` holds microseconds.
 fn filter_sql(filter: &DalaExpr) -> String {
     filter.to_sql_with(&|value| match value {
         Scalar::Timestamp { tz: Some(_), .. } => Some(format!("TIMESTAMPTZ '{value}+00:00'")),
+        Scalar::Timestamp {
+            tz: None,
+            unit: TimeUnit::Nanosecond,
+            ..
+        } => Some(format!("TIMESTAMP_NS '{value}'")),
         _ => None,
     })
+}
+
+/// Refuses a scan DuckDB would answer with nanoseconds cut off: its times with a zone
+/// (`TIMESTAMPTZ`) hold microseconds, so it cannot return a column of times with a zone in
+/// nanoseconds, filter on one, or compare a time with a zone with a value finer than a
+/// microsecond. (Its `TIMESTAMP_NS` holds times without a zone in nanoseconds.)
+fn check_zoned_precision(request: &ScanRequest) -> Result<()> {
+    let refuse = |what: String| {
+        Err(Error::Unsupported(format!(
+            "{what}, and DuckDB holds times with a zone to the microsecond: use the arrow or \
+             polars engine"
+        )))
+    };
+    for field in request.output_schema.fields() {
+        if zoned_nanoseconds(field.data_type()) {
+            return refuse(format!(
+                "column `{}` holds times with a zone in nanoseconds",
+                field.name()
+            ));
+        }
+    }
+    let Some(filter) = &request.filter else {
+        return Ok(());
+    };
+    for name in filter.columns() {
+        if let Ok(field) = request.data_schema.field_with_name(&name)
+            && zoned_nanoseconds(field.data_type())
+        {
+            return refuse(format!(
+                "the filter reads column `{name}`, which holds times with a zone in nanoseconds"
+            ));
+        }
+    }
+    let mut values = Vec::new();
+    literals(filter, &mut values);
+    for value in values {
+        if let Scalar::Timestamp {
+            value: nanos,
+            unit: TimeUnit::Nanosecond,
+            tz: Some(_),
+        } = value
+            && nanos % 1_000 != 0
+        {
+            return refuse(format!(
+                "the filter compares a time with a zone with TIMESTAMP '{value}', finer than a \
+                 microsecond"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `data_type` holds times with a zone in nanoseconds (dictionary-encoded or not).
+fn zoned_nanoseconds(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::Dictionary(_, values) => zoned_nanoseconds(values),
+        DataType::Timestamp(TimeUnit::Nanosecond, Some(_)) => true,
+        _ => false,
+    }
+}
+
+/// The literal values of `expr`, gathered into `out`.
+fn literals<'e>(expr: &'e DalaExpr, out: &mut Vec<&'e Scalar>) {
+    match expr {
+        DalaExpr::Column(_) => {}
+        DalaExpr::Literal(value) => out.push(value),
+        DalaExpr::Compare { left, right, .. } => {
+            literals(left, out);
+            literals(right, out);
+        }
+        DalaExpr::InList { expr, list, .. } => {
+            literals(expr, out);
+            out.extend(list);
+        }
+        DalaExpr::Between {
+            expr, low, high, ..
+        } => {
+            literals(expr, out);
+            out.extend([low, high]);
+        }
+        DalaExpr::Like { expr, .. } | DalaExpr::IsNull { expr, .. } | DalaExpr::Not(expr) => {
+            literals(expr, out)
+        }
+        DalaExpr::And(a, b) | DalaExpr::Or(a, b) => {
+            literals(a, out);
+            literals(b, out);
+        }
+    }
 }
 
 /// The `hive_types` of a scan whose partition folders DuckDB can read as they are: every

@@ -32,7 +32,7 @@ use std::collections::HashMap;
 use std::num::NonZeroUsize;
 
 use arrow::array::{ArrayRef, RecordBatch};
-use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef, TimeUnit};
 use dala_dataset::{
     Engine, Error, Expr as DalaExpr, RecordBatchStream, Result, Scalar, ScanEngine, ScanFile,
     ScanRequest, cast_to_schema, converted_receiver_stream, panic_message,
@@ -165,6 +165,9 @@ fn filter_expr(expr: &DalaExpr, types: &HashMap<&str, &ArrowType>) -> Result<Exp
     // An operand compared with `other`: a column, or a value typed by the column it meets.
     let operand = |e: &DalaExpr, other: &DalaExpr| -> Result<Expr> {
         match (e, other) {
+            (DalaExpr::Column(name), DalaExpr::Literal(value)) => {
+                column_expr(name, column(name)?, &[value])
+            }
             (DalaExpr::Column(name), _) => Ok(col(name.as_str())),
             (DalaExpr::Literal(value), DalaExpr::Column(name)) => value_expr(value, column(name)?),
             (DalaExpr::Literal(value), _) => value_expr(value, &own_type(value)),
@@ -194,11 +197,14 @@ fn filter_expr(expr: &DalaExpr, types: &HashMap<&str, &ArrowType>) -> Result<Exp
             high,
             negated,
         } => {
+            let value = match &**e {
+                DalaExpr::Column(name) => column_expr(name, column(name)?, &[low, high])?,
+                _ => operand(e, &DalaExpr::Literal(low.clone()))?,
+            };
             let (low, high) = (
                 DalaExpr::Literal(low.clone()),
                 DalaExpr::Literal(high.clone()),
             );
-            let value = operand(e, &low)?;
             let between =
                 (value.clone().gt_eq(operand(&low, e)?)).and(value.lt_eq(operand(&high, e)?));
             if *negated { between.not() } else { between }
@@ -247,6 +253,35 @@ fn filter_expr(expr: &DalaExpr, types: &HashMap<&str, &ArrowType>) -> Result<Exp
         DalaExpr::And(a, b) => filter_expr(a, types)?.and(filter_expr(b, types)?),
         DalaExpr::Or(a, b) => filter_expr(a, types)?.or(filter_expr(b, types)?),
         DalaExpr::Not(a) => filter_expr(a, types)?.not(),
+    })
+}
+
+/// Column `name` of `data_type`, compared with `values`: cast to a finer unit of time when
+/// one of them is a time its unit does not hold (`ms >= TIMESTAMP '… 00:00:00.0105'`), since
+/// Polars would cast the value to the column's unit, cutting it.
+fn column_expr(name: &str, data_type: &ArrowType, values: &[&Scalar]) -> Result<Expr> {
+    let ArrowType::Timestamp(unit, zone) = data_type else {
+        return Ok(col(name));
+    };
+    let rank = |unit: &TimeUnit| match unit {
+        TimeUnit::Second => 0,
+        TimeUnit::Millisecond => 1,
+        TimeUnit::Microsecond => 2,
+        TimeUnit::Nanosecond => 3,
+    };
+    let finest = (values.iter())
+        .filter(|value| exact_array(value, data_type).is_none())
+        .filter_map(|value| match value {
+            Scalar::Timestamp { unit: finer, .. } if rank(finer) > rank(unit) => Some(*finer),
+            _ => None,
+        })
+        .max_by_key(rank);
+    Ok(match finest {
+        Some(finer) => {
+            let empty = arrow::array::new_empty_array(&ArrowType::Timestamp(finer, zone.clone()));
+            col(name).cast(series(empty)?.dtype().clone())
+        }
+        None => col(name),
     })
 }
 
