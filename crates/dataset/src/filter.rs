@@ -551,7 +551,9 @@ fn zones_differ(a: &DataType, b: &DataType) -> bool {
 
 /// The type to compare a column of `column` type with `value` in when `value` does not fit
 /// the column's type exactly.
-fn wider_type(column: &DataType, value: &Scalar) -> Option<DataType> {
+/// Engines that compare in their own types use it to widen a column as dala's reader does
+/// (a column of milliseconds to the microseconds of `TIMESTAMP '… 00:00:00.0105'`).
+pub fn wider_type(column: &DataType, value: &Scalar) -> Option<DataType> {
     let literal = match value {
         Scalar::Int(_) => DataType::Int64,
         Scalar::UInt(_) => DataType::UInt64,

@@ -32,7 +32,8 @@ use std::collections::HashMap;
 use std::num::NonZeroUsize;
 
 use arrow::array::{ArrayRef, RecordBatch};
-use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
+use dala_dataset::filter::wider_type;
 use dala_dataset::{
     Engine, Error, Expr as DalaExpr, RecordBatchStream, Result, Scalar, ScanEngine, ScanFile,
     ScanRequest, cast_to_schema, converted_receiver_stream, panic_message,
@@ -258,31 +259,25 @@ fn filter_expr(expr: &DalaExpr, types: &HashMap<&str, &ArrowType>) -> Result<Exp
 
 /// Column `name` of `data_type`, compared with `values`: cast to a finer unit of time when
 /// one of them is a time its unit does not hold (`ms >= TIMESTAMP '… 00:00:00.0105'`), since
-/// Polars would cast the value to the column's unit, cutting it.
+/// Polars would cast the value to the column's unit, cutting it. The finer type is the one
+/// dala's reader compares in ([`dala_dataset::filter::wider_type`]).
 fn column_expr(name: &str, data_type: &ArrowType, values: &[&Scalar]) -> Result<Expr> {
-    let ArrowType::Timestamp(unit, zone) = data_type else {
+    if !matches!(data_type, ArrowType::Timestamp(..)) {
         return Ok(col(name));
-    };
-    let rank = |unit: &TimeUnit| match unit {
-        TimeUnit::Second => 0,
-        TimeUnit::Millisecond => 1,
-        TimeUnit::Microsecond => 2,
-        TimeUnit::Nanosecond => 3,
-    };
-    let finest = (values.iter())
-        .filter(|value| exact_array(value, data_type).is_none())
-        .filter_map(|value| match value {
-            Scalar::Timestamp { unit: finer, .. } if rank(finer) > rank(unit) => Some(*finer),
-            _ => None,
-        })
-        .max_by_key(rank);
-    Ok(match finest {
-        Some(finer) => {
-            let empty = arrow::array::new_empty_array(&ArrowType::Timestamp(finer, zone.clone()));
-            col(name).cast(series(empty)?.dtype().clone())
+    }
+    let mut wider = data_type.clone();
+    for value in values {
+        if exact_array(value, data_type).is_none()
+            && let Some(ArrowType::Timestamp(unit, zone)) = wider_type(&wider, value)
+        {
+            wider = ArrowType::Timestamp(unit, zone);
         }
-        None => col(name),
-    })
+    }
+    if &wider == data_type {
+        return Ok(col(name));
+    }
+    let empty = arrow::array::new_empty_array(&wider);
+    Ok(col(name).cast(series(empty)?.dtype().clone()))
 }
 
 /// `value` as a Polars literal: of `data_type` (the column it meets) where that type holds
