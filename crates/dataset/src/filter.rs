@@ -392,6 +392,37 @@ impl Expr {
         }
     }
 
+    /// Every literal value of the expression, in order (list items and bounds included).
+    pub fn literals(&self) -> Vec<&Scalar> {
+        let mut values = Vec::new();
+        self.collect_literals(&mut values);
+        values
+    }
+
+    fn collect_literals<'e>(&'e self, values: &mut Vec<&'e Scalar>) {
+        match self {
+            Expr::Column(_) => {}
+            Expr::Literal(value) => values.push(value),
+            Expr::Compare { left, right, .. } | Expr::And(left, right) | Expr::Or(left, right) => {
+                left.collect_literals(values);
+                right.collect_literals(values);
+            }
+            Expr::InList { expr, list, .. } => {
+                expr.collect_literals(values);
+                values.extend(list);
+            }
+            Expr::Between {
+                expr, low, high, ..
+            } => {
+                expr.collect_literals(values);
+                values.extend([low, high]);
+            }
+            Expr::Like { expr, .. } | Expr::IsNull { expr, .. } | Expr::Not(expr) => {
+                expr.collect_literals(values)
+            }
+        }
+    }
+
     /// Checks the expression against `schema` and converts each literal to the type of the
     /// column it is compared with (`d = '1995-03-15'` on a date column gives a date).
     ///
@@ -427,22 +458,7 @@ impl Expr {
 
     /// Whether a null literal appears anywhere (it makes comparisons unknown).
     fn has_null_literal(&self) -> bool {
-        match self {
-            Expr::Column(_) => false,
-            Expr::Literal(v) => v.is_null(),
-            Expr::Compare { left, right, .. } => {
-                left.has_null_literal() || right.has_null_literal()
-            }
-            Expr::InList { expr, list, .. } => {
-                expr.has_null_literal() || list.iter().any(Scalar::is_null)
-            }
-            Expr::Between {
-                expr, low, high, ..
-            } => expr.has_null_literal() || low.is_null() || high.is_null(),
-            Expr::Like { expr, .. } | Expr::IsNull { expr, .. } => expr.has_null_literal(),
-            Expr::And(a, b) | Expr::Or(a, b) => a.has_null_literal() || b.has_null_literal(),
-            Expr::Not(a) => a.has_null_literal(),
-        }
+        self.literals().into_iter().any(Scalar::is_null)
     }
 
     fn in_context(&self, error: Error) -> Error {

@@ -652,9 +652,7 @@ fn check_zoned_precision(request: &ScanRequest) -> Result<()> {
             ));
         }
     }
-    let mut values = Vec::new();
-    literals(filter, &mut values);
-    for value in values {
+    for value in filter.literals() {
         if let Scalar::Timestamp {
             value: nanos,
             unit: TimeUnit::Nanosecond,
@@ -677,35 +675,6 @@ fn zoned_nanoseconds(data_type: &DataType) -> bool {
         DataType::Dictionary(_, values) => zoned_nanoseconds(values),
         DataType::Timestamp(TimeUnit::Nanosecond, Some(_)) => true,
         _ => false,
-    }
-}
-
-/// The literal values of `expr`, gathered into `out`.
-fn literals<'e>(expr: &'e DalaExpr, out: &mut Vec<&'e Scalar>) {
-    match expr {
-        DalaExpr::Column(_) => {}
-        DalaExpr::Literal(value) => out.push(value),
-        DalaExpr::Compare { left, right, .. } => {
-            literals(left, out);
-            literals(right, out);
-        }
-        DalaExpr::InList { expr, list, .. } => {
-            literals(expr, out);
-            out.extend(list);
-        }
-        DalaExpr::Between {
-            expr, low, high, ..
-        } => {
-            literals(expr, out);
-            out.extend([low, high]);
-        }
-        DalaExpr::Like { expr, .. } | DalaExpr::IsNull { expr, .. } | DalaExpr::Not(expr) => {
-            literals(expr, out)
-        }
-        DalaExpr::And(a, b) | DalaExpr::Or(a, b) => {
-            literals(a, out);
-            literals(b, out);
-        }
     }
 }
 
