@@ -11,6 +11,7 @@
 //!
 //! `LIKE` patterns use `%` and `_` as wildcards; as in DuckDB there is no escape character.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
 use std::fmt;
@@ -594,28 +595,36 @@ fn column_type<'s>(schema: &'s Schema, name: &str) -> Result<&'s DataType> {
         .map_err(|_| unknown_column(name))
 }
 
+/// `value` as a column of `data_type` (`what`, for the error) compares with it: a string
+/// compared with a time column is read as a time to the precision it is written in, so that
+/// one finer than the column's unit is compared as it is, not cut to the unit.
+fn time_from_text<'v>(
+    value: &'v Scalar,
+    data_type: &DataType,
+    what: &str,
+) -> Result<Cow<'v, Scalar>> {
+    match (value, data_type) {
+        (Scalar::Utf8(text), DataType::Timestamp(..)) => {
+            parse_timestamp_scalar(text).map(Cow::Owned).ok_or_else(|| {
+                invalid(format!(
+                    "cannot compare {what} of type {data_type} with {}: not a time",
+                    SqlLiteral(value)
+                ))
+            })
+        }
+        _ => Ok(Cow::Borrowed(value)),
+    }
+}
+
 /// The literal converted to `column`'s type, kept as it is if it can only be compared in a
 /// wider type, or an error if it cannot be compared at all.
 ///
-/// A string compared with a time column is read as a time to the precision it is written
-/// in, so that one finer than the column's unit is compared as it is, not cut to the unit. A
+/// A string compared with a time column is read as a time (see [`time_from_text`]). A
 /// time kept as it is takes the zone of the column it meets (the same instant: a time
 /// without a zone is UTC to dala), so that no engine reads it in a zone of its own.
 fn bind_literal(schema: &Schema, column: &str, value: &Scalar) -> Result<Scalar> {
     let data_type = value_type(column_type(schema, column)?);
-    let parsed;
-    let value = match (value, data_type) {
-        (Scalar::Utf8(text), DataType::Timestamp(..)) => {
-            parsed = parse_timestamp_scalar(text).ok_or_else(|| {
-                invalid(format!(
-                    "cannot compare column `{column}` of type {data_type} with {}: not a time",
-                    SqlLiteral(value)
-                ))
-            })?;
-            &parsed
-        }
-        _ => value,
-    };
+    let value = &*time_from_text(value, data_type, &format!("column `{column}`"))?;
     match value.coerce_to(data_type) {
         Ok(coerced) => Ok(coerced),
         Err(_) if wider_type(data_type, value).is_some() => Ok(match (value, data_type) {
@@ -818,6 +827,7 @@ fn compare_with_value(array: &ArrayRef, op: CompareOp, value: &Scalar) -> Result
         return Ok(constant(None, array.len()));
     }
     let data_type = value_type(array.data_type());
+    let value = &*time_from_text(value, data_type, "a column")?;
     if let Ok(coerced) = value.coerce_to(data_type) {
         let literal = arrow::array::Scalar::new(coerced.to_array(data_type)?);
         return op.kernel(array, &literal);
@@ -2318,6 +2328,24 @@ mod tests {
         );
         let err = parse("ns = 'soon'").bind(&schema).unwrap_err().to_string();
         assert!(err.contains("`ns`") && err.contains("'soon'"), "{err}");
+        // Evaluated without binding, a string is read the same way.
+        let ms = arrow::array::TimestampMillisecondArray::from(vec![
+            1_679_702_400_010,
+            1_679_702_400_011,
+        ])
+        .with_timezone("Europe/Berlin");
+        let batch = RecordBatch::try_new(
+            std::sync::Arc::new(schema.project(&[1]).unwrap()),
+            vec![std::sync::Arc::new(ms)],
+        )
+        .unwrap();
+        let mask = parse("ms >= '2023-03-25 00:00:00.0105'").evaluate(&batch);
+        assert_eq!(mask.unwrap(), BooleanArray::from(vec![false, true]));
+        let err = parse("ms = 'soon'")
+            .evaluate(&batch)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("'soon'"), "{err}");
     }
 
     impl Expr {

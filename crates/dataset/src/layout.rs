@@ -337,6 +337,28 @@ mod tests {
     }
 
     #[test]
+    fn partition_values_must_fit_their_type_exactly() {
+        // Out of an Int32's range: refused, naming the column and the value.
+        let err = parse_partition_values(&fields(), "year=3000000000/city=x/x.parquet");
+        let Err(Error::InvalidPartition { column, value, .. }) = err else {
+            panic!("{err:?}");
+        };
+        assert_eq!((column.as_str(), value.as_str()), ("year", "3000000000"));
+        // A time finer than the column's unit: refused, not cut to the second.
+        let second = [PartitionField {
+            name: "at".into(),
+            data_type: DataType::Timestamp(arrow::datatypes::TimeUnit::Second, None),
+        }];
+        let whole = parse_partition_values(&second, "at=2024-03-01 10%3A00%3A01/x.parquet");
+        assert!(whole.is_ok(), "{whole:?}");
+        let err = parse_partition_values(&second, "at=2024-03-01 10%3A00%3A01.5/x.parquet");
+        assert!(
+            matches!(err, Err(Error::InvalidPartition { .. })),
+            "{err:?}"
+        );
+    }
+
+    #[test]
     fn recognises_data_files() {
         assert!(is_data_file("year=2024/a.parquet"));
         assert!(is_data_file("part-00000-abc.snappy.parquet"));

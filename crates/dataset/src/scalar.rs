@@ -163,6 +163,12 @@ impl Scalar {
     /// date becomes its midnight in UTC; Arrow's cast would read a value without a zone as
     /// local time in the column's.
     pub fn to_array(&self, data_type: &DataType) -> Result<ArrayRef> {
+        if let DataType::Dictionary(_, values) = data_type {
+            // The value in the dictionary's value type (the rules below hold there), then
+            // packed.
+            let value = self.to_array(values)?;
+            return Ok(cast_with_options(&value, data_type, &exact_cast())?);
+        }
         if let (Scalar::Date(days), DataType::Timestamp(unit, Some(zone))) = (self, data_type) {
             let per_day: i64 = match unit {
                 TimeUnit::Second => 86_400,
@@ -225,11 +231,7 @@ impl Scalar {
         if canonical.data_type() == data_type {
             return Ok(canonical);
         }
-        let options = CastOptions {
-            safe: false,
-            ..Default::default()
-        };
-        Ok(cast_with_options(&canonical, data_type, &options)?)
+        Ok(cast_with_options(&canonical, data_type, &exact_cast())?)
     }
 
     /// Converts this value to `data_type`'s domain, failing if it does not fit exactly.
@@ -257,7 +259,9 @@ impl Scalar {
         Ok(back)
     }
 
-    /// Parses `text` as a value of `data_type` (partition values, CLI literals).
+    /// Parses `text` as a value of `data_type` (partition values, strings compared with a
+    /// column). A value the type cannot hold exactly is refused: an integer out of its range,
+    /// a time finer than its unit.
     pub fn parse(text: &str, data_type: &DataType) -> Result<Scalar> {
         let bad = || Error::InvalidArgument(format!("cannot read {text:?} as {data_type}"));
         let value = match data_type {
@@ -267,30 +271,39 @@ impl Scalar {
                 "false" => Scalar::Boolean(false),
                 _ => return Err(bad()),
             },
-            DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
-                Scalar::Int(text.trim().parse().map_err(|_| bad())?)
-            }
-            DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
-                Scalar::UInt(text.trim().parse().map_err(|_| bad())?)
-            }
+            DataType::Int8 => Scalar::Int(parse_number::<i8>(text).ok_or_else(bad)?.into()),
+            DataType::Int16 => Scalar::Int(parse_number::<i16>(text).ok_or_else(bad)?.into()),
+            DataType::Int32 => Scalar::Int(parse_number::<i32>(text).ok_or_else(bad)?.into()),
+            DataType::Int64 => Scalar::Int(parse_number(text).ok_or_else(bad)?),
+            DataType::UInt8 => Scalar::UInt(parse_number::<u8>(text).ok_or_else(bad)?.into()),
+            DataType::UInt16 => Scalar::UInt(parse_number::<u16>(text).ok_or_else(bad)?.into()),
+            DataType::UInt32 => Scalar::UInt(parse_number::<u32>(text).ok_or_else(bad)?.into()),
+            DataType::UInt64 => Scalar::UInt(parse_number(text).ok_or_else(bad)?),
             DataType::Float16 | DataType::Float32 | DataType::Float64 => {
-                Scalar::Float(text.trim().parse().map_err(|_| bad())?)
+                Scalar::Float(parse_number(text).ok_or_else(bad)?)
             }
             DataType::Decimal128(..) => {
                 let array: ArrayRef = Arc::new(StringArray::from(vec![text]));
-                let options = CastOptions {
-                    safe: false,
-                    ..Default::default()
-                };
-                let cast = cast_with_options(&array, data_type, &options).map_err(|_| bad())?;
+                let cast =
+                    cast_with_options(&array, data_type, &exact_cast()).map_err(|_| bad())?;
                 Scalar::from_array(cast.as_ref(), 0)?
             }
             DataType::Date32 | DataType::Date64 => Scalar::Date(parse_date(text).ok_or_else(bad)?),
-            DataType::Timestamp(unit, tz) => Scalar::Timestamp {
-                value: parse_timestamp(text, *unit).ok_or_else(bad)?,
-                unit: *unit,
-                tz: tz.clone(),
-            },
+            DataType::Timestamp(unit, tz) => {
+                let value = Scalar::Timestamp {
+                    value: parse_timestamp(text, *unit).ok_or_else(bad)?,
+                    unit: *unit,
+                    tz: tz.clone(),
+                };
+                // The unit must hold the time written, not a time cut to it.
+                let written = parse_timestamp_scalar(text).ok_or_else(bad)?;
+                if value.compare(&written) != Some(Ordering::Equal) {
+                    return Err(Error::InvalidArgument(format!(
+                        "cannot read {text:?} as {data_type}: the time is finer than its unit"
+                    )));
+                }
+                value
+            }
             DataType::Dictionary(_, value_type) => return Scalar::parse(text, value_type),
             t if is_string_type(t) => Scalar::Utf8(text.to_string()),
             DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
@@ -603,6 +616,19 @@ pub fn parse_timestamp_scalar(text: &str) -> Option<Scalar> {
     })
 }
 
+/// Cast options that fail on a value the target type cannot hold, instead of making it null.
+fn exact_cast() -> CastOptions<'static> {
+    CastOptions {
+        safe: false,
+        ..Default::default()
+    }
+}
+
+/// `text` as a number of type `T`, white space around it ignored.
+fn parse_number<T: std::str::FromStr>(text: &str) -> Option<T> {
+    text.trim().parse().ok()
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -804,11 +830,7 @@ pub fn scalars_to_array(values: &[Option<&Scalar>], data_type: &DataType) -> Res
     if wide.data_type() == data_type {
         return Ok(wide);
     }
-    let options = CastOptions {
-        safe: false,
-        ..Default::default()
-    };
-    Ok(cast_with_options(&wide, data_type, &options)?)
+    Ok(cast_with_options(&wide, data_type, &exact_cast())?)
 }
 
 #[cfg(test)]
@@ -983,6 +1005,28 @@ mod tests {
     }
 
     #[test]
+    fn a_time_keeps_its_instant_in_a_zoned_column_plain_or_dictionary() {
+        let berlin = DataType::Timestamp(TimeUnit::Microsecond, Some("Europe/Berlin".into()));
+        let dictionary = DataType::Dictionary(Box::new(DataType::Int32), Box::new(berlin.clone()));
+        let noon_utc = Scalar::Timestamp {
+            value: 43_200_000_000,
+            unit: TimeUnit::Microsecond,
+            tz: None,
+        };
+        for data_type in [&berlin, &dictionary] {
+            let array = noon_utc.to_array(data_type).unwrap();
+            assert_eq!(array.data_type(), data_type);
+            let back = Scalar::from_array(array.as_ref(), 0).unwrap();
+            assert_eq!(
+                back.compare(&noon_utc),
+                Some(Ordering::Equal),
+                "{data_type}"
+            );
+            assert_eq!(noon_utc.coerce_to(data_type).unwrap(), back);
+        }
+    }
+
+    #[test]
     fn parses_and_coerces_text() {
         assert_eq!(
             Scalar::Utf8("1995-03-15".into())
@@ -996,6 +1040,38 @@ mod tests {
         );
         assert!(Scalar::Int(500).coerce_to(&DataType::Int8).is_err());
         assert!(Scalar::parse("x", &DataType::Int32).is_err());
+        assert_eq!(
+            Scalar::parse(" -128 ", &DataType::Int8).unwrap(),
+            Scalar::Int(-128)
+        );
+        assert!(Scalar::parse("300", &DataType::Int8).is_err());
+        assert!(Scalar::parse("-1", &DataType::UInt32).is_err());
+        assert!(
+            Scalar::Utf8("70000".into())
+                .coerce_to(&DataType::UInt16)
+                .is_err()
+        );
+        let seconds = DataType::Timestamp(TimeUnit::Second, None);
+        assert_eq!(
+            Scalar::parse("2024-01-01 00:00:01", &seconds).unwrap(),
+            Scalar::Timestamp {
+                value: 1_704_067_201,
+                unit: TimeUnit::Second,
+                tz: None
+            }
+        );
+        let error = Scalar::parse("2024-01-01 00:00:01.5", &seconds).unwrap_err();
+        assert!(error.to_string().contains("finer than its unit"), "{error}");
+        let berlin_ms = DataType::Timestamp(TimeUnit::Millisecond, Some("Europe/Berlin".into()));
+        assert_eq!(
+            Scalar::parse("2024-01-01T00:00:00.123Z", &berlin_ms).unwrap(),
+            Scalar::Timestamp {
+                value: 1_704_067_200_123,
+                unit: TimeUnit::Millisecond,
+                tz: Some("Europe/Berlin".into())
+            }
+        );
+        assert!(Scalar::parse("2024-01-01 00:00:00.1234", &berlin_ms).is_err());
         assert_eq!(Scalar::Date(0).to_string(), "1970-01-01");
         let d = Scalar::Decimal {
             value: -5,
