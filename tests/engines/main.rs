@@ -742,12 +742,10 @@ async fn scans_larger_than_one_hand_off_give_the_same_rows() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn timestamps_in_a_zone_other_than_utc_filter_alike_on_every_engine() {
-    // Half-hourly readings across the night Berlin moved to summer time (2023-03-26, 01:00
-    // UTC), partitioned by day; a literal without an offset is UTC, as dala reads it.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("readings").display().to_string();
+/// Half-hourly readings (`id`, `at` in Europe/Berlin, `day`, `note`) across the night
+/// Berlin moved to summer time (2023-03-26, 01:00 UTC), from 2023-03-25 00:00 UTC (reading
+/// `id` at `id` half hours later; every 11th has no time), partitioned by day.
+async fn berlin_readings(path: &str) -> Dataset {
     let zoned = DataType::Timestamp(TimeUnit::Microsecond, Some("Europe/Berlin".into()));
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int64, false),
@@ -774,7 +772,14 @@ async fn timestamps_in_a_zone_other_than_utc_filter_alike_on_every_engine() {
         ],
     )
     .unwrap();
-    let ds = written(&path, batch, "day").await;
+    written(path, batch, "day").await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn timestamps_in_a_zone_other_than_utc_filter_alike_on_every_engine() {
+    // A literal without an offset is UTC, as dala reads it.
+    let dir = tempfile::tempdir().unwrap();
+    let ds = berlin_readings(&dir.path().join("readings").display().to_string()).await;
     let duckdb = DuckdbEngine::new(&DuckdbOptions::default()).unwrap();
     for filter in [
         "at >= TIMESTAMP '2023-03-26 01:30:00'",
@@ -796,6 +801,54 @@ async fn timestamps_in_a_zone_other_than_utc_filter_alike_on_every_engine() {
         let found = assert_engines_agree(&scan, &duckdb, filter).await;
         assert!(found > 0, "{filter}: no rows");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn duckdb_sql_reads_times_in_utc_whatever_the_machines_zone() {
+    // This suite runs a second time under New York time; the answers must not change.
+    let dir = tempfile::tempdir().unwrap();
+    let ds = berlin_readings(&dir.path().join("readings").display().to_string()).await;
+    let duckdb = DuckdbEngine::new(&DuckdbOptions::default()).unwrap();
+    let timed = (0..144i64).filter(|i| i % 11 != 0);
+    // A TIMESTAMP without an offset, or a string, compared with the zoned column is UTC.
+    let after: Vec<String> = timed
+        .clone()
+        .filter(|i| *i >= 51)
+        .map(|i| i.to_string())
+        .collect();
+    for query in [
+        "SELECT id FROM t WHERE \"at\" >= TIMESTAMP '2023-03-26 01:30:00'",
+        "SELECT id FROM t WHERE \"at\" >= '2023-03-26 01:30:00'",
+    ] {
+        let mut got = sql_rows(&duckdb, &ds, query).await;
+        got.sort_by_key(|id| id.parse::<i64>().unwrap());
+        assert_eq!(got, after, "{query}");
+    }
+    // A cast to a date falls on the UTC day.
+    let days: Vec<String> = (25..28)
+        .map(|day| {
+            let n = timed.clone().filter(|i| 25 + i / 48 == day).count();
+            format!("2023-03-{day}|{n}")
+        })
+        .collect();
+    let query = "SELECT CAST(\"at\" AS DATE) AS d, count(*) AS n FROM t \
+                 WHERE \"at\" IS NOT NULL GROUP BY d";
+    assert_eq!(sql_rows(&duckdb, &ds, query).await, days);
+    // The column comes back as instants in UTC, DuckDB's zone for the query.
+    let batches: Vec<RecordBatch> = duckdb
+        .sql(
+            vec![("t".into(), ds.scan().request().unwrap())],
+            "SELECT \"at\" FROM t LIMIT 1",
+            &[],
+        )
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(
+        batches[0].schema().field(0).data_type(),
+        &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -42,7 +42,18 @@ pub struct DuckdbOptions {
     /// default: [`STREAMING_BUFFER_SIZE`]). DuckDB's own default, about 1 MB, holds a few
     /// dozen vectors of a narrow scan, so its workers keep waiting for the consumer.
     pub streaming_buffer_size: Option<String>,
+    /// The zone DuckDB's SQL reads and shows times with a zone in (its `TimeZone` setting),
+    /// e.g. `"Europe/Berlin"` (dala's default: [`TIME_ZONE`]). It decides what a
+    /// `TIMESTAMP` compared with such a column means, the day a cast of one to `DATE` falls
+    /// on, and the zone such columns carry in a query's Arrow result. DuckDB's own default
+    /// is the machine's zone, which would make one query's answer differ between machines.
+    /// Scans are not affected: their filters are instants, their results the dataset's types.
+    pub time_zone: Option<String>,
 }
+
+/// The zone DuckDB's SQL runs in unless [`DuckdbOptions::time_zone`] says otherwise: UTC,
+/// the zone dala reads a time without one in.
+pub const TIME_ZONE: &str = "UTC";
 
 /// The result bytes DuckDB buffers ahead of a streamed scan or query unless
 /// [`DuckdbOptions::streaming_buffer_size`] says otherwise: with DuckDB's default (about
@@ -57,7 +68,8 @@ pub const STREAMING_BUFFER_SIZE: &str = "8MB";
 /// time in which the caller can open its datasets and plan.
 pub struct DuckdbEngine {
     base: Mutex<Base>,
-    /// `SET` statements run on each connection a scan or query streams from.
+    /// `SET` statements run on each connection a scan or query streams from (settings
+    /// DuckDB takes per connection only, or not before its extensions are loaded).
     session: String,
     in_use: Arc<AtomicUsize>,
 }
@@ -93,6 +105,12 @@ fn database_config(options: &DuckdbOptions) -> Result<duckdb::Config> {
 /// A new in-memory database with `options`, and a connection to it.
 fn open_database(options: &DuckdbOptions) -> Result<duckdb::Connection> {
     duckdb::Connection::open_in_memory_with_flags(database_config(options)?).map_err(engine_error)
+}
+
+/// Runs `session` (the engine's `SET` statements) on `conn`.
+fn apply_session(conn: &duckdb::Connection, session: &str) -> Result<()> {
+    conn.execute_batch(session)
+        .map_err(|e| engine_error(format!("{e} in `{session}`")))
 }
 
 /// Counts a connection as in use until dropped (with the connection, when its stream ends,
@@ -135,12 +153,16 @@ impl DuckdbEngine {
             .streaming_buffer_size
             .as_deref()
             .unwrap_or(STREAMING_BUFFER_SIZE);
-        let session = format!("SET streaming_buffer_size = {}", quote_string(buffer));
-        let base = if options.streaming_buffer_size.is_some() {
-            // A bad size is refused now, not at the first scan.
+        let zone = options.time_zone.as_deref().unwrap_or(TIME_ZONE);
+        let session = format!(
+            "SET streaming_buffer_size = {}; SET TimeZone = {}",
+            quote_string(buffer),
+            quote_string(zone)
+        );
+        let base = if options.streaming_buffer_size.is_some() || options.time_zone.is_some() {
+            // A bad size or zone is refused now, not at the first scan.
             let base = open_database(options)?;
-            base.execute_batch(&session)
-                .map_err(|e| engine_error(format!("{e} in `{session}`")))?;
+            apply_session(&base, &session)?;
             Base::Ready(base)
         } else {
             let starting = options.clone();
@@ -165,8 +187,17 @@ impl DuckdbEngine {
         self.in_use.load(Ordering::SeqCst)
     }
 
-    /// A new connection to the engine's database (for native use).
+    /// A new connection to the engine's database (for native use), with the engine's
+    /// settings, as its scans and queries have them.
     pub fn connection(&self) -> Result<duckdb::Connection> {
+        let conn = self.new_connection()?;
+        apply_session(&conn, &self.session)?;
+        Ok(conn)
+    }
+
+    /// A new connection to the engine's database, its per-connection settings not yet
+    /// applied (once the database has started).
+    fn new_connection(&self) -> Result<duckdb::Connection> {
         let mut base = self
             .base
             .lock()
@@ -201,14 +232,13 @@ impl DuckdbEngine {
         params: Vec<duckdb::types::Value>,
         schema: Option<SchemaRef>,
     ) -> Result<RecordBatchStream> {
-        let conn = self.connection()?;
+        let conn = self.new_connection()?;
         let in_use = InUse::new(&self.in_use);
         let session = self.session.clone();
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<RecordBatch>>>(4);
         std::thread::spawn(move || {
             let run = || -> Result<()> {
-                conn.execute_batch(&session)
-                    .map_err(|e| engine_error(format!("{e} in `{session}`")))?;
+                apply_session(&conn, &session)?;
                 for load in loads {
                     load.into_table(&conn)?;
                 }

@@ -70,18 +70,13 @@ async fn settings_apply_and_views_register_on_a_callers_connection() {
 }
 
 #[tokio::test]
-async fn streamed_results_use_the_streaming_buffer_size_asked_for() {
+async fn scans_and_queries_use_the_buffer_size_and_time_zone_asked_for() {
     use arrow::array::AsArray;
     use dala_dataset::ScanEngine;
     use futures::TryStreamExt;
-    let setting = |engine: &DuckdbEngine| {
-        let stream = engine
-            .sql(
-                Vec::new(),
-                "SELECT current_setting('streaming_buffer_size') AS size",
-                &[],
-            )
-            .unwrap();
+    let setting = |engine: &DuckdbEngine, name: &str| {
+        let query = format!("SELECT current_setting('{name}') AS value");
+        let stream = engine.sql(Vec::new(), &query, &[]).unwrap();
         async move {
             let batches: Vec<arrow::array::RecordBatch> = stream.try_collect().await.unwrap();
             let column = arrow::compute::cast(batches[0].column(0), &DataType::Utf8).unwrap();
@@ -89,23 +84,42 @@ async fn streamed_results_use_the_streaming_buffer_size_asked_for() {
         }
     };
     let default = DuckdbEngine::new(&DuckdbOptions::default()).unwrap();
-    let four = DuckdbEngine::new(&DuckdbOptions {
+    let asked = DuckdbEngine::new(&DuckdbOptions {
         streaming_buffer_size: Some("4MB".into()),
+        time_zone: Some("Europe/Berlin".into()),
         ..DuckdbOptions::default()
     })
     .unwrap();
-    assert_eq!(setting(&default).await, "7.6 MiB");
-    assert_eq!(setting(&four).await, "3.8 MiB");
+    assert_eq!(setting(&default, "streaming_buffer_size").await, "7.6 MiB");
+    assert_eq!(setting(&asked, "streaming_buffer_size").await, "3.8 MiB");
+    // UTC whatever the machine's zone (the engine suite runs under New York time too).
+    assert_eq!(setting(&default, "TimeZone").await, "UTC");
+    assert_eq!(setting(&asked, "TimeZone").await, "Europe/Berlin");
+    // A connection for native use has the engine's settings too.
+    let zone: String = (asked.connection().unwrap())
+        .query_row("SELECT current_setting('TimeZone')", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(zone, "Europe/Berlin");
 
-    let error = DuckdbEngine::new(&DuckdbOptions {
-        streaming_buffer_size: Some("lots".into()),
-        ..DuckdbOptions::default()
-    })
-    .unwrap_err();
-    assert!(
-        error.to_string().contains("streaming_buffer_size"),
-        "{error}"
-    );
+    for (options, name) in [
+        (
+            DuckdbOptions {
+                streaming_buffer_size: Some("lots".into()),
+                ..DuckdbOptions::default()
+            },
+            "streaming_buffer_size",
+        ),
+        (
+            DuckdbOptions {
+                time_zone: Some("Nowhere/Land".into()),
+                ..DuckdbOptions::default()
+            },
+            "Nowhere/Land",
+        ),
+    ] {
+        let error = DuckdbEngine::new(&options).unwrap_err();
+        assert!(error.to_string().contains(name), "{error}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
