@@ -811,6 +811,12 @@ fn compare_operands(
             if a_type == b_type {
                 return op.kernel(a, b);
             }
+            if zones_differ(a_type, b_type) {
+                // Refused as binding refuses it: a cast would read one side in the other's zone.
+                return Err(invalid(format!(
+                    "cannot compare {a_type} with {b_type}: they are not times in one zone"
+                )));
+            }
             let common = common_type(a_type, b_type)
                 .ok_or_else(|| invalid(format!("cannot compare {a_type} with {b_type}")))?;
             op.kernel(&cast(a, &common)?, &cast(b, &common)?)
@@ -2346,6 +2352,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("'soon'"), "{err}");
+    }
+
+    #[test]
+    fn times_in_different_zones_are_not_compared_bound_or_not() {
+        use arrow::array::TimestampMillisecondArray;
+        use arrow::datatypes::Field;
+        let berlin = DataType::Timestamp(TimeUnit::Millisecond, Some("Europe/Berlin".into()));
+        let plain = DataType::Timestamp(TimeUnit::Millisecond, None);
+        let schema = std::sync::Arc::new(Schema::new(vec![
+            Field::new("zoned", berlin, true),
+            Field::new("plain", plain, true),
+        ]));
+        let zoned = TimestampMillisecondArray::from(vec![0]).with_timezone("Europe/Berlin");
+        let plain = TimestampMillisecondArray::from(vec![0]);
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![std::sync::Arc::new(zoned), std::sync::Arc::new(plain)],
+        )
+        .unwrap();
+        let filter = parse("zoned = plain");
+        let bound = filter.bind(&schema).unwrap_err().to_string();
+        let evaluated = filter.evaluate(&batch).unwrap_err().to_string();
+        for err in [bound, evaluated] {
+            assert!(err.contains("not times in one zone"), "{err}");
+        }
     }
 
     impl Expr {
