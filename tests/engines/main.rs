@@ -974,6 +974,18 @@ async fn times_finer_than_a_column_or_than_a_microsecond_filter_alike_on_every_e
             Err(other) => panic!("{filter}: {other}"),
             Ok(_) => panic!("{filter}: DuckDB should refuse it"),
         }
+        // SQL over the scan sees the columns as DuckDB reads them, but the scan's own
+        // filter must hold as written.
+        let request = scan.request().unwrap();
+        let sql = duckdb.sql(vec![("t".into(), request)], "SELECT id FROM t", &[]);
+        match (filter, sql) {
+            ("TRUE", Ok(_)) => {}
+            (_, Err(Error::Unsupported(message))) => {
+                assert!(message.contains("the filter"), "{filter}: {message}")
+            }
+            (_, Err(other)) => panic!("{filter}: {other}"),
+            (_, Ok(_)) => panic!("{filter}: DuckDB's SQL should refuse it"),
+        }
     }
     let scan = ds
         .scan()
@@ -988,5 +1000,138 @@ async fn times_finer_than_a_column_or_than_a_microsecond_filter_alike_on_every_e
             "{}",
             engine.kind()
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn values_duckdb_reads_its_own_way_filter_alike_on_every_engine() {
+    use arrow::array::{BinaryArray, Float32Array};
+    let dir = tempfile::tempdir().unwrap();
+    let duckdb = DuckdbEngine::new(&DuckdbOptions::default()).unwrap();
+    // Floats DuckDB would read as decimals, bytes it would read as escapes, and partition
+    // folders it would read as null.
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("f", DataType::Float32, true),
+        Field::new("d", DataType::Float64, true),
+        Field::new("b", DataType::Binary, true),
+        Field::new("k", DataType::Utf8, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Float32Array::from(vec![0.1f32, 0.2, 0.3, 0.4])),
+            Arc::new(Float64Array::from(vec![
+                1.9085281153046527,
+                0.5,
+                f64::NAN,
+                2.0,
+            ])),
+            Arc::new(BinaryArray::from(vec![
+                &b"a\\x41"[..],
+                b"aA",
+                b"z",
+                b"\xff",
+            ])),
+            Arc::new(StringArray::from(vec![
+                Some("NULL"),
+                Some("x"),
+                Some("null"),
+                None,
+            ])),
+        ],
+    )
+    .unwrap();
+    let ds = written(&dir.path().join("values").display().to_string(), batch, "k").await;
+    for (filter, expected) in [
+        ("f > 0.1", 4), // 0.1 as a FLOAT is a little more than 0.1
+        ("f = 0.1", 0),
+        ("d = 1.9085281153046527", 1),
+        ("d > 0.4", 4), // NaN is greater than every number
+        ("b = 'a\\x41'", 1),
+        ("b = 'aA'", 1),
+        ("k = 'null'", 1),
+        ("k = 'NULL' OR k = 'x'", 2),
+        ("k IS NULL", 1),
+        ("k IS NOT NULL", 3),
+    ] {
+        let scan = ds.scan().with_filter_str(filter).unwrap();
+        assert_eq!(
+            assert_engines_agree(&scan, &duckdb, filter).await,
+            expected,
+            "{filter}"
+        );
+    }
+
+    // Files whose names DuckDB would read as patterns: `data?.parquet` matches
+    // `data1.parquet` too.
+    let adopted = dir.path().join("adopted");
+    std::fs::create_dir_all(&adopted).unwrap();
+    for (name, first) in [
+        ("data?.parquet", 1i64),
+        ("data1.parquet", 10),
+        ("*.parquet", 20),
+    ] {
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+        let ids = Int64Array::from(vec![first, first + 1]);
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(ids)]).unwrap();
+        let file = std::fs::File::create(adopted.join(name)).unwrap();
+        let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+    }
+    let ds = Dataset::open(adopted.display().to_string()).await.unwrap();
+    assert_eq!(
+        assert_engines_agree(&ds.scan(), &duckdb, "patterns").await,
+        6
+    );
+    let query = "SELECT id FROM t";
+    assert_eq!(
+        sql_rows(&duckdb, &ds, query).await,
+        ["1", "10", "11", "2", "20", "21"]
+    );
+    let conn = duckdb.connection().unwrap();
+    let error = register_view(&conn, "t", &ds.scan().request().unwrap()).unwrap_err();
+    assert!(
+        matches!(&error, Error::Unsupported(m) if m.contains("read as a pattern")),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sql_over_a_pruned_table_of_dictionary_columns_has_its_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let dictionary = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("c", dictionary, true),
+    ]));
+    let c: arrow::array::DictionaryArray<arrow::datatypes::Int32Type> =
+        vec!["x", "y"].into_iter().collect();
+    let ids = Int64Array::from(vec![1, 2]);
+    let batch = RecordBatch::try_new(schema, vec![Arc::new(ids), Arc::new(c)]).unwrap();
+    let path = dir.path().join("dict").display().to_string();
+    let (ds, _) = Dataset::builder(&path)
+        .write([Ok(batch)], &WriteOptions::default())
+        .await
+        .unwrap();
+    let duckdb = DuckdbEngine::new(&DuckdbOptions::default()).unwrap();
+    for engine in [&duckdb as &dyn ScanEngine, &PolarsEngine] {
+        for (filter, expected) in [("id > 5", 0), ("id > 0", 2)] {
+            let request = ds
+                .scan()
+                .with_filter_str(filter)
+                .unwrap()
+                .request()
+                .unwrap();
+            let query = "SELECT count(*) AS n, max(c) AS top FROM t";
+            let batches: Vec<RecordBatch> = (engine.sql(vec![("t".into(), request)], query, &[]))
+                .unwrap()
+                .try_collect()
+                .await
+                .unwrap();
+            let n = arrow::compute::cast(batches[0].column(0), &DataType::Int64).unwrap();
+            let n = n.as_any().downcast_ref::<Int64Array>().unwrap().value(0);
+            assert_eq!(n, expected, "{} {filter}", engine.kind());
+        }
     }
 }

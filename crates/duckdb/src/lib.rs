@@ -323,7 +323,7 @@ impl ScanEngine for DuckdbEngine {
             return Ok(futures::stream::empty().boxed());
         }
         let schema = Some(request.output_schema.clone());
-        if !request.local {
+        if !reads_files_itself(&request) {
             let load = Load::new(REMOTE_SCAN, &request)?;
             let query = format!("SELECT * FROM {}", quote_identifier(REMOTE_SCAN));
             return self.run(vec![load], Statement::plain(query), Vec::new(), schema);
@@ -341,7 +341,7 @@ impl ScanEngine for DuckdbEngine {
         let mut loads = Vec::new();
         let mut statement = Statement::plain(query.to_string());
         for (name, request) in &tables {
-            if request.local || request.files.is_empty() {
+            if reads_files_itself(request) || request.files.is_empty() {
                 statement.tables.push((name.clone(), table_sql(request)?));
             } else {
                 loads.push(Load::new(name, request)?);
@@ -350,6 +350,19 @@ impl ScanEngine for DuckdbEngine {
         let params = params.iter().map(duckdb_value).collect();
         self.run(loads, statement, params, None)
     }
+}
+
+/// Whether DuckDB reads the files of `request` itself: local files whose paths it takes as
+/// written. DuckDB reads a path with `*`, `?` or `[` as a pattern (`data?.parquet` would read
+/// `data1.parquet` too) and one that starts with `~` in the home folder, so files named so
+/// are read by dala's reader and handed to DuckDB, as remote ones are.
+fn reads_files_itself(request: &ScanRequest) -> bool {
+    request.local && request.files.iter().all(|f| takes_as_written(&f.location))
+}
+
+/// Whether DuckDB reads `path` as the one file it names (see [`reads_files_itself`]).
+fn takes_as_written(path: &str) -> bool {
+    !path.contains(['*', '?', '[']) && !path.starts_with('~')
 }
 
 /// The SQL a scan or query runs, with the tables it reads.
@@ -471,8 +484,9 @@ struct Load {
     /// `CREATE TEMP TABLE …` with the scan's columns and types.
     create: String,
     table: String,
-    /// The scan's batches, read by a task on the caller's runtime.
-    batches: tokio::sync::mpsc::Receiver<Result<RecordBatch>>,
+    /// The scan's batches, read by a task on the caller's runtime, then `None` once it has
+    /// sent them all (the channel closing without it means the task was stopped).
+    batches: tokio::sync::mpsc::Receiver<Result<Option<RecordBatch>>>,
 }
 
 impl Load {
@@ -497,10 +511,11 @@ impl Load {
         let (tx, rx) = tokio::sync::mpsc::channel(2);
         runtime.spawn(async move {
             while let Some(batch) = stream.next().await {
-                if tx.send(batch).await.is_err() {
-                    break; // the query stopped
+                if tx.send(batch.map(Some)).await.is_err() {
+                    return; // the query stopped
                 }
             }
+            let _ = tx.send(Ok(None)).await; // every row sent
         });
         Ok(Load {
             create: format!(
@@ -518,18 +533,39 @@ impl Load {
         conn.execute_batch(&self.create)
             .map_err(|e| engine_error(format!("{e} in `{}`", self.create)))?;
         let mut appender = conn.appender(&self.table).map_err(engine_error)?;
-        while let Some(batch) = self.batches.blocking_recv() {
-            appender
-                .append_record_batch(batch?)
-                .map_err(|e| engine_error(format!("{e} appending to {}", self.table)))?;
+        loop {
+            match self.batches.blocking_recv() {
+                Some(Ok(Some(batch))) => appender
+                    .append_record_batch(batch)
+                    .map_err(|e| engine_error(format!("{e} appending to {}", self.table)))?,
+                Some(Ok(None)) => return appender.flush().map_err(engine_error),
+                Some(Err(e)) => return Err(e),
+                // A table of some of the rows must not be queried as if whole.
+                None => {
+                    return Err(engine_error(format!(
+                        "the scan that fills {} stopped before its end",
+                        self.table
+                    )));
+                }
+            }
         }
-        appender.flush().map_err(engine_error)
     }
 }
 
 /// Registers the scan `request` (a dataset at one version, pruned) as a temporary view
 /// `name` on `conn`.
+///
+/// DuckDB reads the files itself, so they must be local, with paths DuckDB takes as
+/// written: a file whose path has `*`, `?` or `[` (DuckDB's patterns) is refused with
+/// [`Error::Unsupported`]; [`DuckdbEngine`] reads such files with dala's reader.
 pub fn register_view(conn: &duckdb::Connection, name: &str, request: &ScanRequest) -> Result<()> {
+    if let Some(file) = (request.files.iter()).find(|f| !takes_as_written(&f.location)) {
+        return Err(Error::Unsupported(format!(
+            "a view of file {}, whose path DuckDB would read as a pattern: scan or query it \
+             through DuckdbEngine",
+            file.location
+        )));
+    }
     let sql = view_sql(name, &table_sql(request)?);
     conn.execute_batch(&sql)
         .map_err(|e| engine_error(format!("{e} in `{sql}`")))
@@ -569,10 +605,15 @@ fn empty_sql(schema: &SchemaRef) -> Result<String> {
     Ok(format!("SELECT {} LIMIT 0", columns.join(", ")))
 }
 
+/// The column of file names DuckDB adds to join a file's rows with its partition values
+/// (named so that no data column is likely to hold the name).
+const FILE_COLUMN: &str = "__dala_file";
+
 /// The SELECT that reads a scan's files: the data columns from the files, the partition
 /// columns from dala's index (joined by file name), then the projection, filter and limit.
 fn scan_sql(request: &ScanRequest) -> Result<String> {
     request.require_local(Engine::Duckdb)?;
+    check_zoned_filter(request)?;
     let files: Vec<String> = request
         .files
         .iter()
@@ -612,7 +653,7 @@ fn scan_sql(request: &ScanRequest) -> Result<String> {
             }
             rows.push(format!("({})", values.join(", ")));
         }
-        let names: Vec<String> = std::iter::once("filename".to_string())
+        let names: Vec<String> = std::iter::once(FILE_COLUMN.to_string())
             .chain(
                 request
                     .partitioning
@@ -621,8 +662,9 @@ fn scan_sql(request: &ScanRequest) -> Result<String> {
             )
             .collect();
         format!(
-            "SELECT * EXCLUDE (filename) FROM read_parquet([{}], filename = true, hive_partitioning = false, \
-             union_by_name = {union_by_name}) JOIN (VALUES {}) AS dala_partitions({}) USING (filename)",
+            "SELECT * EXCLUDE ({FILE_COLUMN}) FROM read_parquet([{}], filename = '{FILE_COLUMN}', \
+             hive_partitioning = false, union_by_name = {union_by_name}) \
+             JOIN (VALUES {}) AS dala_partitions({}) USING ({FILE_COLUMN})",
             files.join(", "),
             rows.join(", "),
             names.join(", ")
@@ -647,6 +689,19 @@ fn filter_sql(filter: &DalaExpr) -> String {
             unit: TimeUnit::Nanosecond,
             ..
         } => Some(format!("TIMESTAMP_NS '{value}'")),
+        // In exponent form DuckDB reads a number as a DOUBLE, as dala compares it; `0.1`
+        // would be a DECIMAL, which DuckDB compares with a FLOAT column as a FLOAT (so a
+        // FLOAT column's 0.1 would not be greater than it) and converts to a DOUBLE a unit
+        // off in the last place for some values.
+        Scalar::Float(v) if v.is_finite() => Some(format!("{v:e}")),
+        // Every byte escaped: a plain string would have DuckDB read its `\x41` as one byte.
+        Scalar::Binary(bytes) => Some(format!(
+            "'{}'::BLOB",
+            bytes
+                .iter()
+                .map(|b| format!("\\x{b:02X}"))
+                .collect::<String>()
+        )),
         _ => None,
     })
 }
@@ -656,20 +711,29 @@ fn filter_sql(filter: &DalaExpr) -> String {
 /// nanoseconds, filter on one, or compare a time with a zone with a value finer than a
 /// microsecond. (Its `TIMESTAMP_NS` holds times without a zone in nanoseconds.)
 fn check_zoned_precision(request: &ScanRequest) -> Result<()> {
-    let refuse = |what: String| {
-        Err(Error::Unsupported(format!(
-            "{what}, and DuckDB holds times with a zone to the microsecond: use the arrow or \
-             polars engine"
-        )))
-    };
     for field in request.output_schema.fields() {
         if zoned_nanoseconds(field.data_type()) {
-            return refuse(format!(
+            return refuse_zoned_nanoseconds(format!(
                 "column `{}` holds times with a zone in nanoseconds",
                 field.name()
             ));
         }
     }
+    check_zoned_filter(request)
+}
+
+/// The error for what DuckDB cannot answer without cutting nanoseconds off.
+fn refuse_zoned_nanoseconds(what: String) -> Result<()> {
+    Err(Error::Unsupported(format!(
+        "{what}, and DuckDB holds times with a zone to the microsecond: use the arrow or \
+         polars engine"
+    )))
+}
+
+/// Refuses a filter DuckDB would evaluate with nanoseconds cut off (see
+/// [`check_zoned_precision`]). SQL over a scan checks its filter only: the query sees the
+/// columns as DuckDB reads them.
+fn check_zoned_filter(request: &ScanRequest) -> Result<()> {
     let Some(filter) = &request.filter else {
         return Ok(());
     };
@@ -677,7 +741,7 @@ fn check_zoned_precision(request: &ScanRequest) -> Result<()> {
         if let Ok(field) = request.data_schema.field_with_name(&name)
             && zoned_nanoseconds(field.data_type())
         {
-            return refuse(format!(
+            return refuse_zoned_nanoseconds(format!(
                 "the filter reads column `{name}`, which holds times with a zone in nanoseconds"
             ));
         }
@@ -690,7 +754,7 @@ fn check_zoned_precision(request: &ScanRequest) -> Result<()> {
         } = value
             && nanos % 1_000 != 0
         {
-            return refuse(format!(
+            return refuse_zoned_nanoseconds(format!(
                 "the filter compares a time with a zone with TIMESTAMP '{value}', finer than a \
                  microsecond"
             ));
@@ -718,11 +782,14 @@ fn plain_hive_types(request: &ScanRequest) -> Result<Option<String>> {
     let readable = request.partitioning.iter().all(|p| {
         plain(&p.name) && is_partition_type(&p.data_type) && p.data_type != DataType::Boolean
     });
+    // DuckDB reads a folder value `NULL` (in any case) or `__HIVE_DEFAULT_PARTITION__` as null.
+    let null_like =
+        |text: &str| text.eq_ignore_ascii_case("null") || text == "__HIVE_DEFAULT_PARTITION__";
     let values_plain = request.files.iter().all(|f| {
-        f.entry
-            .partition_values
-            .iter()
-            .all(|v| v.to_partition_text().is_some_and(|t| plain(&t)))
+        (f.entry.partition_values.iter()).all(|v| {
+            v.to_partition_text()
+                .is_some_and(|t| plain(&t) && !null_like(&t))
+        })
     });
     if !readable || !values_plain || request.dataset.contains('=') {
         return Ok(None);
@@ -741,9 +808,31 @@ fn plain_hive_types(request: &ScanRequest) -> Result<Option<String>> {
     Ok(Some(types.join(", ")))
 }
 
-/// DuckDB's name for an Arrow type (for partition values and empty results).
+/// DuckDB's name for an Arrow type (for partition values, empty results and the tables of
+/// rows dala reads for DuckDB).
 fn duckdb_type(data_type: &DataType) -> Result<String> {
     Ok(match data_type {
+        DataType::Dictionary(_, values) => duckdb_type(values)?,
+        DataType::List(item) | DataType::LargeList(item) | DataType::ListView(item) => {
+            format!("{}[]", duckdb_type(item.data_type())?)
+        }
+        DataType::FixedSizeList(item, size) => {
+            format!("{}[{size}]", duckdb_type(item.data_type())?)
+        }
+        DataType::Struct(fields) => format!(
+            "STRUCT({})",
+            (fields.iter())
+                .map(|f| Ok(format!(
+                    "{} {}",
+                    quote_identifier(f.name()),
+                    duckdb_type(f.data_type())?
+                )))
+                .collect::<Result<Vec<_>>>()?
+                .join(", ")
+        ),
+        DataType::Float16 => "FLOAT".into(),
+        DataType::FixedSizeBinary(_) => "BLOB".into(),
+        DataType::Time32(_) | DataType::Time64(_) => "TIME".into(),
         DataType::Boolean => "BOOLEAN".into(),
         DataType::Int8 => "TINYINT".into(),
         DataType::Int16 => "SMALLINT".into(),
@@ -883,5 +972,19 @@ mod tests {
             sql("at IN (TIMESTAMP '2023-03-26 01:00:00')"),
             "\"at\" IN (TIMESTAMPTZ '2023-03-26 01:00:00+00:00')"
         );
+    }
+
+    #[test]
+    fn floats_are_written_as_doubles_and_bytes_escaped() {
+        use arrow::datatypes::Field;
+        let schema = arrow::datatypes::Schema::new(vec![
+            Field::new("f", DataType::Float32, true),
+            Field::new("b", DataType::Binary, true),
+        ]);
+        let sql =
+            |filter: &str| filter_sql(&DalaExpr::parse(filter).unwrap().bind(&schema).unwrap());
+        assert_eq!(sql("f > 0.1"), "\"f\" > 1e-1");
+        assert_eq!(sql("f < -2.5"), "\"f\" < -2.5e0");
+        assert_eq!(sql("b = 'a\\x'"), "\"b\" = '\\x61\\x5C\\x78'::BLOB");
     }
 }
