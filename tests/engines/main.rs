@@ -567,6 +567,20 @@ fn arrow_batches_cross_to_polars_and_back() {
     assert_eq!(rows(&back), rows(&input));
     let empty = to_data_frame(&input[0].schema(), &[]).unwrap();
     assert_eq!((empty.height(), empty.width()), (0, 10));
+    // A zone Polars cannot hold is an error that names the column, not a panic.
+    let zone = "+05:30";
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "at",
+        DataType::Timestamp(TimeUnit::Microsecond, Some(zone.into())),
+        true,
+    )]));
+    let at = TimestampMicrosecondArray::from(vec![0]).with_timezone(zone);
+    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(at)]).unwrap();
+    let error = to_data_frame(&schema, &[batch]).unwrap_err();
+    assert!(
+        matches!(&error, Error::Engine { message, .. } if message.contains("`at`")),
+        "{error}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1134,4 +1148,73 @@ async fn sql_over_a_pruned_table_of_dictionary_columns_has_its_columns() {
             assert_eq!(n, expected, "{} {filter}", engine.kind());
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn comparisons_run_in_dalas_types_on_every_engine() {
+    use arrow::array::{TimestampMillisecondArray, UInt64Array};
+    // Values where an engine comparing in a type of its own would answer otherwise: a
+    // coarser time unit cuts 1.5 ms to 1 ms, floats make 2^53 + 1 equal 2^53, and a decimal
+    // type too narrow for both sides overflows into nulls.
+    let decimal = |values: Vec<i128>, precision, scale| {
+        Decimal128Array::from(values)
+            .with_precision_and_scale(precision, scale)
+            .unwrap()
+    };
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("ms", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+        Field::new("us", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+        Field::new("i", DataType::Int64, true),
+        Field::new("u", DataType::UInt64, true),
+        Field::new("wide", DataType::Decimal128(20, 2), true),
+        Field::new("fine", DataType::Decimal128(10, 8), true),
+        Field::new("exact", DataType::Decimal128(38, 20), true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(vec![0, 1])),
+            Arc::new(TimestampMillisecondArray::from(vec![1, 2])),
+            Arc::new(TimestampMicrosecondArray::from(vec![1_500, 1_500])),
+            Arc::new(Int64Array::from(vec![(1 << 53) + 1, i64::MAX - 10])),
+            Arc::new(UInt64Array::from(vec![1 << 53, 0])),
+            Arc::new(decimal(vec![10i128.pow(15), 0], 20, 2)), // 1e13, 0
+            Arc::new(decimal(vec![10i128.pow(8), 2 * 10i128.pow(8)], 10, 8)), // 1, 2
+            Arc::new(decimal(vec![10i128.pow(20), 10i128.pow(20)], 38, 20)), // 1, 1
+        ],
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("compare").display().to_string();
+    let (ds, _) = Dataset::builder(&path)
+        .write([Ok(batch)], &WriteOptions::default())
+        .await
+        .unwrap();
+    let duckdb = DuckdbEngine::new(&DuckdbOptions::default()).unwrap();
+    for (filter, expected) in [
+        ("ms < us", 1),
+        ("ms = us", 0),
+        ("i = u", 0),
+        ("i > u", 2),
+        ("wide > fine", 1),
+        ("i >= 9223372036854775808", 0),
+        ("i BETWEEN 0 AND 9223372036854775808", 2),
+    ] {
+        let scan = ds.scan().with_filter_str(filter).unwrap();
+        assert_eq!(
+            assert_engines_agree(&scan, &duckdb, filter).await,
+            expected,
+            "{filter}"
+        );
+    }
+    // An integer with more digits than a decimal column holds: dala and Polars compare in
+    // floats; DuckDB casts the value to the column's type and refuses it.
+    let scan = ds
+        .scan()
+        .with_filter_str("exact < 1000000000000000000")
+        .unwrap();
+    let (_, arrow) = run(&scan, &ArrowEngine).await;
+    let (_, polars) = run(&scan, &PolarsEngine).await;
+    assert_eq!((rows(&polars), rows(&arrow).len()), (rows(&arrow), 2));
 }

@@ -519,8 +519,9 @@ fn value_type(data_type: &DataType) -> &DataType {
     }
 }
 
-/// A type both sides can be cast to for comparison, if there is one.
-fn common_type(a: &DataType, b: &DataType) -> Option<DataType> {
+/// The type dala's reader compares two columns of types `a` and `b` in, if they compare.
+/// Engines that compare in their own types cast both columns to it.
+pub fn common_type(a: &DataType, b: &DataType) -> Option<DataType> {
     use DataType::*;
     let fits_i64 = |t: &DataType| t.is_signed_integer() || matches!(t, UInt8 | UInt16 | UInt32);
     let finer = |x: &TimeUnit, y: &TimeUnit| {

@@ -33,7 +33,7 @@ use std::num::NonZeroUsize;
 
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
-use dala_dataset::filter::wider_type;
+use dala_dataset::filter::{common_type, wider_type};
 use dala_dataset::{
     Engine, Error, Expr as DalaExpr, RecordBatchStream, Result, Scalar, ScanEngine, ScanFile,
     ScanRequest, cast_to_schema, converted_receiver_stream, panic_message,
@@ -100,10 +100,15 @@ impl ScanEngine for PolarsEngine {
     }
 }
 
-/// The most rows a scan can return: those of its files, or its limit.
+/// The most rows the in-memory engine would hold for a scan: those of its files, or its
+/// limit when it has no filter. Polars applies a limit after a filter only once the filter
+/// has run over every file, so a filtered scan holds every row that passes.
 fn rows_at_most(request: &ScanRequest) -> u64 {
     let rows = request.files.iter().map(|f| f.entry.rows).sum::<u64>();
-    request.limit.map_or(rows, |limit| rows.min(limit as u64))
+    match (request.limit, &request.filter) {
+        (Some(limit), None) => rows.min(limit as u64),
+        _ => rows,
+    }
 }
 
 /// Runs `plan` (work that has Polars plan a query) where Polars may block. Polars blocks
@@ -153,10 +158,11 @@ fn column_types(request: &ScanRequest) -> HashMap<&str, &ArrowType> {
     data.chain(partitions).collect()
 }
 
-/// A bound filter as a Polars expression with SQL's meaning. Values compared with a column
-/// are typed as the column where its type holds them exactly, else keep their own type and
-/// Polars compares in a type that holds both, as SQL does (`qty < 10.5` on integers); a null
-/// makes a comparison null. Polars keeps a row only where the condition is true, not null,
+/// A bound filter as a Polars expression with SQL's meaning. A comparison runs in the type
+/// dala's reader compares in: a value is typed as the column it meets where the column's
+/// type holds it exactly, else both are cast to a type that holds both (`qty < 10.5` on
+/// integers compares as floats, `i64 >= 9223372036854775808` as decimals), and two columns of
+/// different types are both cast to their common type; a null makes a comparison null. Polars keeps a row only where the condition is true, not null,
 /// and combines nulls as SQL does (`false AND null` is false). `LIKE` goes through Polars'
 /// SQL expression parser.
 fn filter_expr(expr: &DalaExpr, types: &HashMap<&str, &ArrowType>) -> Result<Expr> {
@@ -169,8 +175,17 @@ fn filter_expr(expr: &DalaExpr, types: &HashMap<&str, &ArrowType>) -> Result<Exp
             (DalaExpr::Column(name), DalaExpr::Literal(value)) => {
                 column_expr(name, column(name)?, &[value])
             }
+            (DalaExpr::Column(name), DalaExpr::Column(other)) => {
+                let (data_type, other_type) = (column(name)?, column(other)?);
+                match common_type(value_type(data_type), value_type(other_type)) {
+                    Some(common) if &common != data_type => cast_column(name, &common),
+                    _ => Ok(col(name.as_str())),
+                }
+            }
             (DalaExpr::Column(name), _) => Ok(col(name.as_str())),
-            (DalaExpr::Literal(value), DalaExpr::Column(name)) => value_expr(value, column(name)?),
+            (DalaExpr::Literal(value), DalaExpr::Column(name)) => {
+                value_expr(value, &comparison_type(column(name)?, &[value]))
+            }
             (DalaExpr::Literal(value), _) => value_expr(value, &own_type(value)),
             (other, _) => Err(engine_error(format!(
                 "`{other}` is not a column or a value"
@@ -198,16 +213,25 @@ fn filter_expr(expr: &DalaExpr, types: &HashMap<&str, &ArrowType>) -> Result<Exp
             high,
             negated,
         } => {
-            let value = match &**e {
-                DalaExpr::Column(name) => column_expr(name, column(name)?, &[low, high])?,
-                _ => operand(e, &DalaExpr::Literal(low.clone()))?,
+            let (value, low, high) = match &**e {
+                DalaExpr::Column(name) => {
+                    let data_type = column(name)?;
+                    let wide = comparison_type(data_type, &[low, high]);
+                    (
+                        column_expr(name, data_type, &[low, high])?,
+                        value_expr(low, &wide)?,
+                        value_expr(high, &wide)?,
+                    )
+                }
+                _ => {
+                    let (low, high) = (
+                        DalaExpr::Literal(low.clone()),
+                        DalaExpr::Literal(high.clone()),
+                    );
+                    (operand(e, &low)?, operand(&low, e)?, operand(&high, e)?)
+                }
             };
-            let (low, high) = (
-                DalaExpr::Literal(low.clone()),
-                DalaExpr::Literal(high.clone()),
-            );
-            let between =
-                (value.clone().gt_eq(operand(&low, e)?)).and(value.lt_eq(operand(&high, e)?));
+            let between = (value.clone().gt_eq(low)).and(value.lt_eq(high));
             if *negated { between.not() } else { between }
         }
         DalaExpr::InList {
@@ -257,27 +281,43 @@ fn filter_expr(expr: &DalaExpr, types: &HashMap<&str, &ArrowType>) -> Result<Exp
     })
 }
 
-/// Column `name` of `data_type`, compared with `values`: cast to a finer unit of time when
-/// one of them is a time its unit does not hold (`ms >= TIMESTAMP '… 00:00:00.0105'`), since
-/// Polars would cast the value to the column's unit, cutting it. The finer type is the one
-/// dala's reader compares in ([`dala_dataset::filter::wider_type`]).
+/// Column `name` of `data_type`, compared with `values`: cast to the type dala's reader
+/// compares in (see [`comparison_type`]) when one of them is a value its type does not hold
+/// exactly. Left to itself, Polars would pick a type of its own: it cuts a time to the
+/// column's unit (`ms >= TIMESTAMP '… 00:00:00.0105'`), compares a 64-bit integer with
+/// an unsigned one as floats, and turns a decimal that overflows into a null.
 fn column_expr(name: &str, data_type: &ArrowType, values: &[&Scalar]) -> Result<Expr> {
-    if !matches!(data_type, ArrowType::Timestamp(..)) {
-        return Ok(col(name));
+    let wide = comparison_type(data_type, values);
+    match &wide == data_type {
+        true => Ok(col(name)),
+        false => cast_column(name, &wide),
     }
-    let mut wider = data_type.clone();
-    for value in values {
-        if exact_array(value, data_type).is_none()
-            && let Some(ArrowType::Timestamp(unit, zone)) = wider_type(&wider, value)
-        {
-            wider = ArrowType::Timestamp(unit, zone);
-        }
-    }
-    if &wider == data_type {
-        return Ok(col(name));
-    }
-    let empty = arrow::array::new_empty_array(&wider);
+}
+
+/// Column `name` cast to the Polars type of `data_type`.
+fn cast_column(name: &str, data_type: &ArrowType) -> Result<Expr> {
+    let empty = arrow::array::new_empty_array(data_type);
     Ok(col(name).cast(series(empty)?.dtype().clone()))
+}
+
+/// The type dala's reader compares a column of `data_type` with `values` in: its own
+/// where it holds each value exactly, else one that holds both
+/// ([`dala_dataset::filter::wider_type`]).
+fn comparison_type(data_type: &ArrowType, values: &[&Scalar]) -> ArrowType {
+    values.iter().fold(data_type.clone(), |wide, value| {
+        if value.is_null() || exact_array(value, &wide).is_some() {
+            return wide;
+        }
+        wider_type(&wide, value).unwrap_or(wide)
+    })
+}
+
+/// The type of a column's values (a dictionary's value type).
+fn value_type(data_type: &ArrowType) -> &ArrowType {
+    match data_type {
+        ArrowType::Dictionary(_, values) => values,
+        other => other,
+    }
 }
 
 /// `value` as a Polars literal: of `data_type` (the column it meets) where that type holds
