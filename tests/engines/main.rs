@@ -1033,24 +1033,27 @@ async fn values_duckdb_reads_its_own_way_filter_alike_on_every_engine() {
     let batch = RecordBatch::try_new(
         schema,
         vec![
-            Arc::new(Float32Array::from(vec![0.1f32, 0.2, 0.3, 0.4])),
+            Arc::new(Float32Array::from(vec![0.1f32, 0.2, 0.3, 0.4, -0.0])),
             Arc::new(Float64Array::from(vec![
                 1.9085281153046527,
                 0.5,
                 f64::NAN,
                 2.0,
+                -f64::NAN,
             ])),
             Arc::new(BinaryArray::from(vec![
                 &b"a\\x41"[..],
                 b"aA",
                 b"z",
                 b"\xff",
+                b"",
             ])),
             Arc::new(StringArray::from(vec![
                 Some("NULL"),
                 Some("x"),
                 Some("null"),
                 None,
+                Some("x"),
             ])),
         ],
     )
@@ -1060,13 +1063,19 @@ async fn values_duckdb_reads_its_own_way_filter_alike_on_every_engine() {
         ("f > 0.1", 4), // 0.1 as a FLOAT is a little more than 0.1
         ("f = 0.1", 0),
         ("d = 1.9085281153046527", 1),
-        ("d > 0.4", 4), // NaN is greater than every number
+        // As SQL engines compare floats: NaN (whatever its sign) is greater than every
+        // number, and -0.0 equals 0.0.
+        ("d > 0.4", 5),
+        ("d > 1000", 2),
+        ("f = 0", 1),
+        ("f < 0", 0),
+        ("f IN (0, 0.5)", 1),
         ("b = 'a\\x41'", 1),
         ("b = 'aA'", 1),
         ("k = 'null'", 1),
-        ("k = 'NULL' OR k = 'x'", 2),
+        ("k = 'NULL' OR k = 'x'", 3),
         ("k IS NULL", 1),
-        ("k IS NOT NULL", 3),
+        ("k IS NOT NULL", 4),
     ] {
         let scan = ds.scan().with_filter_str(filter).unwrap();
         assert_eq!(

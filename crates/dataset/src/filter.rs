@@ -16,6 +16,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Datum, RecordBatch, StringArray};
 use arrow::compute::kernels::cmp;
@@ -24,7 +25,7 @@ use arrow::compute::{and_kleene, cast, is_not_null, is_null, not, or_kleene};
 use arrow::datatypes::{DataType, Schema, TimeUnit};
 
 use crate::error::{Error, Result};
-use crate::scalar::{Scalar, is_string_type, parse_date, parse_timestamp_scalar};
+use crate::scalar::{Scalar, is_string_type, parse_date, parse_timestamp_scalar, sql_float};
 
 /// A comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -84,7 +85,28 @@ impl CompareOp {
     }
 
     /// Runs the Arrow comparison kernel for this operator.
+    /// `left op right`. Floats compare as SQL engines compare them (see [`sql_floats`]).
     fn kernel(self, left: &dyn Datum, right: &dyn Datum) -> Result<BooleanArray> {
+        let (left_array, left_scalar) = left.get();
+        if matches!(
+            left_array.data_type(),
+            DataType::Float32 | DataType::Float64
+        ) {
+            let (right_array, right_scalar) = right.get();
+            let datum = |array: ArrayRef, scalar: bool| -> Box<dyn Datum> {
+                match scalar {
+                    true => Box::new(arrow::array::Scalar::new(array)),
+                    false => Box::new(array),
+                }
+            };
+            let left = datum(sql_floats(left_array), left_scalar);
+            let right = datum(sql_floats(right_array), right_scalar);
+            return self.compare(left.as_ref(), right.as_ref());
+        }
+        self.compare(left, right)
+    }
+
+    fn compare(self, left: &dyn Datum, right: &dyn Datum) -> Result<BooleanArray> {
         use CompareOp::*;
         let result = match self {
             Eq => cmp::eq(left, right),
@@ -788,6 +810,24 @@ fn operand<'a>(expr: &'a Expr, batch: &RecordBatch) -> Result<Operand<'a>> {
 }
 
 /// `len` copies of `value` (`None` is null).
+/// A float array as SQL engines compare it (DuckDB, Polars): `-0.0` as `0.0`, every NaN as
+/// one NaN, which is greater than any number. Arrow's kernels order floats totally, where
+/// `-0.0 < 0.0` and a NaN with its sign bit set is less than any number. Other arrays are
+/// returned as they are.
+fn sql_floats(array: &dyn Array) -> ArrayRef {
+    use arrow::datatypes::{Float32Type, Float64Type};
+    match array.data_type() {
+        DataType::Float64 => {
+            Arc::new((array.as_primitive::<Float64Type>()).unary::<_, Float64Type>(sql_float))
+        }
+        DataType::Float32 => Arc::new(
+            (array.as_primitive::<Float32Type>())
+                .unary::<_, Float32Type>(|v| if v.is_nan() { f32::NAN } else { v + 0.0 }),
+        ),
+        _ => arrow::array::make_array(array.to_data()),
+    }
+}
+
 fn constant(value: Option<bool>, len: usize) -> BooleanArray {
     BooleanArray::from(vec![value; len])
 }
@@ -1016,8 +1056,13 @@ fn compare_outcomes(
         return Outcomes::NEITHER;
     }
     let (min, max) = (stats.min(column), stats.max(column));
+    // Parquet's statistics leave NaN out of a float column's bounds, and a NaN compares as
+    // greater than every number (and equal to a NaN): a column of floats may hold one
+    // beside [min, max].
+    let floats = matches!(min, Some(Scalar::Float(_))) || matches!(max, Some(Scalar::Float(_)));
+    let nan = (floats.then(|| Scalar::Float(f64::NAN).compare(value))).flatten();
     // Whether some x in [min, max] may satisfy `x op value`.
-    let may = |op: CompareOp| match op {
+    let in_range = |op: CompareOp| match op {
         CompareOp::Eq => {
             order(&min, value) != Some(Ordering::Greater)
                 && order(&max, value) != Some(Ordering::Less)
@@ -1031,6 +1076,8 @@ fn compare_outcomes(
         CompareOp::Gt => order(&max, value).is_none_or(|o| o == Ordering::Greater),
         CompareOp::GtEq => order(&max, value) != Some(Ordering::Less),
     };
+    // … or a NaN.
+    let may = |op: CompareOp| nan.is_some_and(|o| op.holds(o)) || in_range(op);
     Outcomes {
         may_be_true: may(op),
         may_be_false: may(op.negate()),

@@ -325,7 +325,7 @@ impl Scalar {
             (UInt(a), UInt(b)) => Some(a.cmp(b)),
             (Int(a), UInt(b)) => Some((*a as i128).cmp(&(*b as i128))),
             (UInt(a), Int(b)) => Some((*a as i128).cmp(&(*b as i128))),
-            (Float(a), Float(b)) => Some(a.total_cmp(b)),
+            (Float(a), Float(b)) => compare_f64(*a, *b),
             (Int(a), Float(b)) => compare_f64(*a as f64, *b),
             (Float(a), Int(b)) => compare_f64(*a, *b as f64),
             (UInt(a), Float(b)) => compare_f64(*a as f64, *b),
@@ -498,8 +498,20 @@ fn json_string(text: &str) -> Option<std::borrow::Cow<'_, str>> {
     }
 }
 
+/// Orders two floats as SQL engines do (DuckDB, Polars): `-0.0` equals `0.0`, and every NaN
+/// equals every other and is greater than any number.
 fn compare_f64(a: f64, b: f64) -> Option<Ordering> {
-    a.partial_cmp(&b)
+    Some(sql_float(a).total_cmp(&sql_float(b)))
+}
+
+/// `value` as SQL engines compare it: `0.0` for `-0.0`, one NaN for every NaN. (In IEEE
+/// arithmetic `-0.0 + 0.0` is `0.0`.)
+pub(crate) fn sql_float(value: f64) -> f64 {
+    if value.is_nan() {
+        f64::NAN
+    } else {
+        value + 0.0
+    }
 }
 
 /// Whether `data_type` holds strings (of any layout, or dictionary-encoded strings).

@@ -623,17 +623,20 @@ fn scan_sql(request: &ScanRequest) -> Result<String> {
     // nulls), which has DuckDB read every file's footer before it starts; files that all
     // hold the dataset's schema are read as they are.
     let union_by_name = !request.files_match_schema();
+    // Parquet's statistics leave NaN out of a float column's bounds, and NaN is greater
+    // than every number to DuckDB as to dala: without `can_have_nan`, DuckDB would skip a
+    // row group whose maximum is below `x` for `x > …` though a NaN in it matches.
+    let options = format!("union_by_name = {union_by_name}, can_have_nan = true");
     let source = if !request.needs_partition_values() {
         format!(
-            "SELECT * FROM read_parquet([{}], union_by_name = {union_by_name}, \
-             hive_partitioning = false)",
+            "SELECT * FROM read_parquet([{}], {options}, hive_partitioning = false)",
             files.join(", ")
         )
     } else if let Some(types) = plain_hive_types(request)? {
         // The folders spell every value as it is: DuckDB reads them, typed by dala.
         format!(
-            "SELECT * FROM read_parquet([{}], union_by_name = {union_by_name}, \
-             hive_partitioning = true, hive_types_autocast = false, hive_types = {{{types}}})",
+            "SELECT * FROM read_parquet([{}], {options}, hive_partitioning = true, \
+             hive_types_autocast = false, hive_types = {{{types}}})",
             files.join(", ")
         )
     } else {
@@ -663,7 +666,7 @@ fn scan_sql(request: &ScanRequest) -> Result<String> {
             .collect();
         format!(
             "SELECT * EXCLUDE ({FILE_COLUMN}) FROM read_parquet([{}], filename = '{FILE_COLUMN}', \
-             hive_partitioning = false, union_by_name = {union_by_name}) \
+             hive_partitioning = false, {options}) \
              JOIN (VALUES {}) AS dala_partitions({}) USING ({FILE_COLUMN})",
             files.join(", "),
             rows.join(", "),

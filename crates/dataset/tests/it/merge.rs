@@ -311,6 +311,44 @@ async fn delete_drops_whole_files_unread_and_rewrites_partial_ones() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn floats_filter_and_delete_with_nan_and_negative_zero_as_sql_engines_do() {
+    use arrow::array::Float64Array;
+    // NaN is greater than every number, whatever its sign; -0.0 equals 0.0. Parquet's
+    // statistics leave NaN out of the bounds (here [-0.0, 5.0]), so neither the scan nor a
+    // delete may decide on the bounds alone what a NaN does.
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("x", DataType::Float64, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(vec![1, 2, 3, 4])),
+            Arc::new(Float64Array::from(vec![-0.0, 5.0, f64::NAN, -f64::NAN])),
+        ],
+    )
+    .unwrap();
+    let (mut ds, _) = Dataset::builder(&path)
+        .write([Ok(batch)], &WriteOptions::default())
+        .await
+        .unwrap();
+    let matching = |filter: &str| {
+        let scan = ds.scan().with_filter_str(filter).unwrap();
+        async move { ids(&scan.collect().await.unwrap()) }
+    };
+    assert_eq!(matching("x > 100").await, [3, 4]);
+    assert_eq!(matching("x = 0").await, [1]);
+    assert_eq!(matching("x < 0").await, Vec::<i64>::new());
+    assert_eq!(matching("x <= 5").await, [1, 2]);
+    // Every bound is below 1000, but the NaNs are not: the file is rewritten, not dropped.
+    let result = ds.delete(col("x").lt(lit(1000.0))).await.unwrap();
+    assert_eq!(result.rows_deleted, 2);
+    assert_eq!(ids(&ds.scan().collect().await.unwrap()), [3, 4]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn overwrite_partitions_leaves_other_partitions_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let path = location(&dir, "ds");
