@@ -1070,6 +1070,14 @@ async fn values_duckdb_reads_its_own_way_filter_alike_on_every_engine() {
         ("f = 0", 1),
         ("f < 0", 0),
         ("f IN (0, 0.5)", 1),
+        // Conditions on values alone, which engines would each read by rules of their own
+        // (DuckDB casts '1' to 1, Polars TRUE to 1): decided as dala's reader decides them.
+        ("'1' = 1", 0),
+        ("'1' = 1 OR f = 0", 1),
+        ("TRUE = 1", 0),
+        ("2 IN (1, 2)", 5),
+        ("NOT ('a' = 'b') AND f = 0", 1),
+        ("5 BETWEEN 1 AND 10 AND f > 0.3", 2), // 0.3 as a FLOAT is more than 0.3
         ("b = 'a\\x41'", 1),
         ("b = 'aA'", 1),
         ("k = 'null'", 1),
@@ -1121,7 +1129,7 @@ async fn values_duckdb_reads_its_own_way_filter_alike_on_every_engine() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn sql_over_a_pruned_table_of_dictionary_columns_has_its_columns() {
+async fn dictionary_columns_filter_alike_and_keep_their_columns_when_pruned() {
     let dir = tempfile::tempdir().unwrap();
     let dictionary = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
     let schema = Arc::new(Schema::new(vec![
@@ -1156,6 +1164,14 @@ async fn sql_over_a_pruned_table_of_dictionary_columns_has_its_columns() {
             let n = n.as_any().downcast_ref::<Int64Array>().unwrap().value(0);
             assert_eq!(n, expected, "{} {filter}", engine.kind());
         }
+    }
+    for (filter, expected) in [("c LIKE 'x%'", 1), ("c = 'y'", 1), ("c IN ('x', 'z')", 1)] {
+        let scan = ds.scan().with_filter_str(filter).unwrap();
+        assert_eq!(
+            assert_engines_agree(&scan, &duckdb, filter).await,
+            expected,
+            "{filter}"
+        );
     }
 }
 

@@ -455,6 +455,17 @@ impl Expr {
         self.bind_node(schema).map_err(|e| self.in_context(e))
     }
 
+    /// The value of an expression that reads no column: true, false or null.
+    fn constant(&self) -> Result<Scalar> {
+        let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(1));
+        let batch = RecordBatch::try_new_with_options(Arc::new(Schema::empty()), vec![], &options)?;
+        let value = self.eval(&batch)?;
+        Ok(match value.is_null(0) {
+            true => Scalar::Null,
+            false => Scalar::Boolean(value.value(0)),
+        })
+    }
+
     /// Evaluates the expression on every row of `batch`: true, false, or null for unknown.
     ///
     /// Meant for a bound expression, but literals are converted here too if needed.
@@ -686,6 +697,15 @@ fn bind_values(schema: &Schema, expr: &Expr, values: &[&Scalar]) -> Result<Vec<S
 
 impl Expr {
     fn bind_node(&self, schema: &Schema) -> Result<Expr> {
+        let leaf = !matches!(
+            self,
+            Expr::Column(_) | Expr::Literal(_) | Expr::And(..) | Expr::Or(..) | Expr::Not(_)
+        );
+        if leaf && self.columns().is_empty() {
+            // A condition on values alone (`'1' = 1`, `2 IN (1, 2)`) is decided here, as dala's
+            // reader decides it, so that no engine answers it by rules of its own.
+            return Ok(Expr::Literal(self.constant()?));
+        }
         let bound = match self {
             Expr::Column(name) => {
                 let data_type = column_type(schema, name)?;

@@ -273,8 +273,19 @@ fn filter_expr(expr: &DalaExpr, types: &HashMap<&str, &ArrowType>) -> Result<Exp
                 value.is_null()
             }
         }
-        like @ DalaExpr::Like { .. } => polars::sql::sql_expr(like.to_string())
-            .map_err(|e| engine_error(format!("{e} in `{like}`")))?,
+        like @ DalaExpr::Like { expr: e, .. } => {
+            let mut text = like.to_string();
+            // Polars' LIKE takes strings, not the categoricals a dictionary column becomes.
+            if let DalaExpr::Column(name) = e.as_ref()
+                && matches!(column(name)?, ArrowType::Dictionary(..))
+            {
+                let quoted = dala_dataset::quote_identifier(name);
+                if let Some(rest) = text.strip_prefix(&quoted) {
+                    text = format!("CAST({quoted} AS VARCHAR){rest}");
+                }
+            }
+            polars::sql::sql_expr(&text).map_err(|e| engine_error(format!("{e} in `{like}`")))?
+        }
         DalaExpr::And(a, b) => filter_expr(a, types)?.and(filter_expr(b, types)?),
         DalaExpr::Or(a, b) => filter_expr(a, types)?.or(filter_expr(b, types)?),
         DalaExpr::Not(a) => filter_expr(a, types)?.not(),
