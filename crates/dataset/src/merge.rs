@@ -113,6 +113,11 @@ impl ProbeColumn {
         if nulls.is_some() && nulls == stats.row_count() {
             return false; // every value is null, and no key is
         }
+        // Parquet's statistics leave NaN out of a float column's bounds, so a NaN key (the
+        // greatest value, last) may be in any file.
+        if (self.values.last()).is_some_and(|v| matches!(v, Scalar::Float(f) if f.is_nan())) {
+            return true;
+        }
         let (min, max) = (stats.min(&self.name), stats.max(&self.name));
         let first = match &min {
             Some(min) => self

@@ -349,6 +349,44 @@ async fn floats_filter_and_delete_with_nan_and_negative_zero_as_sql_engines_do()
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_upsert_by_a_nan_key_updates_its_row_instead_of_adding_one() {
+    use arrow::array::Float64Array;
+    // The file's statistics bound its keys by [1.0, 2.0], leaving its NaN out.
+    let dir = tempfile::tempdir().unwrap();
+    let path = location(&dir, "ds");
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("x", DataType::Float64, true),
+        Field::new("v", DataType::Int64, true),
+    ]));
+    let rows_of = |x: Vec<f64>, v: Vec<i64>| {
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Float64Array::from(x)),
+                Arc::new(Int64Array::from(v)),
+            ],
+        )
+        .unwrap()
+    };
+    let (mut ds, _) = Dataset::builder(&path)
+        .write(
+            [Ok(rows_of(vec![1.0, 2.0, f64::NAN], vec![1, 2, 3]))],
+            &WriteOptions::default(),
+        )
+        .await
+        .unwrap();
+    let options = WriteOptions {
+        mode: WriteMode::Upsert,
+        ..WriteOptions::default()
+    }
+    .with_key(["x"]);
+    let input = rows_of(vec![f64::NAN], vec![30]);
+    ds.write([Ok(input)], &options).await.unwrap();
+    let got = ds.scan().collect().await.unwrap();
+    assert_eq!(rows(&got, &["x", "v"]), vec!["1.0|1", "2.0|2", "NaN|30"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn overwrite_partitions_leaves_other_partitions_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let path = location(&dir, "ds");
