@@ -665,7 +665,14 @@ impl fmt::Display for Scalar {
             Scalar::Float(v) => write!(f, "{v}"),
             Scalar::Decimal { value, scale, .. } => {
                 if *scale <= 0 {
-                    return write!(f, "{}", value * 10i128.pow(scale.unsigned_abs() as u32));
+                    // The digits, then a zero for each place of a negative scale (a
+                    // multiplication could overflow).
+                    let zeros = if *value == 0 {
+                        0
+                    } else {
+                        scale.unsigned_abs() as usize
+                    };
+                    return write!(f, "{value}{}", "0".repeat(zeros));
                 }
                 let scale = *scale as usize;
                 let sign = if *value < 0 { "-" } else { "" };
@@ -1091,5 +1098,18 @@ mod tests {
             scale: 2,
         };
         assert_eq!(d.to_string(), "-0.05");
+        let shown = |value, scale| {
+            let precision = 38;
+            (Scalar::Decimal {
+                value,
+                precision,
+                scale,
+            })
+            .to_string()
+        };
+        assert_eq!(shown(-5, -2), "-500");
+        assert_eq!(shown(0, -2), "0");
+        assert_eq!(shown(7, 0), "7");
+        assert!(shown(i128::MAX, -10).ends_with("0000000000"));
     }
 }
