@@ -84,29 +84,28 @@ impl CompareOp {
         }
     }
 
-    /// Runs the Arrow comparison kernel for this operator.
-    /// `left op right`. Floats compare as SQL engines compare them (see [`sql_floats`]).
+    /// `left op right` by Arrow's comparison kernel for this operator; floats compare as SQL
+    /// engines compare them (see [`sql_floats`]).
     fn kernel(self, left: &dyn Datum, right: &dyn Datum) -> Result<BooleanArray> {
-        let (left_array, left_scalar) = left.get();
-        if matches!(
-            left_array.data_type(),
-            DataType::Float32 | DataType::Float64
-        ) {
-            let (right_array, right_scalar) = right.get();
-            let datum = |array: ArrayRef, scalar: bool| -> Box<dyn Datum> {
-                match scalar {
-                    true => Box::new(arrow::array::Scalar::new(array)),
-                    false => Box::new(array),
-                }
-            };
-            let left = datum(sql_floats(left_array), left_scalar);
-            let right = datum(sql_floats(right_array), right_scalar);
-            return self.compare(left.as_ref(), right.as_ref());
-        }
-        self.compare(left, right)
+        let ((left_array, left_scalar), (right_array, right_scalar)) = (left.get(), right.get());
+        let (Some(left_floats), Some(right_floats)) =
+            (sql_floats(left_array), sql_floats(right_array))
+        else {
+            return self.arrow_kernel(left, right);
+        };
+        let datum = |array: ArrayRef, scalar: bool| -> Box<dyn Datum> {
+            match scalar {
+                true => Box::new(arrow::array::Scalar::new(array)),
+                false => Box::new(array),
+            }
+        };
+        let left = datum(left_floats, left_scalar);
+        let right = datum(right_floats, right_scalar);
+        self.arrow_kernel(left.as_ref(), right.as_ref())
     }
 
-    fn compare(self, left: &dyn Datum, right: &dyn Datum) -> Result<BooleanArray> {
+    /// `left op right` by Arrow's comparison kernel for this operator.
+    fn arrow_kernel(self, left: &dyn Datum, right: &dyn Datum) -> Result<BooleanArray> {
         use CompareOp::*;
         let result = match self {
             Eq => cmp::eq(left, right),
@@ -545,7 +544,7 @@ fn unknown_column(name: &str) -> Error {
 }
 
 /// The type of the values, looking through dictionary encoding.
-fn value_type(data_type: &DataType) -> &DataType {
+pub fn value_type(data_type: &DataType) -> &DataType {
     match data_type {
         DataType::Dictionary(_, values) => values,
         other => other,
@@ -829,25 +828,26 @@ fn operand<'a>(expr: &'a Expr, batch: &RecordBatch) -> Result<Operand<'a>> {
     }
 }
 
-/// `len` copies of `value` (`None` is null).
 /// A float array as SQL engines compare it (DuckDB, Polars): `-0.0` as `0.0`, every NaN as
 /// one NaN, which is greater than any number. Arrow's kernels order floats totally, where
-/// `-0.0 < 0.0` and a NaN with its sign bit set is less than any number. Other arrays are
-/// returned as they are.
-fn sql_floats(array: &dyn Array) -> ArrayRef {
+/// `-0.0 < 0.0` and a NaN with its sign bit set is less than any number. `None` for arrays
+/// of other types.
+fn sql_floats(array: &dyn Array) -> Option<ArrayRef> {
     use arrow::datatypes::{Float32Type, Float64Type};
-    match array.data_type() {
+    Some(match array.data_type() {
         DataType::Float64 => {
             Arc::new((array.as_primitive::<Float64Type>()).unary::<_, Float64Type>(sql_float))
         }
+        // Through f64 and back: every f32 is exactly an f64.
         DataType::Float32 => Arc::new(
             (array.as_primitive::<Float32Type>())
-                .unary::<_, Float32Type>(|v| if v.is_nan() { f32::NAN } else { v + 0.0 }),
+                .unary::<_, Float32Type>(|v| sql_float(f64::from(v)) as f32),
         ),
-        _ => arrow::array::make_array(array.to_data()),
-    }
+        _ => return None,
+    })
 }
 
+/// `len` copies of `value` (`None` is null).
 fn constant(value: Option<bool>, len: usize) -> BooleanArray {
     BooleanArray::from(vec![value; len])
 }

@@ -33,7 +33,7 @@ use std::num::NonZeroUsize;
 
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
-use dala_dataset::filter::{common_type, wider_type};
+use dala_dataset::filter::{common_type, value_type, wider_type};
 use dala_dataset::{
     Engine, Error, Expr as DalaExpr, RecordBatchStream, Result, Scalar, ScanEngine, ScanFile,
     ScanRequest, cast_to_schema, converted_receiver_stream, panic_message,
@@ -162,9 +162,9 @@ fn column_types(request: &ScanRequest) -> HashMap<&str, &ArrowType> {
 /// dala's reader compares in: a value is typed as the column it meets where the column's
 /// type holds it exactly, else both are cast to a type that holds both (`qty < 10.5` on
 /// integers compares as floats, `i64 >= 9223372036854775808` as decimals), and two columns of
-/// different types are both cast to their common type; a null makes a comparison null. Polars keeps a row only where the condition is true, not null,
-/// and combines nulls as SQL does (`false AND null` is false). `LIKE` goes through Polars'
-/// SQL expression parser.
+/// different types are both cast to their common type; a null makes a comparison null.
+/// Polars keeps a row only where the condition is true, not null, and combines nulls as SQL
+/// does (`false AND null` is false). `LIKE` goes through Polars' SQL expression parser.
 fn filter_expr(expr: &DalaExpr, types: &HashMap<&str, &ArrowType>) -> Result<Expr> {
     let column = |name: &str| {
         (types.get(name).copied()).ok_or_else(|| engine_error(format!("no column `{name}`")))
@@ -173,13 +173,14 @@ fn filter_expr(expr: &DalaExpr, types: &HashMap<&str, &ArrowType>) -> Result<Exp
     let operand = |e: &DalaExpr, other: &DalaExpr| -> Result<Expr> {
         match (e, other) {
             (DalaExpr::Column(name), DalaExpr::Literal(value)) => {
-                column_expr(name, column(name)?, &[value])
+                let data_type = column(name)?;
+                column_expr(name, data_type, &comparison_type(data_type, &[value]))
             }
             (DalaExpr::Column(name), DalaExpr::Column(other)) => {
                 let (data_type, other_type) = (column(name)?, column(other)?);
                 match common_type(value_type(data_type), value_type(other_type)) {
-                    Some(common) if &common != data_type => cast_column(name, &common),
-                    _ => Ok(col(name.as_str())),
+                    Some(common) => column_expr(name, data_type, &common),
+                    None => Ok(col(name.as_str())),
                 }
             }
             (DalaExpr::Column(name), _) => Ok(col(name.as_str())),
@@ -218,7 +219,7 @@ fn filter_expr(expr: &DalaExpr, types: &HashMap<&str, &ArrowType>) -> Result<Exp
                     let data_type = column(name)?;
                     let wide = comparison_type(data_type, &[low, high]);
                     (
-                        column_expr(name, data_type, &[low, high])?,
+                        column_expr(name, data_type, &wide)?,
                         value_expr(low, &wide)?,
                         value_expr(high, &wide)?,
                     )
@@ -292,22 +293,17 @@ fn filter_expr(expr: &DalaExpr, types: &HashMap<&str, &ArrowType>) -> Result<Exp
     })
 }
 
-/// Column `name` of `data_type`, compared with `values`: cast to the type dala's reader
-/// compares in (see [`comparison_type`]) when one of them is a value its type does not hold
-/// exactly. Left to itself, Polars would pick a type of its own: it cuts a time to the
-/// column's unit (`ms >= TIMESTAMP '… 00:00:00.0105'`), compares a 64-bit integer with
-/// an unsigned one as floats, and turns a decimal that overflows into a null.
-fn column_expr(name: &str, data_type: &ArrowType, values: &[&Scalar]) -> Result<Expr> {
-    let wide = comparison_type(data_type, values);
-    match &wide == data_type {
-        true => Ok(col(name)),
-        false => cast_column(name, &wide),
+/// Column `name` of `data_type`, compared in the type dala's reader compares it in
+/// (`compared_in`: [`comparison_type`] with values, [`common_type`] with another column),
+/// cast to it when that is not its own. Left to itself, Polars would pick a type of its
+/// own: it cuts a time to the column's unit (`ms >= TIMESTAMP '… 00:00:00.0105'`), compares
+/// a 64-bit integer with an unsigned one as floats, and turns a decimal that overflows into
+/// a null.
+fn column_expr(name: &str, data_type: &ArrowType, compared_in: &ArrowType) -> Result<Expr> {
+    if compared_in == data_type {
+        return Ok(col(name));
     }
-}
-
-/// Column `name` cast to the Polars type of `data_type`.
-fn cast_column(name: &str, data_type: &ArrowType) -> Result<Expr> {
-    let empty = arrow::array::new_empty_array(data_type);
+    let empty = arrow::array::new_empty_array(compared_in);
     Ok(col(name).cast(series(empty)?.dtype().clone()))
 }
 
@@ -321,14 +317,6 @@ fn comparison_type(data_type: &ArrowType, values: &[&Scalar]) -> ArrowType {
         }
         wider_type(&wide, value).unwrap_or(wide)
     })
-}
-
-/// The type of a column's values (a dictionary's value type).
-fn value_type(data_type: &ArrowType) -> &ArrowType {
-    match data_type {
-        ArrowType::Dictionary(_, values) => values,
-        other => other,
-    }
 }
 
 /// `value` as a Polars literal: of `data_type` (the column it meets) where that type holds
